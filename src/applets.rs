@@ -1,0 +1,75 @@
+//! The one applet table: every name cnibox answers to, and what runs under it.
+
+use crate::cni::skel::{self, PluginFns};
+use std::io::{Read, Write};
+
+pub enum Kind {
+    /// A CNI plugin, driven by env and stdin.
+    Plugin(&'static PluginFns),
+    /// A command-line tool, driven by argv (argv[0] is the applet name).
+    Tool(fn(&[String]) -> i32),
+}
+
+pub struct Applet {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+pub static APPLETS: &[Applet] = &[
+    Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
+];
+
+/// IPAM plugins that main plugins call in-process instead of exec'ing.
+const IN_PROCESS_IPAM: &[&str] = &["host-local", "static"];
+
+pub fn find(name: &str) -> Option<&'static Applet> {
+    APPLETS.iter().find(|a| a.name == name)
+}
+
+pub fn in_process_ipam(name: &str) -> Option<&'static PluginFns> {
+    if !IN_PROCESS_IPAM.contains(&name) {
+        return None;
+    }
+    match find(name)?.kind {
+        Kind::Plugin(p) => Some(p),
+        Kind::Tool(_) => None,
+    }
+}
+
+/// Run a plugin applet against the real process environment and stdio.
+pub fn run_plugin(name: &str, plugin: &PluginFns) -> i32 {
+    let getenv = |k: &str| std::env::var(k).ok();
+    let mut read_stdin = || {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    };
+    let out = skel::dispatch(name, plugin, &getenv, &mut read_stdin);
+    if !out.stderr.is_empty() {
+        eprint!("{}", out.stderr);
+    }
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(out.stdout.as_bytes()).and_then(|_| stdout.flush()).is_err() && out.status == 0 {
+        return 1;
+    }
+    out.status
+}
+
+/// Run the applet `name` with `argv` (argv[0] is the applet's own name).
+pub fn run(applet: &Applet, argv: &[String]) -> i32 {
+    match applet.kind {
+        Kind::Plugin(p) => run_plugin(applet.name, p),
+        Kind::Tool(f) => f(argv),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in APPLETS.iter().enumerate() {
+            assert!(APPLETS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
+        }
+    }
+}

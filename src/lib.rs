@@ -1,0 +1,7 @@
+//! cnibox: the standard CNI plugins in one small static binary.
+#![forbid(unsafe_code)]
+
+pub mod applets;
+pub mod cni;
+pub mod cnitool;
+pub mod logger;

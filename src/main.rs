@@ -1,0 +1,84 @@
+//! Entry point: pick the applet from the basename of argv[0]; as `cnibox`, offer
+//! `--list`, `--version` and `cnibox <applet> …`.
+
+use argh::FromArgs;
+use cnibox::applets::{self, APPLETS};
+use cnibox::cni::CniError;
+use std::path::Path;
+
+/// cnibox: the standard CNI plugins in one binary. Link it under a plugin's name, or run `cnibox <applet>`.
+#[derive(FromArgs)]
+struct Front {
+    /// list the applets, one a line
+    #[argh(switch)]
+    list: bool,
+    /// print the version
+    #[argh(switch)]
+    version: bool,
+    /// the applet to run, then its arguments
+    #[argh(positional, greedy)]
+    rest: Vec<String>,
+}
+
+fn main() {
+    // A panic must still leave the runtime a CNI error on stdout, never an empty reply.
+    std::panic::set_hook(Box::new(|info| {
+        let e = CniError::internal(format!("cnibox internal error: {info}"));
+        println!("{}", e.to_json());
+        std::process::exit(1);
+    }));
+    cnibox::logger::init();
+    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let name = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(applet) = applets::find(&name) {
+        std::process::exit(applets::run(applet, &argv));
+    }
+    std::process::exit(front(&name, &argv));
+}
+
+fn front(name: &str, argv: &[String]) -> i32 {
+    let rest: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    // `cnibox <applet> …` runs the applet with its own name as argv[0].
+    if let Some(first) = rest.first() {
+        if let Some(applet) = applets::find(first) {
+            return applets::run(applet, &argv[1..]);
+        }
+    }
+    let cmd = if name.is_empty() { "cnibox" } else { name };
+    let front = match Front::from_args(&[cmd], &rest) {
+        Ok(f) => f,
+        Err(early) => {
+            if early.status.is_ok() {
+                print!("{}", early.output);
+                return 0;
+            }
+            eprint!("{}", early.output);
+            return 2;
+        }
+    };
+    if front.list {
+        for a in APPLETS {
+            println!("{}", a.name);
+        }
+        return 0;
+    }
+    if front.version {
+        println!("cnibox {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    match front.rest.first() {
+        Some(other) => {
+            eprintln!("cnibox: unknown applet \"{other}\"; `cnibox --list` shows the applets");
+            2
+        }
+        None => {
+            eprintln!("cnibox {}: link it under a plugin name, or run `cnibox <applet>`.", env!("CARGO_PKG_VERSION"));
+            eprintln!("applets: {}", APPLETS.iter().map(|a| a.name).collect::<Vec<_>>().join(" "));
+            0
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Shared harness for integration tests: real network namespaces, the built binary exec'd
+//! under its applet names, and cleanup on drop (also when a test fails).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The binary under test: $CNIBOX_BIN (the Makefile points it at the static release build),
+/// else the one cargo built for this test run.
+pub fn bin() -> PathBuf {
+    std::env::var_os("CNIBOX_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cnibox")))
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A name unique to this process and call, short enough for an interface name when `prefix` ≤ 5 chars.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}x{}", std::process::id() % 100_000, COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let p = std::env::temp_dir().join(unique(&format!("cnibox-{prefix}-")));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A directory holding one link per applet to the binary under test (what symlinks.sh makes).
+pub fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("cnibox-bin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create plugin dir");
+        let out = Command::new(bin()).arg("--list").output().expect("run cnibox --list");
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            std::os::unix::fs::symlink(bin(), dir.join(name)).expect("link applet");
+        }
+        dir
+    })
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(prefix: &str) -> Netns {
+        let name = unique(&format!("cbx-{prefix}-"));
+        sh(&format!("ip netns add {name}"));
+        sh(&format!("ip -n {name} link set lo up"));
+        Netns { name }
+    }
+
+    /// A namespace with loopback left down (as a runtime creates it).
+    pub fn bare(prefix: &str) -> Netns {
+        let name = unique(&format!("cbx-{prefix}-"));
+        sh(&format!("ip netns add {name}"));
+        Netns { name }
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Run a shell command inside this namespace; returns (success, stdout).
+    pub fn exec(&self, cmd: &str) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sh", "-c", cmd])
+            .output()
+            .expect("ip netns exec");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "delete", &self.name]).status();
+    }
+}
+
+/// Run a shell command, panicking with its output when it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The reply of one plugin exec.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.status, 0, "plugin failed: {self:?}");
+        self
+    }
+    /// The error code of a failed call.
+    pub fn code(&self) -> u64 {
+        assert_eq!(self.status, 1, "expected a failure: {self:?}");
+        self.json()["code"].as_u64().expect("error code")
+    }
+}
+
+fn reply(out: Output) -> Reply {
+    Reply {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Exec the applet `name` (through its link) with exactly `env` and `stdin`.
+/// With `host` set, the plugin runs inside that namespace, as if it were the node.
+pub fn plugin(name: &str, host: Option<&Netns>, env: &[(&str, &str)], stdin: &str) -> Reply {
+    let link = plugin_dir().join(name);
+    let mut cmd = match host {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name]).arg(&link);
+            c
+        }
+        None => Command::new(&link),
+    };
+    cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn plugin");
+    {
+        use std::io::Write;
+        let mut si = child.stdin.take().expect("stdin");
+        let _ = si.write_all(stdin.as_bytes());
+    }
+    reply(child.wait_with_output().expect("wait plugin"))
+}
+
+/// The standard env of a per-container call.
+pub fn cni_env<'a>(command: &'a str, cid: &'a str, netns: &'a str, ifname: &'a str) -> Vec<(&'a str, &'a str)> {
+    let path = plugin_dir().to_str().expect("utf-8 path");
+    vec![
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", cid),
+        ("CNI_NETNS", netns),
+        ("CNI_IFNAME", ifname),
+        ("CNI_PATH", path),
+    ]
+}
+
+/// Run the cnitool applet: `cnitool <verb> <net> <netns-path>` with NETCONFPATH and extra env.
+/// With `host` set, it runs inside that namespace (so bridges and rules stay there).
+pub fn cnitool(host: Option<&Netns>, confdir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Reply {
+    let link = plugin_dir().join("cnitool");
+    let mut cmd = match host {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name]).arg(&link);
+            c
+        }
+        None => Command::new(&link),
+    };
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("NETCONFPATH", confdir)
+        .env("CNI_PATH", plugin_dir());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    reply(cmd.output().expect("run cnitool"))
+}
+
+/// True when running as root; integration tests that need namespaces say so and skip otherwise.
+pub fn root() -> bool {
+    let ok = nix_uid_is_root();
+    if !ok {
+        eprintln!("skipping: needs root");
+    }
+    ok
+}
+
+fn nix_uid_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
