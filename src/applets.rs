@@ -15,9 +15,7 @@ pub struct Applet {
     pub kind: Kind,
 }
 
-pub static APPLETS: &[Applet] = &[
-    Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
-];
+pub static APPLETS: &[Applet] = &[Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) }];
 
 /// IPAM plugins that main plugins call in-process instead of exec'ing.
 const IN_PROCESS_IPAM: &[&str] = &["host-local", "static"];

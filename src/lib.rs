@@ -5,3 +5,4 @@ pub mod applets;
 pub mod cni;
 pub mod cnitool;
 pub mod logger;
+pub mod util;

@@ -1,0 +1,80 @@
+//! The result cache at `<cacheDir>/results/<net>-<cid>-<ifname>`, in libcni's `cniCacheV1` layout,
+//! so that DEL, CHECK and GC see what ADD returned (and libcni-based tools read our entries).
+
+use crate::util::base64;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+pub const KIND: &str = "cniCacheV1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub kind: String,
+    #[serde(rename = "containerId")]
+    pub container_id: String,
+    /// base64 of the list's bytes, as Go writes a []byte.
+    pub config: String,
+    #[serde(rename = "ifName")]
+    pub if_name: String,
+    #[serde(rename = "networkName")]
+    pub network_name: String,
+    #[serde(rename = "cniArgs", default, skip_serializing_if = "Vec::is_empty")]
+    pub cni_args: Vec<[String; 2]>,
+    #[serde(rename = "capabilityArgs", default, skip_serializing_if = "Map::is_empty")]
+    pub capability_args: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+impl Entry {
+    pub fn config_bytes(&self) -> Option<Vec<u8>> {
+        base64::decode(&self.config)
+    }
+}
+
+pub fn path(dir: &Path, net: &str, cid: &str, ifname: &str) -> PathBuf {
+    dir.join("results").join(format!("{net}-{cid}-{ifname}"))
+}
+
+/// Write atomically: a crash never leaves a half-written entry.
+pub fn store(dir: &Path, entry: &Entry) -> Result<(), String> {
+    let file = path(dir, &entry.network_name, &entry.container_id, &entry.if_name);
+    let parent = file.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+    let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), entry.container_id));
+    use std::os::unix::fs::OpenOptionsExt;
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &file)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("failed to set network \"{}\" cached result: {e}", entry.network_name)
+    })
+}
+
+pub fn load(dir: &Path, net: &str, cid: &str, ifname: &str) -> Option<Entry> {
+    let bytes = std::fs::read(path(dir, net, cid, ifname)).ok()?;
+    serde_json::from_slice::<Entry>(&bytes).ok().filter(|e| e.kind == KIND)
+}
+
+pub fn remove(dir: &Path, net: &str, cid: &str, ifname: &str) {
+    let _ = std::fs::remove_file(path(dir, net, cid, ifname));
+}
+
+/// Every cached attachment of network `net`.
+pub fn list(dir: &Path, net: &str) -> Vec<Entry> {
+    let Ok(entries) = std::fs::read_dir(dir.join("results")) else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{net}-")))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Entry>(&b).ok())
+        .filter(|e| e.kind == KIND && e.network_name == net)
+        .collect()
+}

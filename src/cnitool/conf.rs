@@ -1,0 +1,147 @@
+//! Loading network configurations the way libcni does: `.conflist` files first (sorted),
+//! then single `.conf`/`.json` files, which become one-plugin lists.
+
+use crate::cni::SpecVersion;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct ConfList {
+    pub name: String,
+    /// The version every plugin is called with.
+    pub cni_version: String,
+    pub disable_check: bool,
+    pub disable_gc: bool,
+    pub plugins: Vec<Map<String, Value>>,
+    /// The list as bytes, cached with each attachment.
+    pub bytes: Vec<u8>,
+}
+
+impl ConfList {
+    pub fn from_bytes(bytes: &[u8]) -> Result<ConfList, String> {
+        let raw: Map<String, Value> =
+            serde_json::from_slice(bytes).map_err(|e| format!("error parsing configuration list: {e}"))?;
+        let name = raw.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        if name.is_empty() {
+            return Err("error parsing configuration list: no name".into());
+        }
+        let plugins: Vec<Map<String, Value>> = match raw.get("plugins") {
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|p| {
+                    p.as_object()
+                        .cloned()
+                        .ok_or_else(|| "error parsing configuration list: plugin is not an object".to_string())
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err("error parsing configuration list: no 'plugins' key".into()),
+        };
+        if plugins.is_empty() {
+            return Err("error parsing configuration list: no plugins in list".into());
+        }
+        for (i, p) in plugins.iter().enumerate() {
+            if p.get("type").and_then(Value::as_str).unwrap_or_default().is_empty() {
+                return Err(format!("error parsing configuration list: plugin {i} is missing 'type'"));
+            }
+        }
+        let flag = |k: &str| raw.get(k).and_then(Value::as_bool).unwrap_or(false);
+        Ok(ConfList {
+            cni_version: pick_version(&raw),
+            name,
+            disable_check: flag("disableCheck"),
+            disable_gc: flag("disableGC"),
+            plugins,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// A single plugin config becomes a one-plugin list.
+    pub fn from_single(bytes: &[u8]) -> Result<ConfList, String> {
+        let raw: Map<String, Value> =
+            serde_json::from_slice(bytes).map_err(|e| format!("error parsing configuration: {e}"))?;
+        let mut list = Map::new();
+        list.insert("name".into(), raw.get("name").cloned().unwrap_or(Value::Null));
+        list.insert("cniVersion".into(), raw.get("cniVersion").cloned().unwrap_or(Value::String(String::new())));
+        list.insert("plugins".into(), Value::Array(vec![Value::Object(raw)]));
+        let bytes = serde_json::to_vec(&list).map_err(|e| e.to_string())?;
+        ConfList::from_bytes(&bytes)
+    }
+
+    pub fn version(&self) -> Option<SpecVersion> {
+        SpecVersion::parse(&self.cni_version)
+    }
+
+    /// True when the list's version is at least `min` (unknown versions count as new).
+    pub fn at_least(&self, min: SpecVersion) -> bool {
+        self.version().is_none_or(|v| v >= min)
+    }
+}
+
+/// `cniVersion`, or the highest version in `cniVersion` ∪ `cniVersions` that we speak.
+fn pick_version(raw: &Map<String, Value>) -> String {
+    let main = raw.get("cniVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut best = SpecVersion::parse(&main).filter(|_| !main.is_empty());
+    if let Some(Value::Array(list)) = raw.get("cniVersions") {
+        for v in list.iter().filter_map(Value::as_str).filter_map(SpecVersion::parse) {
+            if best.is_none_or(|b| v > b) {
+                best = Some(v);
+            }
+        }
+    }
+    best.map(|v| v.as_str().to_string()).unwrap_or(main)
+}
+
+fn files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("reading {}: {e}", dir.display())),
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e)))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Find the network `name` in `dir`.
+pub fn load(dir: &Path, name: &str) -> Result<ConfList, String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("error reading {}: {e}", p.display()));
+    for f in files(dir, &["conflist"])? {
+        let list = ConfList::from_bytes(&read(&f)?).map_err(|e| format!("{}: {e}", f.display()))?;
+        if list.name == name {
+            return Ok(list);
+        }
+    }
+    for f in files(dir, &["conf", "json"])? {
+        let bytes = read(&f)?;
+        let raw: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", f.display()))?;
+        if raw.get("name").and_then(Value::as_str) == Some(name) {
+            return ConfList::from_single(&bytes).map_err(|e| format!("{}: {e}", f.display()));
+        }
+    }
+    Err(format!("no net configuration with name \"{name}\" in {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_parsing() {
+        let l = ConfList::from_bytes(
+            br#"{"cniVersion":"0.4.0","cniVersions":["1.0.0","9.9.9"],"name":"n","disableCheck":true,"plugins":[{"type":"loopback"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(l.cni_version, "1.0.0");
+        assert!(l.disable_check);
+        assert!(ConfList::from_bytes(br#"{"name":"n","plugins":[]}"#).is_err());
+        assert!(ConfList::from_bytes(br#"{"name":"n","plugins":[{}]}"#).is_err());
+        assert!(ConfList::from_bytes(br#"{"plugins":[{"type":"x"}]}"#).is_err());
+        let s = ConfList::from_single(br#"{"cniVersion":"0.2.0","name":"lo","type":"loopback"}"#).unwrap();
+        assert_eq!((s.name.as_str(), s.cni_version.as_str(), s.plugins.len()), ("lo", "0.2.0", 1));
+    }
+}

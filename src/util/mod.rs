@@ -1,0 +1,3 @@
+//! Small self-contained helpers.
+pub mod base64;
+pub mod sha512;
