@@ -19,6 +19,8 @@ pub struct Entry {
     pub if_name: String,
     #[serde(rename = "networkName")]
     pub network_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub netns: String,
     #[serde(rename = "cniArgs", default, skip_serializing_if = "Vec::is_empty")]
     pub cni_args: Vec<[String; 2]>,
     #[serde(rename = "capabilityArgs", default, skip_serializing_if = "Map::is_empty")]

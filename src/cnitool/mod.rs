@@ -226,6 +226,7 @@ fn add(list: &ConfList, rt: &Runtime) -> Result<Value, String> {
             config: crate::util::base64::encode(&list.bytes),
             if_name: rt.ifname.clone(),
             network_name: list.name.clone(),
+            netns: rt.netns.clone(),
             cni_args: rt.args.clone(),
             capability_args: rt.cap_args.clone(),
             result: Some(result.clone()),
@@ -285,7 +286,7 @@ struct Attachment {
     ifname: String,
 }
 
-/// libcni's GC: DEL every cached attachment not in `valid` (with its cached config and args),
+/// libcni's GC: DEL every cached attachment not in `valid` (with its cached netns, config and args),
 /// then, from 1.1.0 on, send GC with the valid set to every plugin. All errors are reported.
 fn gc(list: &ConfList, rt: &Runtime, valid: &[Attachment]) -> Result<(), String> {
     let mut errors = Vec::new();
@@ -298,7 +299,7 @@ fn gc(list: &ConfList, rt: &Runtime, valid: &[Attachment]) -> Result<(), String>
             entry.config_bytes().and_then(|b| ConfList::from_bytes(&b).ok()).unwrap_or_else(|| list.clone());
         let stale = Runtime {
             container_id: entry.container_id.clone(),
-            netns: String::new(),
+            netns: entry.netns.clone(),
             ifname: entry.if_name.clone(),
             args: entry.cni_args.clone(),
             cap_args: entry.capability_args.clone(),

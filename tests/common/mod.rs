@@ -214,3 +214,68 @@ fn nix_uid_is_root() -> bool {
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false)
 }
+
+/// The libcni client (tests/libcni/main.go), built once per test process against Debian's
+/// libcni source in GOPATH mode. None when Go or libcni is missing, unless the run requires it
+/// (CNIBOX_REQUIRE_LIBCNI=1, as `make test` sets), in which case that is a failure.
+pub fn libcni_client() -> Option<&'static Path> {
+    static CLIENT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libcni");
+            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("libcni-client-{}", std::process::id()));
+            let gopath = "/usr/share/gocode";
+            let have = Path::new("/usr/bin/go").exists()
+                && Path::new(gopath).join("src/github.com/containernetworking/cni/libcni").exists();
+            let required = std::env::var("CNIBOX_REQUIRE_LIBCNI").is_ok_and(|v| v == "1");
+            if !have {
+                assert!(!required, "libcni client required but go or golang-github-appc-cni-dev is missing");
+                eprintln!("skipping libcni checks: go or golang-github-appc-cni-dev missing");
+                return None;
+            }
+            let gocache = std::env::temp_dir().join("cnibox-gocache");
+            let st = Command::new("go")
+                .args(["build", "-o"])
+                .arg(&out)
+                .arg(".")
+                .current_dir(&src)
+                .env("GOPATH", gopath)
+                .env("GO111MODULE", "off")
+                .env("GOCACHE", &gocache)
+                .env("GOFLAGS", "")
+                .status()
+                .expect("run go build");
+            assert!(st.success(), "building the libcni client failed");
+            Some(out)
+        })
+        .as_deref()
+}
+
+/// Run the libcni client: `<verb> <confdir> <net> <netns> <cachedir>`, with CNI_PATH `cni_path`.
+pub fn libcni(
+    host: Option<&Netns>,
+    client: &Path,
+    verb: &str,
+    confdir: &Path,
+    net: &str,
+    netns: &str,
+    cache: &Path,
+    cni_path: &str,
+) -> Reply {
+    let mut cmd = match host {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name]).arg(client);
+            c
+        }
+        None => Command::new(client),
+    };
+    cmd.args([verb]).arg(confdir).args([net, netns]).arg(cache);
+    cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env("CNI_PATH", cni_path);
+    reply(cmd.output().expect("run libcni client"))
+}
+
+/// Write `conf` as `<dir>/<file>`.
+pub fn write_conf(dir: &Path, file: &str, conf: &serde_json::Value) {
+    std::fs::write(dir.join(file), serde_json::to_vec_pretty(conf).expect("json")).expect("write conf");
+}

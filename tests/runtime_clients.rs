@@ -1,0 +1,111 @@
+//! loopback driven by real runtime clients: libcni itself (as containerd, CRI-O and podman
+//! call plugins) and the cnitool applet, compared with the reference plugin.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+
+fn conflist(dir: &std::path::Path, version: &str) -> String {
+    let name = format!("lo-{}", version.replace('.', ""));
+    write_conf(dir, &format!("{name}.conflist"), &json!({"cniVersion": version, "name": name, "plugins": [{"type": "loopback"}]}));
+    name
+}
+
+/// The part of a loopback result that must match the reference's.
+fn essence(v: &Value) -> Value {
+    if let Some(ip4) = v.get("ip4") {
+        return json!({"ip4": ip4["ip"], "ip6": v.get("ip6").map(|i| i["ip"].clone())});
+    }
+    let ips: Vec<Value> = v["ips"].as_array().unwrap().iter().map(|i| json!([i["address"], i["interface"], i.get("version")])).collect();
+    let ifs: Vec<Value> = v["interfaces"].as_array().unwrap().iter().map(|i| json!([i["name"], i["mac"]])).collect();
+    json!({"cniVersion": v["cniVersion"], "ips": ips, "interfaces": ifs})
+}
+
+#[test]
+fn libcni_drives_loopback_like_the_reference() {
+    if !root() {
+        return;
+    }
+    let Some(client) = libcni_client() else { return };
+    let reference = std::path::Path::new("/usr/lib/cni/loopback").exists();
+    let conf = TempDir::new("libcni-conf");
+    let cache = TempDir::new("libcni-cache");
+    let ours = plugin_dir().to_str().unwrap().to_string();
+    for version in ["0.2.0", "0.3.1", "0.4.0", "1.0.0"] {
+        let net = conflist(conf.path(), version);
+        let ns = Netns::bare("lcni");
+        let r = libcni(None, client, "add", conf.path(), &net, &ns.path(), cache.path(), &ours);
+        r.ok();
+        let got = r.json();
+        assert_eq!(got["cniVersion"], version);
+        assert!(ns.exec("ip link show lo").1.contains("UP"), "lo is not up at {version}");
+        if version >= "0.3.0" {
+            assert_eq!(got["interfaces"][0]["name"], "lo");
+            assert_eq!(got["interfaces"][0]["sandbox"], ns.path());
+        } else {
+            assert_eq!(got["ip4"]["ip"], "127.0.0.1/8");
+        }
+        if version >= "0.4.0" {
+            libcni(None, client, "check", conf.path(), &net, &ns.path(), cache.path(), &ours).ok();
+        }
+        libcni(None, client, "del", conf.path(), &net, &ns.path(), cache.path(), &ours).ok();
+        assert!(!ns.exec("ip link show lo").1.contains(",UP"), "lo is still up at {version}");
+
+        if reference {
+            let ns2 = Netns::bare("lref");
+            let r = libcni(None, client, "add", conf.path(), &net, &ns2.path(), cache.path(), "/usr/lib/cni");
+            r.ok();
+            assert_eq!(essence(&got), essence(&r.json()), "results differ from the reference at {version}");
+            libcni(None, client, "del", conf.path(), &net, &ns2.path(), cache.path(), "/usr/lib/cni").ok();
+        }
+    }
+}
+
+#[test]
+fn cnitool_applet_covers_every_version_with_gc_and_status() {
+    if !root() {
+        return;
+    }
+    let conf = TempDir::new("cnitool-conf");
+    let cache = TempDir::new("cnitool-cache");
+    let cache_env = [("CNI_CACHE_DIR", cache.path().to_str().unwrap())];
+    for version in ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
+        let net = conflist(conf.path(), version);
+        let ns = Netns::bare("ctool");
+        let r = cnitool(None, conf.path(), &["add", &net, &ns.path()], &cache_env);
+        r.ok();
+        assert_eq!(r.json()["cniVersion"], version);
+        assert!(ns.exec("ip link show lo").1.contains("UP"));
+        if version >= "0.4.0" {
+            cnitool(None, conf.path(), &["check", &net, &ns.path()], &cache_env).ok();
+        } else {
+            let r = cnitool(None, conf.path(), &["check", &net, &ns.path()], &cache_env);
+            assert_eq!(r.status, 1);
+            assert!(r.stderr.contains("does not support the CHECK command"), "{r:?}");
+        }
+        if version == "1.1.0" {
+            cnitool(None, conf.path(), &["status", &net], &cache_env).ok();
+            // gc with this attachment valid keeps it; without, it is deleted through its cached config
+            let cid = std::fs::read_dir(cache.path().join("results")).unwrap().count();
+            assert_eq!(cid, 1);
+            cnitool(None, conf.path(), &["gc", &net], &cache_env).ok();
+            assert_eq!(std::fs::read_dir(cache.path().join("results")).unwrap().count(), 0);
+            assert!(!ns.exec("ip link show lo").1.contains(",UP"), "gc did not delete the stale attachment");
+            continue;
+        }
+        cnitool(None, conf.path(), &["del", &net, &ns.path()], &cache_env).ok();
+        // DEL twice succeeds
+        cnitool(None, conf.path(), &["del", &net, &ns.path()], &cache_env).ok();
+    }
+}
+
+#[test]
+fn cnitool_reports_plugin_errors() {
+    let conf = TempDir::new("cnitool-err");
+    write_conf(conf.path(), "x.conflist", &json!({"cniVersion":"1.0.0","name":"x","plugins":[{"type":"no-such-plugin"}]}));
+    let r = cnitool(None, conf.path(), &["add", "x", "/run/netns/none"], &[]);
+    assert_eq!(r.status, 1);
+    assert!(r.stderr.contains("failed to find plugin \"no-such-plugin\""), "{r:?}");
+    let r = cnitool(None, conf.path(), &["add", "missing", "/run/netns/none"], &[]);
+    assert!(r.stderr.contains("no net configuration with name \"missing\""), "{r:?}");
+}
