@@ -17,6 +17,8 @@ pub struct Applet {
 
 pub static APPLETS: &[Applet] = &[
     Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
+    Applet { name: "host-local", kind: Kind::Plugin(&crate::plugins::host_local::PLUGIN) },
+    Applet { name: "static", kind: Kind::Plugin(&crate::plugins::static_ipam::PLUGIN) },
 ];
 
 /// IPAM plugins that main plugins call in-process instead of exec'ing.

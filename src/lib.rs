@@ -4,4 +4,6 @@
 pub mod applets;
 pub mod cni;
 pub mod cnitool;
+pub mod ipam;
 pub mod logger;
+pub mod plugins;
