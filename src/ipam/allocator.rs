@@ -162,7 +162,10 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn set(ranges: &[(&str, Option<&str>, Option<&str>, Option<&str>)]) -> RangeSet {
+    /// subnet, rangeStart, rangeEnd, gateway
+    type R<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+    fn set(ranges: &[R<'_>]) -> RangeSet {
         let confs: Vec<RangeConf> = ranges
             .iter()
             .map(|(s, a, b, g)| RangeConf {

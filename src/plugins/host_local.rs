@@ -232,3 +232,55 @@ fn status(inv: &Invocation) -> Result<(), CniError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::args::CniArgs;
+    use crate::cni::config::NetConf;
+    use crate::cni::{Command, SpecVersion, delegate};
+
+    fn inv(stdin: &str, cid: &str) -> Invocation {
+        Invocation {
+            command: Command::Add,
+            container_id: cid.to_string(),
+            netns: None,
+            ifname: "eth0".to_string(),
+            args: CniArgs::default(),
+            args_raw: String::new(),
+            path: Vec::new(),
+            stdin: stdin.as_bytes().to_vec(),
+            version: SpecVersion::V1_0_0,
+            conf: NetConf::parse(stdin.as_bytes()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn main_plugins_delegate_in_process() {
+        let dir = std::env::temp_dir().join(format!("cnibox-hl-deleg-{}", std::process::id()));
+        let stdin = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "deleg", "type": "bridge",
+            "ipam": {"type": "host-local", "dataDir": dir, "subnet": "10.9.0.0/24"}
+        })
+        .to_string();
+        let i = inv(&stdin, "c1");
+        let r = delegate::ipam::add(&i);
+        let check = delegate::ipam::check(&i);
+        let del = delegate::ipam::del(&i);
+        let after = delegate::ipam::check(&i);
+        let _ = std::fs::remove_dir_all(&dir);
+        let r = r.unwrap();
+        assert_eq!(r.ips[0].address.to_string(), "10.9.0.2/24");
+        assert_eq!(r.ips[0].gateway, Some("10.9.0.1".parse().unwrap()));
+        assert!(check.is_ok() && del.is_ok());
+        assert_eq!(after.unwrap_err().msg, "host-local: Failed to find address added by container c1");
+
+        let stdin = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "deleg", "type": "bridge",
+            "ipam": {"type": "static", "addresses": [{"address": "10.8.0.3/24"}]}
+        })
+        .to_string();
+        let r = delegate::ipam::add(&inv(&stdin, "c1")).unwrap();
+        assert_eq!(r.ips[0].address.to_string(), "10.8.0.3/24");
+    }
+}
