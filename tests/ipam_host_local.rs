@@ -329,3 +329,38 @@ fn crash_mid_reservation_leaves_no_partial_file() {
         assert!(only_bookkeeping(&store_files(&dir)), "{point}: {:?}", store_files(&dir));
     }
 }
+
+#[test]
+fn adds_racing_dels_lose_nothing() {
+    let t = TempDir::new("hl-race");
+    let stdin = conf("1.0.0", "race", ipam(t.path(), json!({"ranges": [[{"subnet": "10.4.0.0/26"}]]})));
+    for i in 0..30 {
+        add(&format!("old{i}"), &stdin).ok();
+    }
+    let _ = plugin_dir();
+    let handles: Vec<_> = (0..60)
+        .map(|i| {
+            let stdin = stdin.clone();
+            std::thread::spawn(move || {
+                if i % 2 == 0 { del(&format!("old{}", i / 2), &stdin) } else { add(&format!("new{}", i / 2), &stdin) }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.join().unwrap();
+        r.ok();
+        if i % 2 == 1 {
+            assert!(seen.insert(first_ip(&r.json())), "duplicate address");
+        }
+    }
+    // Exactly the 30 new reservations are left, at the addresses handed out.
+    let dir = t.path().join("race");
+    let left: HashSet<String> = store_files(&dir)
+        .into_iter()
+        .filter(|f| f.parse::<std::net::IpAddr>().is_ok())
+        .inspect(|f| assert!(std::fs::read_to_string(dir.join(f)).unwrap().starts_with("new"), "{f}"))
+        .map(|f| format!("{f}/26"))
+        .collect();
+    assert_eq!(left, seen);
+}
