@@ -15,7 +15,11 @@ pub struct Applet {
     pub kind: Kind,
 }
 
-pub static APPLETS: &[Applet] = &[Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) }];
+pub static APPLETS: &[Applet] = &[
+    Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
+    Applet { name: "host-local", kind: Kind::Plugin(&crate::plugins::host_local::PLUGIN) },
+    Applet { name: "static", kind: Kind::Plugin(&crate::plugins::static_ipam::PLUGIN) },
+];
 
 /// IPAM plugins that main plugins call in-process instead of exec'ing.
 const IN_PROCESS_IPAM: &[&str] = &["host-local", "static"];

@@ -4,5 +4,7 @@
 pub mod applets;
 pub mod cni;
 pub mod cnitool;
+pub mod ipam;
 pub mod logger;
+pub mod plugins;
 pub mod util;

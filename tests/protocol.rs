@@ -62,14 +62,32 @@ fn bad_input_gets_the_reference_codes() {
     let cases: &[(&str, Vec<(&str, &str)>, &str, u64, &str)] = &[
         ("malformed json", env.clone(), "{nope", 6, "error unmarshall network config"),
         ("missing name", env.clone(), r#"{"cniVersion":"1.0.0","type":"loopback"}"#, 7, "missing network name"),
-        ("bad name", env.clone(), r#"{"cniVersion":"1.0.0","name":"a b"}"#, 7, "invalid characters found in network name"),
+        (
+            "bad name",
+            env.clone(),
+            r#"{"cniVersion":"1.0.0","name":"a b"}"#,
+            7,
+            "invalid characters found in network name",
+        ),
         ("unsupported version", env.clone(), r#"{"cniVersion":"0.9.0","name":"n"}"#, 1, "incompatible CNI versions"),
         ("bad container id", cni_env("ADD", "bad/id", ns, "eth0"), CONF, 4, "invalid characters in containerID"),
         ("bad ifname", cni_env("ADD", "c1", ns, "eth0:1"), CONF, 4, "interface name contains / or : or whitespace"),
         ("long ifname", cni_env("ADD", "c1", ns, "abcdefghijklmnop"), CONF, 4, "interface name is too long"),
         ("unknown command", cni_env("FROB", "c1", ns, "eth0"), CONF, 4, "unknown CNI_COMMAND: FROB"),
-        ("missing env", vec![("CNI_COMMAND", "ADD")], CONF, 4, "required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME,CNI_PATH] missing"),
-        ("check below 0.4.0", cni_env("CHECK", "c1", ns, "eth0"), r#"{"cniVersion":"0.3.1","name":"n"}"#, 1, "config version does not allow CHECK"),
+        (
+            "missing env",
+            vec![("CNI_COMMAND", "ADD")],
+            CONF,
+            4,
+            "required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME,CNI_PATH] missing",
+        ),
+        (
+            "check below 0.4.0",
+            cni_env("CHECK", "c1", ns, "eth0"),
+            r#"{"cniVersion":"0.3.1","name":"n"}"#,
+            1,
+            "config version does not allow CHECK",
+        ),
     ];
     for (what, env, stdin, code, msg) in cases {
         let r = plugin("loopback", None, env, stdin);

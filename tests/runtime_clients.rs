@@ -7,7 +7,11 @@ use serde_json::{Value, json};
 
 fn conflist(dir: &std::path::Path, version: &str) -> String {
     let name = format!("lo-{}", version.replace('.', ""));
-    write_conf(dir, &format!("{name}.conflist"), &json!({"cniVersion": version, "name": name, "plugins": [{"type": "loopback"}]}));
+    write_conf(
+        dir,
+        &format!("{name}.conflist"),
+        &json!({"cniVersion": version, "name": name, "plugins": [{"type": "loopback"}]}),
+    );
     name
 }
 
@@ -16,7 +20,8 @@ fn essence(v: &Value) -> Value {
     if let Some(ip4) = v.get("ip4") {
         return json!({"ip4": ip4["ip"], "ip6": v.get("ip6").map(|i| i["ip"].clone())});
     }
-    let ips: Vec<Value> = v["ips"].as_array().unwrap().iter().map(|i| json!([i["address"], i["interface"], i.get("version")])).collect();
+    let ips: Vec<Value> =
+        v["ips"].as_array().unwrap().iter().map(|i| json!([i["address"], i["interface"], i.get("version")])).collect();
     let ifs: Vec<Value> = v["interfaces"].as_array().unwrap().iter().map(|i| json!([i["name"], i["mac"]])).collect();
     json!({"cniVersion": v["cniVersion"], "ips": ips, "interfaces": ifs})
 }
@@ -102,7 +107,11 @@ fn cnitool_applet_covers_every_version_with_gc_and_status() {
 #[test]
 fn cnitool_reports_plugin_errors() {
     let conf = TempDir::new("cnitool-err");
-    write_conf(conf.path(), "x.conflist", &json!({"cniVersion":"1.0.0","name":"x","plugins":[{"type":"no-such-plugin"}]}));
+    write_conf(
+        conf.path(),
+        "x.conflist",
+        &json!({"cniVersion":"1.0.0","name":"x","plugins":[{"type":"no-such-plugin"}]}),
+    );
     let r = cnitool(None, conf.path(), &["add", "x", "/run/netns/none"], &[]);
     assert_eq!(r.status, 1);
     assert!(r.stderr.contains("failed to find plugin \"no-such-plugin\""), "{r:?}");

@@ -1,0 +1,422 @@
+//! The host-local on-disk store, file for file the reference's, so that cnibox and the Go
+//! plugin can share a node:
+//!
+//! - `<dataDir>/<network>/` (mode 0755) holds one file per reserved address, named by the
+//!   address's text (`10.1.0.5`, `2001:db8::5`), containing `<containerID>\r\n<ifname>` with
+//!   no trailing newline (legacy files hold only the container ID);
+//! - `last_reserved_ip.<N>` holds the last address reserved from range set N;
+//! - `lock` is flock'ed exclusively around every allocation and release.
+//!
+//! Beyond the reference, a reservation appears atomically: the content is written to a
+//! temp file in the same directory and synced, then hard-linked to the address's name
+//! (EEXIST means taken), then the temp is removed. A crash therefore never leaves an
+//! empty or partial reservation. Temp files are only ever written while the lock is held,
+//! so any temp file seen under the lock is stale; release and GC remove them. Their names
+//! start with a dot and never parse as an address, so the Go plugin ignores them (and its
+//! release, which matches on content, removes them like a reservation of the same owner).
+
+use super::IpamError;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+pub const LINE_BREAK: &str = "\r\n";
+const LAST_IP_PREFIX: &str = "last_reserved_ip.";
+const LOCK_FILE: &str = "lock";
+const TEMP_PREFIX: &str = ".cnibox-tmp.";
+
+/// Who holds a reservation: a container ID and, except in legacy files, an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub id: String,
+    pub ifname: Option<String>,
+}
+
+impl Owner {
+    /// Read the content of a reservation file.
+    pub fn parse(content: &str) -> Owner {
+        match content.trim().split_once(LINE_BREAK) {
+            Some((id, ifname)) => Owner { id: id.to_string(), ifname: Some(ifname.to_string()) },
+            None => Owner { id: content.trim().to_string(), ifname: None },
+        }
+    }
+}
+
+/// The exact content of a reservation file for (`id`, `ifname`).
+pub fn content(id: &str, ifname: &str) -> String {
+    format!("{}{LINE_BREAK}{ifname}", id.trim())
+}
+
+/// One reservation on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub ip: IpAddr,
+    pub owner: Owner,
+}
+
+/// Test hook: when the environment has `CNIBOX_FAULT=<point>`, the process kills itself with
+/// SIGKILL at that point, so tests can prove that a crash there leaves the store consistent.
+/// Points: `ipam-after-write` (temp file written and synced, not yet linked to the address's
+/// name) and `ipam-after-link` (address file in place, temp file not yet removed).
+fn fault(point: &str) {
+    if std::env::var_os("CNIBOX_FAULT").is_some_and(|v| v == point) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// A network's directory in the store, with its lock file open.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    lock: File,
+}
+
+impl Store {
+    /// Open (creating as needed) `<data_dir>/<network>` and its lock file.
+    pub fn open(data_dir: &Path, network: &str) -> Result<Store, IpamError> {
+        let dir = data_dir.join(network);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| IpamError::store("mkdir", &dir, e))?;
+        let path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .or_else(|_| File::open(&path))
+            .map_err(|e| IpamError::store("open", &path, e))?;
+        Ok(Store { dir, lock })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Take the exclusive lock; it is released when the guard drops.
+    pub fn lock(&self) -> Result<Locked<'_>, IpamError> {
+        self.lock.lock().map_err(|e| IpamError::store("lock", self.dir.join(LOCK_FILE), e))?;
+        Ok(Locked { store: self })
+    }
+}
+
+/// The store with its lock held: every read and write goes through here.
+#[derive(Debug)]
+pub struct Locked<'a> {
+    store: &'a Store,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.lock.unlock();
+    }
+}
+
+/// A plain file of the store directory.
+struct Entry {
+    name: String,
+    path: PathBuf,
+}
+
+impl Locked<'_> {
+    fn dir(&self) -> &Path {
+        &self.store.dir
+    }
+
+    fn temp_path(&self, suffix: &str) -> PathBuf {
+        self.dir().join(format!("{TEMP_PREFIX}{}{suffix}", std::process::id()))
+    }
+
+    fn entries(&self) -> Result<Vec<Entry>, IpamError> {
+        let rd = fs::read_dir(self.dir()).map_err(|e| IpamError::store("read directory", self.dir(), e))?;
+        let mut out = Vec::new();
+        for ent in rd.flatten() {
+            if !ent.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            if let Ok(name) = ent.file_name().into_string() {
+                out.push(Entry { name, path: ent.path() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every reservation: each file whose name is an address.
+    pub fn reservations(&self) -> Result<Vec<Reservation>, IpamError> {
+        let mut out = Vec::new();
+        for e in self.entries()? {
+            let Ok(ip) = e.name.parse::<IpAddr>() else { continue };
+            let Ok(bytes) = fs::read(&e.path) else { continue };
+            out.push(Reservation { ip, owner: Owner::parse(&String::from_utf8_lossy(&bytes)) });
+        }
+        Ok(out)
+    }
+
+    /// Reserve `ip` for (`id`, `ifname`) and remember it as range set `range_id`'s last.
+    /// `Ok(false)` when the address is already taken.
+    pub fn reserve(&self, id: &str, ifname: &str, ip: IpAddr, range_id: usize) -> Result<bool, IpamError> {
+        let name = self.dir().join(ip.to_string());
+        if fs::symlink_metadata(&name).is_ok() {
+            return Ok(false);
+        }
+        let temp = self.temp_path("");
+        write_synced(&temp, content(id, ifname).as_bytes(), 0o600)?;
+        fault("ipam-after-write");
+        let linked = match fs::hard_link(&temp, &name) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            // A filesystem without hard links: fall back to an exclusive create.
+            Err(e) if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::PermissionDenied) => {
+                create_exclusive(&name, content(id, ifname).as_bytes())
+            }
+            Err(e) => Err(IpamError::store("link", &name, e)),
+        };
+        if linked.as_ref().is_ok_and(|l| *l) {
+            fault("ipam-after-link");
+        }
+        let _ = fs::remove_file(&temp);
+        if !linked? {
+            return Ok(false);
+        }
+        if let Ok(d) = File::open(self.dir()) {
+            let _ = d.sync_all();
+        }
+        let last = self.dir().join(format!("{LAST_IP_PREFIX}{range_id}"));
+        let temp = self.temp_path(".last");
+        write_synced(&temp, ip.to_string().as_bytes(), 0o644)?;
+        fs::rename(&temp, &last).map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            IpamError::store("rename", &last, e)
+        })?;
+        Ok(true)
+    }
+
+    /// The last address reserved from range set `range_id`, if recorded and readable.
+    pub fn last_reserved(&self, range_id: usize) -> Option<IpAddr> {
+        let text = fs::read_to_string(self.dir().join(format!("{LAST_IP_PREFIX}{range_id}"))).ok()?;
+        text.trim().parse::<IpAddr>().ok().map(super::canonical_ip)
+    }
+
+    /// `ip` has a reservation file.
+    pub fn is_reserved(&self, ip: IpAddr) -> bool {
+        fs::symlink_metadata(self.dir().join(ip.to_string())).is_ok()
+    }
+
+    /// The addresses held by (`id`, `ifname`), or by `id` in a legacy file.
+    pub fn get_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, IpamError> {
+        let id = id.trim();
+        Ok(self
+            .reservations()?
+            .into_iter()
+            .filter(|r| r.owner.id == id && r.owner.ifname.as_deref().is_none_or(|i| i == ifname))
+            .map(|r| r.ip)
+            .collect())
+    }
+
+    /// Whether (`id`, `ifname`) holds any address (or `id` a legacy one).
+    pub fn find_by_id(&self, id: &str, ifname: &str) -> Result<bool, IpamError> {
+        Ok(!self.get_by_id(id, ifname)?.is_empty())
+    }
+
+    /// Delete every file holding exactly (`id`, `ifname`); if there is none, every legacy
+    /// file holding `id`. Stale temp files go too. Deletion is best effort, as in the
+    /// reference: a file that cannot be read or removed is skipped.
+    pub fn release_by_id(&self, id: &str, ifname: &str) -> Result<usize, IpamError> {
+        self.remove_stale_temps()?;
+        let exact = content(id, ifname);
+        let n = self.remove_matching(|c| c == exact)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        self.remove_matching(|c| c == id.trim())
+    }
+
+    fn remove_matching(&self, matches: impl Fn(&str) -> bool) -> Result<usize, IpamError> {
+        let mut n = 0;
+        for e in self.entries()? {
+            if e.name == LOCK_FILE || e.name.starts_with(LAST_IP_PREFIX) {
+                continue;
+            }
+            let Ok(bytes) = fs::read(&e.path) else { continue };
+            if matches(String::from_utf8_lossy(&bytes).trim()) && fs::remove_file(&e.path).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Remove temp files left by a process that died while reserving.
+    pub fn remove_stale_temps(&self) -> Result<(), IpamError> {
+        for e in self.entries()? {
+            if e.name.starts_with(TEMP_PREFIX) {
+                let _ = fs::remove_file(&e.path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove every reservation whose owner `keep` rejects; returns the addresses released.
+    pub fn retain(&self, keep: impl Fn(&Owner) -> bool) -> Result<Vec<IpAddr>, IpamError> {
+        self.remove_stale_temps()?;
+        let mut released = Vec::new();
+        for r in self.reservations()? {
+            if !keep(&r.owner) {
+                let path = self.dir().join(r.ip.to_string());
+                fs::remove_file(&path).map_err(|e| IpamError::store("remove", &path, e))?;
+                released.push(r.ip);
+            }
+        }
+        Ok(released)
+    }
+
+    /// Prove the directory is writable: create, sync and remove a temp file.
+    pub fn probe_writable(&self) -> Result<(), IpamError> {
+        let temp = self.temp_path(".probe");
+        write_synced(&temp, b"", 0o600)?;
+        fs::remove_file(&temp).map_err(|e| IpamError::store("remove", &temp, e))
+    }
+}
+
+fn write_synced(path: &Path, data: &[u8], mode: u32) -> Result<(), IpamError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| IpamError::store("create", path, e))?;
+    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| {
+        let _ = fs::remove_file(path);
+        IpamError::store("write", path, e)
+    })
+}
+
+fn create_exclusive(path: &Path, data: &[u8]) -> Result<bool, IpamError> {
+    let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(IpamError::store("create", path, e)),
+    };
+    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| {
+        let _ = fs::remove_file(path);
+        IpamError::store("write", path, e)
+    })?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    pub(crate) struct Tmp(pub PathBuf);
+    impl Tmp {
+        pub(crate) fn new(tag: &str) -> Tmp {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let p = std::env::temp_dir().join(format!("cnibox-unit-{tag}-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&p);
+            Tmp(p)
+        }
+    }
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn format_is_the_references() {
+        let t = Tmp::new("fmt");
+        let s = Store::open(&t.0, "net1").unwrap();
+        let dir = t.0.join("net1");
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o755);
+        let l = s.lock().unwrap();
+        assert!(l.reserve(" c1 ", "eth0", ip("10.0.0.2"), 0).unwrap());
+        assert!(l.reserve("c1", "eth1", ip("2001:db8::2"), 1).unwrap());
+        assert!(!l.reserve("c2", "eth0", ip("10.0.0.2"), 0).unwrap());
+        assert_eq!(fs::read(dir.join("10.0.0.2")).unwrap(), b"c1\r\neth0");
+        assert_eq!(fs::metadata(dir.join("10.0.0.2")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read_to_string(dir.join("last_reserved_ip.0")).unwrap(), "10.0.0.2");
+        assert_eq!(fs::read_to_string(dir.join("last_reserved_ip.1")).unwrap(), "2001:db8::2");
+        assert_eq!(names(&dir), ["10.0.0.2", "2001:db8::2", "last_reserved_ip.0", "last_reserved_ip.1", "lock"]);
+        assert_eq!(l.last_reserved(0), Some(ip("10.0.0.2")));
+        assert_eq!(l.last_reserved(7), None);
+        assert_eq!(l.get_by_id("c1", "eth0").unwrap(), vec![ip("10.0.0.2")]);
+        assert!(l.find_by_id("c1", "eth1").unwrap());
+        assert!(!l.find_by_id("c1", "eth2").unwrap());
+        assert!(l.is_reserved(ip("10.0.0.2")) && !l.is_reserved(ip("10.0.0.3")));
+    }
+
+    #[test]
+    fn release_exact_then_legacy() {
+        let t = Tmp::new("rel");
+        let s = Store::open(&t.0, "n").unwrap();
+        let dir = t.0.join("n");
+        let l = s.lock().unwrap();
+        l.reserve("c1", "eth0", ip("10.0.0.2"), 0).unwrap();
+        l.reserve("c1", "eth1", ip("10.0.0.3"), 0).unwrap();
+        fs::write(dir.join("10.0.0.4"), "c1\n").unwrap(); // legacy, with whitespace
+        fs::write(dir.join(".cnibox-tmp.99999"), "c9\r\neth0").unwrap(); // stale temp
+        assert_eq!(l.get_by_id("c1", "eth0").unwrap().len(), 2);
+        assert_eq!(l.release_by_id("c1", "eth0").unwrap(), 1);
+        assert!(!dir.join("10.0.0.2").exists() && dir.join("10.0.0.4").exists());
+        assert!(!dir.join(".cnibox-tmp.99999").exists());
+        // No exact match left for eth0: the legacy file goes.
+        assert_eq!(l.release_by_id("c1", "eth0").unwrap(), 1);
+        assert_eq!(names(&dir), ["10.0.0.3", "last_reserved_ip.0", "lock"]);
+        assert_eq!(l.release_by_id("nobody", "eth0").unwrap(), 0);
+    }
+
+    #[test]
+    fn retain_for_gc() {
+        let t = Tmp::new("gc");
+        let s = Store::open(&t.0, "n").unwrap();
+        let l = s.lock().unwrap();
+        l.reserve("keep", "eth0", ip("10.0.0.2"), 0).unwrap();
+        l.reserve("gone", "eth0", ip("10.0.0.3"), 0).unwrap();
+        l.reserve("keep", "eth1", ip("10.0.0.4"), 0).unwrap();
+        let gone = l.retain(|o| o.id == "keep" && o.ifname.as_deref() == Some("eth0")).unwrap();
+        let mut gone = gone;
+        gone.sort();
+        assert_eq!(gone, vec![ip("10.0.0.3"), ip("10.0.0.4")]);
+        assert_eq!(
+            l.reservations().unwrap(),
+            vec![Reservation { ip: ip("10.0.0.2"), owner: Owner::parse("keep\r\neth0") }]
+        );
+    }
+
+    #[test]
+    fn owners() {
+        assert_eq!(Owner::parse("c\r\neth0"), Owner { id: "c".into(), ifname: Some("eth0".into()) });
+        assert_eq!(Owner::parse(" c \n"), Owner { id: "c".into(), ifname: None });
+        assert_eq!(content(" c ", "eth0"), "c\r\neth0");
+    }
+
+    #[test]
+    fn open_fails_naming_the_path() {
+        let t = Tmp::new("ro");
+        fs::create_dir_all(&t.0).unwrap();
+        fs::write(t.0.join("file"), "").unwrap();
+        let e = Store::open(&t.0.join("file"), "n").unwrap_err().to_string();
+        assert!(e.starts_with("mkdir ") && e.contains("file/n"), "{e}");
+    }
+}

@@ -1,0 +1,286 @@
+//! host-local IPAM: addresses from range sets, reserved in a per-network directory on the
+//! node (see `ipam::store` for the format, shared with the reference plugin).
+
+use crate::cni::config::parse_plugin_conf;
+use crate::cni::error::code;
+use crate::cni::result::{Dns, Route};
+use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
+use crate::ipam::allocator::Allocator;
+use crate::ipam::range::{RangeConf, RangeSet, canonicalize_sets};
+use crate::ipam::store::{DEFAULT_DATA_DIR, Store};
+use crate::ipam::{parse_ip_maybe_cidr, resolv};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status, versions: version::ALL };
+
+// ---- config as written ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct NetIn {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    ipam: Option<IpamIn>,
+    #[serde(rename = "runtimeConfig", default)]
+    runtime_config: Option<RuntimeIn>,
+    #[serde(default)]
+    args: Option<ArgsIn>,
+    #[serde(rename = "cni.dev/valid-attachments", default)]
+    valid_attachments: Option<Vec<Attachment>>,
+    #[serde(rename = "cni.dev/attachments", default)]
+    attachments: Option<Vec<Attachment>>,
+}
+
+#[derive(Deserialize)]
+struct IpamIn {
+    /// The legacy single range: top-level `subnet`, `rangeStart`, `rangeEnd`, `gateway`.
+    #[serde(flatten)]
+    legacy: RangeConf,
+    #[serde(default)]
+    ranges: Option<Vec<Vec<RangeConf>>>,
+    #[serde(default)]
+    routes: Option<Vec<Route>>,
+    #[serde(rename = "dataDir", default)]
+    data_dir: Option<String>,
+    #[serde(rename = "resolvConf", default)]
+    resolv_conf: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RuntimeIn {
+    #[serde(rename = "ipRanges", default)]
+    ip_ranges: Option<Vec<Vec<RangeConf>>>,
+    #[serde(default)]
+    ips: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct ArgsIn {
+    #[serde(default)]
+    cni: Option<CniArgsIn>,
+}
+
+#[derive(Deserialize)]
+struct CniArgsIn {
+    #[serde(default)]
+    ips: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct Attachment {
+    #[serde(rename = "containerID", default)]
+    container_id: String,
+    #[serde(default)]
+    ifname: String,
+}
+
+// ---- config as used -------------------------------------------------------------------------
+
+/// A validated host-local configuration.
+pub struct Config {
+    pub name: String,
+    /// `runtimeConfig.ipRanges` first, then the legacy range, then `ranges`.
+    pub ranges: Vec<RangeSet>,
+    pub routes: Vec<Route>,
+    pub data_dir: PathBuf,
+    pub resolv_conf: Option<PathBuf>,
+    /// CNI_ARGS `IP`, then `args.cni.ips`, then `runtimeConfig.ips`; no duplicates.
+    pub requested: Vec<IpAddr>,
+    /// For GC: the attachments to keep, or None when the config lists none.
+    pub valid_attachments: Option<Vec<(String, String)>>,
+}
+
+fn parse_requested(what: &str, s: &str) -> Result<IpAddr, CniError> {
+    parse_ip_maybe_cidr(s).ok_or_else(|| CniError::internal(format!("cannot understand ip: invalid {what} \"{s}\"")))
+}
+
+impl Config {
+    pub fn load(inv: &Invocation) -> Result<Config, CniError> {
+        let n: NetIn = parse_plugin_conf("host-local", &inv.stdin)?;
+        let ipam = n.ipam.ok_or_else(|| CniError::internal("IPAM config missing 'ipam' key"))?;
+        let rt = n.runtime_config.unwrap_or_default();
+
+        let mut requested = Vec::new();
+        inv.args.check_known(&["IP"])?;
+        if let Some(v) = inv.args.get("IP").filter(|v| !v.is_empty()) {
+            requested.push(parse_requested("CNI_ARGS IP", v)?);
+        }
+        for s in n.args.and_then(|a| a.cni).and_then(|c| c.ips).unwrap_or_default() {
+            requested.push(parse_requested("args.cni.ips entry", &s)?);
+        }
+        for s in rt.ips.unwrap_or_default() {
+            requested.push(parse_requested("runtimeConfig.ips entry", &s)?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        requested.retain(|ip| seen.insert(*ip));
+
+        let mut sets = rt.ip_ranges.unwrap_or_default();
+        if ipam.legacy.subnet.as_deref().is_some_and(|s| !s.trim().is_empty()) {
+            sets.push(vec![ipam.legacy]);
+        }
+        sets.extend(ipam.ranges.unwrap_or_default());
+        let ranges = canonicalize_sets(&sets, inv.version)?;
+
+        let valid_attachments = match (n.valid_attachments, n.attachments) {
+            (None, None) => None,
+            (a, b) => {
+                Some(a.into_iter().chain(b).flatten().map(|a| (a.container_id.trim().to_string(), a.ifname)).collect())
+            }
+        };
+        Ok(Config {
+            name: n.name,
+            ranges,
+            routes: ipam.routes.unwrap_or_default(),
+            data_dir: PathBuf::from(ipam.data_dir.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into())),
+            resolv_conf: ipam.resolv_conf.filter(|r| !r.is_empty()).map(PathBuf::from),
+            requested,
+            valid_attachments,
+        })
+    }
+}
+
+// ---- verbs ----------------------------------------------------------------------------------
+
+fn release(store: &Store, inv: &Invocation) -> Result<(), CniError> {
+    store.lock()?.release_by_id(&inv.container_id, &inv.ifname)?;
+    Ok(())
+}
+
+fn add(inv: &Invocation) -> Result<CniResult, CniError> {
+    let conf = Config::load(inv)?;
+    let dns = match &conf.resolv_conf {
+        Some(path) => resolv::load(path)?,
+        None => Dns::default(),
+    };
+    let store = Store::open(&conf.data_dir, &conf.name)?;
+    let mut requested = conf.requested.clone();
+    let mut ips = Vec::with_capacity(conf.ranges.len());
+    for (idx, set) in conf.ranges.iter().enumerate() {
+        let want = requested.iter().position(|ip| set.contains(*ip)).map(|i| requested.remove(i));
+        let alloc = Allocator { set, range_id: idx };
+        let got = store.lock().and_then(|l| alloc.get(&l, &inv.container_id, &inv.ifname, want));
+        match got {
+            Ok(ip) => ips.push(ip),
+            Err(e) => {
+                if !ips.is_empty() {
+                    let _ = release(&store, inv);
+                }
+                return Err(CniError::internal(format!("failed to allocate for range {idx}: {e}")));
+            }
+        }
+    }
+    if !requested.is_empty() {
+        let _ = release(&store, inv);
+        let list: Vec<String> = requested.iter().map(IpAddr::to_string).collect();
+        return Err(CniError::internal(format!("failed to allocate all requested IPs: {}", list.join(" "))));
+    }
+    Ok(CniResult { ips, routes: conf.routes, dns, ..Default::default() })
+}
+
+fn del(inv: &Invocation) -> Result<(), CniError> {
+    let conf = Config::load(inv)?;
+    let store = Store::open(&conf.data_dir, &conf.name)?;
+    release(&store, inv)
+}
+
+fn check(inv: &Invocation) -> Result<(), CniError> {
+    let conf = Config::load(inv)?;
+    let store = Store::open(&conf.data_dir, &conf.name)?;
+    if !store.lock()?.find_by_id(&inv.container_id, &inv.ifname)? {
+        return Err(CniError::internal(format!(
+            "host-local: Failed to find address added by container {}",
+            inv.container_id
+        )));
+    }
+    Ok(())
+}
+
+/// Release every reservation whose attachment is not in `cni.dev/valid-attachments`
+/// (or the older `cni.dev/attachments`). Without either key there is nothing to judge by,
+/// so nothing is released.
+fn gc(inv: &Invocation) -> Result<(), CniError> {
+    let conf = Config::load(inv)?;
+    let Some(valid) = conf.valid_attachments else { return Ok(()) };
+    let store = Store::open(&conf.data_dir, &conf.name)?;
+    let released = store.lock()?.retain(|owner| match &owner.ifname {
+        Some(ifname) => valid.iter().any(|(id, i)| *id == owner.id && i == ifname),
+        None => valid.iter().any(|(id, _)| *id == owner.id),
+    })?;
+    for ip in released {
+        log::info!("host-local GC: released {ip} of network {}", conf.name);
+    }
+    Ok(())
+}
+
+/// Ready when the store can be written and every range set has a free address.
+fn status(inv: &Invocation) -> Result<(), CniError> {
+    let conf = Config::load(inv)?;
+    let unavailable = |msg: String| CniError::new(code::NOT_AVAILABLE, msg);
+    let store = Store::open(&conf.data_dir, &conf.name)
+        .map_err(|e| unavailable(format!("host-local: store for network {} is not writable: {e}", conf.name)))?;
+    let locked = store.lock()?;
+    locked
+        .probe_writable()
+        .map_err(|e| unavailable(format!("host-local: store for network {} is not writable: {e}", conf.name)))?;
+    for (idx, set) in conf.ranges.iter().enumerate() {
+        let alloc = Allocator { set, range_id: idx };
+        if !alloc.has_free(&locked)? {
+            return Err(unavailable(format!("host-local: range set {idx}: {}", alloc.exhausted())));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::args::CniArgs;
+    use crate::cni::config::NetConf;
+    use crate::cni::{Command, SpecVersion, delegate};
+
+    fn inv(stdin: &str, cid: &str) -> Invocation {
+        Invocation {
+            command: Command::Add,
+            container_id: cid.to_string(),
+            netns: None,
+            ifname: "eth0".to_string(),
+            args: CniArgs::default(),
+            args_raw: String::new(),
+            path: Vec::new(),
+            stdin: stdin.as_bytes().to_vec(),
+            version: SpecVersion::V1_0_0,
+            conf: NetConf::parse(stdin.as_bytes()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn main_plugins_delegate_in_process() {
+        let dir = std::env::temp_dir().join(format!("cnibox-hl-deleg-{}", std::process::id()));
+        let stdin = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "deleg", "type": "bridge",
+            "ipam": {"type": "host-local", "dataDir": dir, "subnet": "10.9.0.0/24"}
+        })
+        .to_string();
+        let i = inv(&stdin, "c1");
+        let r = delegate::ipam::add(&i);
+        let check = delegate::ipam::check(&i);
+        let del = delegate::ipam::del(&i);
+        let after = delegate::ipam::check(&i);
+        let _ = std::fs::remove_dir_all(&dir);
+        let r = r.unwrap();
+        assert_eq!(r.ips[0].address.to_string(), "10.9.0.2/24");
+        assert_eq!(r.ips[0].gateway, Some("10.9.0.1".parse().unwrap()));
+        assert!(check.is_ok() && del.is_ok());
+        assert_eq!(after.unwrap_err().msg, "host-local: Failed to find address added by container c1");
+
+        let stdin = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "deleg", "type": "bridge",
+            "ipam": {"type": "static", "addresses": [{"address": "10.8.0.3/24"}]}
+        })
+        .to_string();
+        let r = delegate::ipam::add(&inv(&stdin, "c1")).unwrap();
+        assert_eq!(r.ips[0].address.to_string(), "10.8.0.3/24");
+    }
+}
