@@ -3,6 +3,9 @@
 mod common;
 use common::*;
 
+/// (what, env, stdin, code, message prefix)
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, u64, &'a str);
+
 const CONF: &str = r#"{"cniVersion":"1.0.0","name":"proto","type":"loopback"}"#;
 
 #[test]
@@ -59,7 +62,7 @@ fn version_reply() {
 fn bad_input_gets_the_reference_codes() {
     let ns = "/nonexistent/netns";
     let env = cni_env("ADD", "c1", ns, "eth0");
-    let cases: &[(&str, Vec<(&str, &str)>, &str, u64, &str)] = &[
+    let cases: &[Case] = &[
         ("malformed json", env.clone(), "{nope", 6, "error unmarshall network config"),
         ("missing name", env.clone(), r#"{"cniVersion":"1.0.0","type":"loopback"}"#, 7, "missing network name"),
         (

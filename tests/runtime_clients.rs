@@ -35,11 +35,12 @@ fn libcni_drives_loopback_like_the_reference() {
     let reference = std::path::Path::new("/usr/lib/cni/loopback").exists();
     let conf = TempDir::new("libcni-conf");
     let cache = TempDir::new("libcni-cache");
-    let ours = plugin_dir().to_str().unwrap().to_string();
+    let ours = Libcni { client, confdir: conf.path(), cache: cache.path(), cni_path: plugin_dir().to_str().unwrap() };
+    let theirs = Libcni { cni_path: "/usr/lib/cni", ..ours };
     for version in ["0.2.0", "0.3.1", "0.4.0", "1.0.0"] {
         let net = conflist(conf.path(), version);
         let ns = Netns::bare("lcni");
-        let r = libcni(None, client, "add", conf.path(), &net, &ns.path(), cache.path(), &ours);
+        let r = ours.run(None, "add", &net, &ns.path());
         r.ok();
         let got = r.json();
         assert_eq!(got["cniVersion"], version);
@@ -51,17 +52,17 @@ fn libcni_drives_loopback_like_the_reference() {
             assert_eq!(got["ip4"]["ip"], "127.0.0.1/8");
         }
         if version >= "0.4.0" {
-            libcni(None, client, "check", conf.path(), &net, &ns.path(), cache.path(), &ours).ok();
+            ours.run(None, "check", &net, &ns.path()).ok();
         }
-        libcni(None, client, "del", conf.path(), &net, &ns.path(), cache.path(), &ours).ok();
+        ours.run(None, "del", &net, &ns.path()).ok();
         assert!(!ns.exec("ip link show lo").1.contains(",UP"), "lo is still up at {version}");
 
         if reference {
             let ns2 = Netns::bare("lref");
-            let r = libcni(None, client, "add", conf.path(), &net, &ns2.path(), cache.path(), "/usr/lib/cni");
+            let r = theirs.run(None, "add", &net, &ns2.path());
             r.ok();
             assert_eq!(essence(&got), essence(&r.json()), "results differ from the reference at {version}");
-            libcni(None, client, "del", conf.path(), &net, &ns2.path(), cache.path(), "/usr/lib/cni").ok();
+            theirs.run(None, "del", &net, &ns2.path()).ok();
         }
     }
 }

@@ -249,28 +249,29 @@ pub fn libcni_client() -> Option<&'static Path> {
         .as_deref()
 }
 
-/// Run the libcni client: `<verb> <confdir> <net> <netns> <cachedir>`, with CNI_PATH `cni_path`.
-pub fn libcni(
-    host: Option<&Netns>,
-    client: &Path,
-    verb: &str,
-    confdir: &Path,
-    net: &str,
-    netns: &str,
-    cache: &Path,
-    cni_path: &str,
-) -> Reply {
-    let mut cmd = match host {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", &ns.name]).arg(client);
-            c
-        }
-        None => Command::new(client),
-    };
-    cmd.args([verb]).arg(confdir).args([net, netns]).arg(cache);
-    cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env("CNI_PATH", cni_path);
-    reply(cmd.output().expect("run libcni client"))
+/// A runtime built on libcni: the client binary, its config dir, cache dir and CNI_PATH.
+pub struct Libcni<'a> {
+    pub client: &'a Path,
+    pub confdir: &'a Path,
+    pub cache: &'a Path,
+    pub cni_path: &'a str,
+}
+
+impl Libcni<'_> {
+    /// `<verb> <confdir> <net> <netns> <cachedir>`, inside `host` when given.
+    pub fn run(&self, host: Option<&Netns>, verb: &str, net: &str, netns: &str) -> Reply {
+        let mut cmd = match host {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name]).arg(self.client);
+                c
+            }
+            None => Command::new(self.client),
+        };
+        cmd.args([verb]).arg(self.confdir).args([net, netns]).arg(self.cache);
+        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env("CNI_PATH", self.cni_path);
+        reply(cmd.output().expect("run libcni client"))
+    }
 }
 
 /// Write `conf` as `<dir>/<file>`.
