@@ -17,6 +17,7 @@ pub struct Applet {
 
 pub static APPLETS: &[Applet] = &[
     Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
+    Applet { name: "loopback", kind: Kind::Plugin(&crate::plugins::loopback::PLUGIN) },
 ];
 
 /// IPAM plugins that main plugins call in-process instead of exec'ing.

@@ -5,3 +5,7 @@ pub mod applets;
 pub mod cni;
 pub mod cnitool;
 pub mod logger;
+pub mod netlink;
+pub mod netns;
+pub mod plugins;
+pub mod sysctl;

@@ -43,10 +43,8 @@ fn main() {
 fn front(name: &str, argv: &[String]) -> i32 {
     let rest: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
     // `cnibox <applet> …` runs the applet with its own name as argv[0].
-    if let Some(first) = rest.first() {
-        if let Some(applet) = applets::find(first) {
-            return applets::run(applet, &argv[1..]);
-        }
+    if let Some(applet) = rest.first().and_then(|first| applets::find(first)) {
+        return applets::run(applet, &argv[1..]);
     }
     let cmd = if name.is_empty() { "cnibox" } else { name };
     let front = match Front::from_args(&[cmd], &rest) {

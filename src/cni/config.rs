@@ -54,8 +54,7 @@ impl NetConf {
 
 /// Parse a plugin's own config struct from the raw bytes, naming the plugin in the error.
 pub fn parse_plugin_conf<T: for<'de> Deserialize<'de>>(plugin: &str, stdin: &[u8]) -> Result<T, CniError> {
-    serde_json::from_slice(stdin)
-        .map_err(|e| CniError::decoding(format!("{plugin}: failed to load netconf: {e}")))
+    serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("{plugin}: failed to load netconf: {e}")))
 }
 
 /// The check every verb but VERSION makes: JSON with a valid `name`.

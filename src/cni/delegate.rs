@@ -29,9 +29,7 @@ pub fn delegate(plugin_type: &str, command: Command, inv: &Invocation) -> Result
     if let Some(fns) = crate::applets::in_process_ipam(plugin_type) {
         let sub = Invocation { command, ..inv.clone() };
         return match command {
-            Command::Add => (fns.add)(&sub)
-                .and_then(|r| r.through_version(inv.version))
-                .map(Some),
+            Command::Add => (fns.add)(&sub).and_then(|r| r.through_version(inv.version)).map(Some),
             Command::Del => (fns.del)(&sub).map(|_| None),
             Command::Check => (fns.check)(&sub).map(|_| None),
             Command::Gc => (fns.gc)(&sub).map(|_| None),
@@ -128,6 +126,9 @@ mod tests {
         let e = find_in_path("nope", &[PathBuf::from("/a"), PathBuf::from("/b")]).unwrap_err();
         assert_eq!(e.msg, "failed to find plugin \"nope\" in path [/a /b]");
         assert!(find_in_path("../x", &[]).is_err());
-        assert_eq!(find_in_path("sh", &[PathBuf::from("/nonexistent"), PathBuf::from("/bin")]).unwrap(), PathBuf::from("/bin/sh"));
+        assert_eq!(
+            find_in_path("sh", &[PathBuf::from("/nonexistent"), PathBuf::from("/bin")]).unwrap(),
+            PathBuf::from("/bin/sh")
+        );
     }
 }

@@ -68,11 +68,7 @@ impl CniError {
 
 impl fmt::Display for CniError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.details.is_empty() {
-            write!(f, "{}", self.msg)
-        } else {
-            write!(f, "{}; {}", self.msg, self.details)
-        }
+        if self.details.is_empty() { write!(f, "{}", self.msg) } else { write!(f, "{}; {}", self.msg, self.details) }
     }
 }
 

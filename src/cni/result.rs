@@ -301,7 +301,8 @@ impl CniResult {
                     .collect(),
             })
         };
-        let out = WireV02 { cni_version: version.to_string(), ip4: pick(true), ip6: pick(false), dns: self.dns.clone() };
+        let out =
+            WireV02 { cni_version: version.to_string(), ip4: pick(true), ip6: pick(false), dns: self.dns.clone() };
         if out.ip4.is_none() && out.ip6.is_none() {
             return Err(CniError::internal(NO_IP));
         }
@@ -311,7 +312,8 @@ impl CniResult {
     /// Parse a result written at `version` (prevResult is read at the config's version;
     /// a delegated plugin's reply at its own).
     pub fn from_value(value: &Value, version: SpecVersion) -> Result<CniResult, CniError> {
-        let bad = |e: serde_json::Error| CniError::decoding(format!("failed to parse result at version {version}: {e}"));
+        let bad =
+            |e: serde_json::Error| CniError::decoding(format!("failed to parse result at version {version}: {e}"));
         match version.family() {
             Family::V02 => {
                 let w: WireV02 = serde_json::from_value(value.clone()).map_err(bad)?;
@@ -366,7 +368,11 @@ mod tests {
                 },
             ],
             ips: vec![
-                IpConfig { interface: Some(1), address: "10.1.0.2/24".parse().unwrap(), gateway: "10.1.0.1".parse().ok() },
+                IpConfig {
+                    interface: Some(1),
+                    address: "10.1.0.2/24".parse().unwrap(),
+                    gateway: "10.1.0.1".parse().ok(),
+                },
                 IpConfig { interface: Some(1), address: "fd00::2/64".parse().unwrap(), gateway: None },
             ],
             routes: vec![Route::new("0.0.0.0/0".parse().unwrap(), "10.1.0.1".parse().ok()), {
@@ -381,8 +387,10 @@ mod tests {
     #[test]
     fn v1_is_alphabetical() {
         let s = sample().to_json(SpecVersion::V1_0_0).unwrap();
-        let keys: Vec<usize> =
-            ["\"cniVersion\"", "\"dns\"", "\"interfaces\"", "\"ips\"", "\"routes\""].iter().map(|k| s.find(k).unwrap()).collect();
+        let keys: Vec<usize> = ["\"cniVersion\"", "\"dns\"", "\"interfaces\"", "\"ips\"", "\"routes\""]
+            .iter()
+            .map(|k| s.find(k).unwrap())
+            .collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "{s}");
         assert!(s.contains("\"mtu\": 1500"));
         assert!(!s.contains("\"version\""));

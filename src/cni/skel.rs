@@ -157,8 +157,7 @@ fn run(
     };
     if let Some((min, verb)) = min {
         let raw = version::config_version_string(&stdin)?;
-        let v = SpecVersion::parse(&raw)
-            .ok_or_else(|| CniError::decoding(format!("unknown CNI version \"{raw}\"")))?;
+        let v = SpecVersion::parse(&raw).ok_or_else(|| CniError::decoding(format!("unknown CNI version \"{raw}\"")))?;
         if v < min {
             return Err(CniError::new(code::INCOMPATIBLE_VERSION, format!("config version does not allow {verb}")));
         }
@@ -219,8 +218,7 @@ pub fn validate_ifname(name: &str) -> Result<(), CniError> {
         return Err(CniError::invalid_env("interface name is . or .."));
     }
     if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
-        return Err(CniError::invalid_env("interface name contains / or : or whitespace characters")
-            .with_details(name));
+        return Err(CniError::invalid_env("interface name contains / or : or whitespace characters").with_details(name));
     }
     Ok(())
 }
@@ -237,7 +235,10 @@ fn check_netns_not_own(inv: &Invocation, var: &dyn Fn(&str) -> String) -> Result
         return Ok(());
     };
     if theirs.dev() == ours.dev() && theirs.ino() == ours.ino() {
-        return Err(CniError::new(code::INVALID_NETNS, "plugin's netns and netns from CNI_NETNS should not be the same"));
+        return Err(CniError::new(
+            code::INVALID_NETNS,
+            "plugin's netns and netns from CNI_NETNS should not be the same",
+        ));
     }
     Ok(())
 }

@@ -90,9 +90,8 @@ pub fn reconcile(stdin: &[u8], supported: &[SpecVersion]) -> Result<SpecVersion,
     let raw = config_version_string(stdin)?;
     match SpecVersion::parse(&raw) {
         Some(v) if supported.contains(&v) => Ok(v),
-        _ => Err(CniError::new(code::INCOMPATIBLE_VERSION, "incompatible CNI versions").with_details(
-            format!("config is \"{raw}\", plugin supports {}", quoted_list(supported)),
-        )),
+        _ => Err(CniError::new(code::INCOMPATIBLE_VERSION, "incompatible CNI versions")
+            .with_details(format!("config is \"{raw}\", plugin supports {}", quoted_list(supported)))),
     }
 }
 

@@ -81,10 +81,8 @@ impl Netns {
 
     /// Run a shell command inside this namespace; returns (success, stdout).
     pub fn exec(&self, cmd: &str) -> (bool, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "sh", "-c", cmd])
-            .output()
-            .expect("ip netns exec");
+        let out =
+            Command::new("ip").args(["netns", "exec", &self.name, "sh", "-c", cmd]).output().expect("ip netns exec");
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }

@@ -1,0 +1,3 @@
+//! The plugins, one module each.
+
+pub mod loopback;
