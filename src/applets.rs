@@ -18,6 +18,7 @@ pub struct Applet {
 pub static APPLETS: &[Applet] = &[
     Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
     Applet { name: "host-local", kind: Kind::Plugin(&crate::plugins::host_local::PLUGIN) },
+    Applet { name: "loopback", kind: Kind::Plugin(&crate::plugins::loopback::PLUGIN) },
     Applet { name: "static", kind: Kind::Plugin(&crate::plugins::static_ipam::PLUGIN) },
 ];
 

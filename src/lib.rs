@@ -6,5 +6,8 @@ pub mod cni;
 pub mod cnitool;
 pub mod ipam;
 pub mod logger;
+pub mod netlink;
+pub mod netns;
 pub mod plugins;
+pub mod sysctl;
 pub mod util;

@@ -1,0 +1,214 @@
+//! Links: look up, create (veth pairs with each end born in its own namespace, bridges),
+//! change and delete.
+
+use super::{Error, Netlink, NlFailure, format_mac};
+use crate::netns::Netns;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
+};
+use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
+
+/// What kind of device a link is, as far as the plugins care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkKind {
+    Veth,
+    Bridge,
+    Other(String),
+    /// No IFLA_INFO_KIND (loopback, physical devices).
+    None,
+}
+
+/// A link as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub kind: LinkKind,
+    pub mac: Vec<u8>,
+    pub mtu: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    pub promisc: bool,
+    pub oper_up: bool,
+    pub oper_state: String,
+    /// The bridge (or other controller) this link is a port of.
+    pub master: Option<u32>,
+    /// For a veth: the peer's index (in the peer's namespace).
+    pub peer_index: Option<u32>,
+}
+
+impl Link {
+    fn from_message(m: &LinkMessage) -> Link {
+        let mut link = Link {
+            index: m.header.index,
+            name: String::new(),
+            kind: LinkKind::None,
+            mac: Vec::new(),
+            mtu: 0,
+            up: m.header.flags.contains(LinkFlags::Up),
+            promisc: m.header.flags.contains(LinkFlags::Promisc),
+            oper_up: false,
+            oper_state: String::new(),
+            master: None,
+            peer_index: None,
+        };
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(n) => link.name = n.clone(),
+                LinkAttribute::Address(mac) => link.mac = mac.clone(),
+                LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+                LinkAttribute::Controller(i) => link.master = Some(*i),
+                LinkAttribute::Link(i) => link.peer_index = Some(*i),
+                LinkAttribute::OperState(s) => {
+                    link.oper_up = *s == State::Up;
+                    link.oper_state = format!("{s:?}").to_lowercase();
+                }
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let LinkInfo::Kind(k) = i {
+                            link.kind = match k {
+                                InfoKind::Veth => LinkKind::Veth,
+                                InfoKind::Bridge => LinkKind::Bridge,
+                                other => LinkKind::Other(other.to_string()),
+                            };
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if link.kind != LinkKind::Veth {
+            link.peer_index = None;
+        }
+        link
+    }
+
+    pub fn mac_string(&self) -> String {
+        format_mac(&self.mac)
+    }
+}
+
+impl Netlink {
+    fn get_link(&self, msg: LinkMessage, what: &str) -> Result<Option<Link>, Error> {
+        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(replies) => Ok(replies.iter().find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
+                _ => None,
+            })),
+            Err(NlFailure::Kernel { errno, .. }) if crate::netns::errno_is_not_found(errno) => Ok(None),
+            Err(e) => Err(e.context(format!("failed to look up {what}"))),
+        }
+    }
+
+    /// The link called `name`, or None.
+    pub fn link_by_name(&self, name: &str) -> Result<Option<Link>, Error> {
+        self.get_link(LinkUnspec::new_with_name(name).build(), &format!("\"{name}\""))
+    }
+
+    pub fn link_by_index(&self, index: u32) -> Result<Option<Link>, Error> {
+        self.get_link(LinkUnspec::new_with_index(index).build(), &format!("link {index}"))
+    }
+
+    /// The link called `name`; its absence is an error naming it.
+    pub fn link(&self, name: &str) -> Result<Link, Error> {
+        self.link_by_name(name)?
+            .ok_or_else(|| Error::kernel(format!("failed to find \"{name}\""), nix::errno::Errno::ENODEV as i32, None))
+    }
+
+    pub fn links(&self) -> Result<Vec<Link>, Error> {
+        let replies = self
+            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
+            .map_err(|e| e.context("failed to list links"))?;
+        Ok(replies
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn new_link(&self, msg: LinkMessage, what: String) -> Result<(), Error> {
+        self.change(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL).map_err(|e| e.context(what))
+    }
+
+    fn set_link(&self, msg: LinkMessage, what: String) -> Result<(), Error> {
+        self.change(RouteNetlinkMessage::SetLink(msg), 0).map_err(|e| e.context(what))
+    }
+
+    /// Create a veth pair: `name` here, and `peer` born directly in `peer_ns` (never visible
+    /// here, so its name cannot collide with a link of this namespace). `mtu` and `peer_mac`
+    /// apply to the peer; `mtu` to both ends.
+    pub fn create_veth(
+        &self,
+        name: &str,
+        peer: &str,
+        peer_ns: &Netns,
+        mtu: Option<u32>,
+        peer_mac: Option<[u8; 6]>,
+    ) -> Result<(), Error> {
+        let mut p = LinkUnspec::new_with_name(peer).setns_by_fd(peer_ns.fd());
+        let mut me = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(name.to_string());
+        if let Some(mtu) = mtu {
+            p = p.mtu(mtu);
+            me = me.mtu(mtu);
+        }
+        if let Some(mac) = peer_mac {
+            p = p.address(mac.to_vec());
+        }
+        let msg = me.set_info_data(InfoData::Veth(InfoVeth::Peer(p.build()))).build();
+        self.new_link(msg, format!("failed to create veth pair \"{name}\" / \"{peer}\""))
+    }
+
+    /// Create a bridge (fails with `is_exists()` if the name is taken).
+    pub fn create_bridge(&self, name: &str, mtu: Option<u32>, vlan_filtering: bool) -> Result<(), Error> {
+        let mut b = LinkBridge::new(name);
+        if let Some(mtu) = mtu {
+            b = b.mtu(mtu);
+        }
+        if vlan_filtering {
+            // Must go in the NEWLINK: a later SETLINK of vlan_filtering is ignored by some kernels.
+            b = b.vlan_filtering(true);
+        }
+        self.new_link(b.build(), format!("failed to create bridge \"{name}\""))
+    }
+
+    pub fn set_up(&self, link: &Link) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).up().build();
+        self.set_link(msg, format!("failed to set \"{}\" up", link.name))
+    }
+
+    pub fn set_down(&self, link: &Link) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).down().build();
+        self.set_link(msg, format!("failed to set \"{}\" down", link.name))
+    }
+
+    pub fn set_promisc(&self, link: &Link, on: bool) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).promiscuous(on).build();
+        self.set_link(msg, format!("failed to set promiscuous mode on \"{}\"", link.name))
+    }
+
+    pub fn set_mtu(&self, link: &Link, mtu: u32) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).mtu(mtu).build();
+        self.set_link(msg, format!("failed to set MTU {mtu} on \"{}\"", link.name))
+    }
+
+    pub fn set_mac(&self, link: &Link, mac: &[u8]) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).address(mac.to_vec()).build();
+        self.set_link(msg, format!("failed to set MAC {} on \"{}\"", format_mac(mac), link.name))
+    }
+
+    /// Make `link` a port of `master`.
+    pub fn set_master(&self, link: &Link, master: &Link) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).controller(master.index).build();
+        self.set_link(msg, format!("failed to connect \"{}\" to bridge \"{}\"", link.name, master.name))
+    }
+
+    pub fn del_link(&self, link: &Link) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).build();
+        self.change(RouteNetlinkMessage::DelLink(msg), 0)
+            .map_err(|e| e.context(format!("failed to delete \"{}\"", link.name)))
+    }
+}

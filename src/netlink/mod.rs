@@ -1,0 +1,277 @@
+//! The kernel-facing core: typed, synchronous link, address, route and bridge operations.
+//!
+//! Each [`Netlink`] owns one rtnetlink connection driven by its own current-thread runtime.
+//! The connection's socket is created while the thread is inside the namespace it serves,
+//! so afterwards it talks to that namespace whatever namespace the thread is in.
+//! Plugins never build netlink messages: they call the methods in `link`, `addr`, `route`
+//! and `bridge`.
+
+mod addr;
+mod bridge;
+mod error;
+mod link;
+mod route;
+
+pub use addr::Address;
+pub use error::Error;
+pub use link::{Link, LinkKind};
+pub use route::{RouteInfo, RouteSpec};
+
+use crate::netns::Netns;
+use futures::StreamExt;
+use rtnetlink::Handle;
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use tokio::runtime::Runtime;
+
+/// A netlink connection to one network namespace.
+pub struct Netlink {
+    rt: Runtime,
+    handle: Handle,
+    /// Whether the kernel echoes only the header of a failed request, so ext-ack text can be found.
+    capped: bool,
+}
+
+impl Netlink {
+    /// A connection to the calling thread's namespace.
+    pub fn open() -> Result<Netlink, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| Error::io("failed to start the netlink runtime", &e))?;
+        let (mut conn, handle, _) = {
+            let _ctx = rt.enter();
+            rtnetlink::new_connection().map_err(|e| Error::io("failed to open a netlink socket", &e))?
+        };
+        use rtnetlink::sys::AsyncSocket;
+        let socket = conn.socket_mut().socket_mut();
+        // Both are best effort: without them errors carry errno text only.
+        let capped = socket.set_cap_ack(true).is_ok();
+        let _ = socket.set_ext_ack(true);
+        rt.spawn(conn);
+        Ok(Netlink { rt, handle, capped })
+    }
+
+    /// A connection to `ns`: the socket is created inside it.
+    pub fn open_in(ns: &Netns) -> Result<Netlink, Error> {
+        ns.run(Netlink::open)?
+    }
+
+    /// Send one request and collect the replies; ACKs end the exchange.
+    fn request(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
+        let capped = self.capped;
+        self.rt.block_on(async {
+            let mut handle = self.handle.clone();
+            let mut req = NetlinkMessage::from(msg);
+            req.header.flags = NLM_F_REQUEST | flags;
+            let mut replies = handle.request(req).map_err(|e| NlFailure::Other(e.to_string()))?;
+            let mut out = Vec::new();
+            while let Some(reply) = replies.next().await {
+                match reply.payload {
+                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    NetlinkPayload::Error(e) if e.code.is_some() => {
+                        let text = if capped { error::ext_ack_message(&e.header) } else { None };
+                        return Err(NlFailure::Kernel { errno: e.raw_code().abs(), text });
+                    }
+                    _ => {}
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// A request that changes something and expects an ACK.
+    fn change(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), NlFailure> {
+        self.request(msg, flags | NLM_F_ACK).map(|_| ())
+    }
+
+    /// A dump.
+    fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
+        self.request(msg, NLM_F_DUMP)
+    }
+}
+
+/// A request's failure before it is given the name of what it acted on.
+#[derive(Debug)]
+enum NlFailure {
+    Kernel { errno: i32, text: Option<String> },
+    Other(String),
+}
+
+impl NlFailure {
+    fn context(self, context: impl Into<String>) -> Error {
+        match self {
+            NlFailure::Kernel { errno, text } => Error::kernel(context, errno, text),
+            NlFailure::Other(msg) => Error::new(context, msg),
+        }
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff`, lower case, as the reference prints hardware addresses.
+pub fn format_mac(mac: &[u8]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Parse `aa:bb:cc:dd:ee:ff` (or with dashes); None if malformed.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return None;
+        }
+        mac[i] = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs() {
+        assert_eq!(format_mac(&[0x0a, 0, 0xff, 1, 2, 3]), "0a:00:ff:01:02:03");
+        assert_eq!(parse_mac("0A:00:ff:01:02:03"), Some([0x0a, 0, 0xff, 1, 2, 3]));
+        assert_eq!(parse_mac("0a-00-ff-01-02-03"), Some([0x0a, 0, 0xff, 1, 2, 3]));
+        assert_eq!(parse_mac("0a:00:ff:01:02"), None);
+        assert_eq!(parse_mac("0a:00:ff:01:02:zz"), None);
+        assert_eq!(parse_mac("0a:00:ff:01:02:003"), None);
+    }
+}
+
+/// Real-kernel tests, each on its own thread inside a fresh network namespace.
+#[cfg(all(test, target_os = "linux"))]
+mod kernel_tests {
+    use super::*;
+    use nix::sched::{CloneFlags, unshare};
+
+    /// Run `f` on a new thread that has unshared its network namespace; the namespace
+    /// disappears with the thread.
+    fn in_new_netns(f: impl FnOnce() + Send + 'static) {
+        let t = std::thread::spawn(move || {
+            if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
+                eprintln!("skipping: cannot make a network namespace: {e}");
+                return;
+            }
+            f();
+        });
+        if let Err(p) = t.join() {
+            std::panic::resume_unwind(p);
+        }
+    }
+
+    #[test]
+    fn veth_pair_across_namespaces_with_addresses_and_routes() {
+        in_new_netns(|| {
+            let host = Netlink::open().unwrap();
+            // A second namespace for the peer: unshare again, keep a handle, come back.
+            let host_ns = Netns::current().unwrap();
+            unshare(CloneFlags::CLONE_NEWNET).unwrap();
+            let cont_ns = Netns::current().unwrap();
+            nix::sched::setns(
+                std::os::fd::AsFd::as_fd(&std::fs::File::open(host_ns.path()).unwrap()),
+                CloneFlags::CLONE_NEWNET,
+            )
+            .unwrap();
+            let cont = Netlink::open_in(&cont_ns).unwrap();
+
+            let mac = [0x0a, 0x58, 0x0a, 0, 0, 9];
+            host.create_veth("vtest0", "eth0", &cont_ns, Some(1400), Some(mac)).unwrap();
+            let h = host.link("vtest0").unwrap();
+            assert_eq!(h.kind, LinkKind::Veth);
+            assert_eq!(h.mtu, 1400);
+            assert!(host.link_by_name("eth0").unwrap().is_none(), "peer must not appear here");
+            let c = cont.link("eth0").unwrap();
+            assert_eq!((c.mtu, c.mac.as_slice()), (1400, &mac[..]));
+            assert_eq!(c.peer_index, Some(h.index));
+
+            // Same host name again: EEXIST, named.
+            let e = host.create_veth("vtest0", "eth1", &cont_ns, None, None).unwrap_err();
+            assert!(e.is_exists(), "{e}");
+            assert!(e.to_string().contains("vtest0"), "{e}");
+
+            cont.set_up(&c).unwrap();
+            let c = cont.link("eth0").unwrap();
+            assert!(c.up);
+            cont.add_address(&c, "10.9.0.2/24".parse().unwrap()).unwrap();
+            assert!(cont.add_address(&c, "10.9.0.2/24".parse().unwrap()).unwrap_err().is_exists());
+            let addrs = cont.list_addresses(&c).unwrap();
+            assert!(addrs.iter().any(|a| a.net.to_string() == "10.9.0.2/24" && a.global), "{addrs:?}");
+
+            let r = RouteSpec::new("10.10.0.0/16".parse().unwrap()).via(Some("10.9.0.1".parse().unwrap())).dev(c.index);
+            cont.add_route(&r).unwrap();
+            let routes = cont.list_routes().unwrap();
+            assert!(routes.iter().any(|x| x.dst.to_string() == "10.10.0.0/16"
+                && x.gw == Some("10.9.0.1".parse().unwrap())
+                && x.oif == Some(c.index)));
+            cont.del_route(&r).unwrap();
+            assert!(!cont.list_routes().unwrap().iter().any(|x| x.dst.to_string() == "10.10.0.0/16"));
+            assert!(cont.del_route(&r).unwrap_err().errno.is_some());
+
+            cont.del_address(&c, "10.9.0.2/24".parse().unwrap()).unwrap();
+            assert!(cont.list_addresses(&c).unwrap().iter().all(|a| a.net.addr().to_string() != "10.9.0.2"));
+
+            // Deleting one end removes both.
+            host.del_link(&h).unwrap();
+            assert!(cont.link_by_name("eth0").unwrap().is_none());
+            let e = host.del_link(&h).unwrap_err();
+            assert!(e.is_not_found(), "{e}");
+        });
+    }
+
+    #[test]
+    fn bridge_ports_flags_and_vlans() {
+        in_new_netns(|| {
+            let nl = Netlink::open().unwrap();
+            let here = Netns::current().unwrap();
+            // Kernels built without CONFIG_BRIDGE_VLAN_FILTERING refuse vlan_filtering.
+            let vlan_filtering = match nl.create_bridge("brt0", Some(1300), true) {
+                Ok(()) => true,
+                Err(e) if e.errno == Some(nix::errno::Errno::EOPNOTSUPP as i32) => {
+                    eprintln!("no bridge VLAN filtering in this kernel: {e}");
+                    nl.create_bridge("brt0", Some(1300), false).unwrap();
+                    false
+                }
+                Err(e) => panic!("{e}"),
+            };
+            assert!(nl.create_bridge("brt0", None, false).unwrap_err().is_exists());
+            let br = nl.link("brt0").unwrap();
+            assert_eq!((br.kind.clone(), br.mtu), (LinkKind::Bridge, 1300));
+            nl.set_promisc(&br, true).unwrap();
+            assert!(nl.link("brt0").unwrap().promisc);
+            nl.set_up(&br).unwrap();
+
+            // A veth with both ends here, one end on the bridge.
+            nl.create_veth("vp0", "vp1", &here, None, None).unwrap();
+            let port = nl.link("vp0").unwrap();
+            nl.set_master(&port, &br).unwrap();
+            assert_eq!(nl.link("vp0").unwrap().master, Some(br.index));
+            nl.set_hairpin(&port, true).unwrap();
+            nl.set_isolated(&port, true).unwrap();
+
+            if vlan_filtering {
+                let vlans = nl.bridge_vlans(&port).unwrap();
+                assert_eq!(vlans.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1], "{vlans:?}");
+                nl.bridge_vlan_del(&port, 1).unwrap();
+                nl.bridge_vlan_add(&port, 100, true, true).unwrap();
+                nl.bridge_vlan_add(&port, 200, false, false).unwrap();
+                let vlans = nl.bridge_vlans(&port).unwrap();
+                let pvid_untagged = 0x2 | 0x4;
+                assert_eq!(vlans, vec![(100, pvid_untagged), (200, 0)]);
+            }
+
+            nl.set_mac(&br, &[0x02, 0, 0, 0, 0, 1]).unwrap();
+            assert_eq!(nl.link("brt0").unwrap().mac_string(), "02:00:00:00:00:01");
+            nl.set_mtu(&port, 1280).unwrap();
+            assert_eq!(nl.link("vp0").unwrap().mtu, 1280);
+
+            // Kernel text comes through.
+            let e = nl.set_mtu(&port, 10).unwrap_err();
+            assert!(e.to_string().contains("\"vp0\""), "{e}");
+        });
+    }
+}

@@ -1,0 +1,185 @@
+//! Routes.
+
+use super::{Error, Netlink};
+use ipnet::IpNet;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use std::fmt;
+use std::net::IpAddr;
+
+/// A route to add or delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub dst: IpNet,
+    pub gw: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub src: Option<IpAddr>,
+    /// RT_SCOPE_* (0 universe, 253 link, 254 host); None lets the kernel pick for adds.
+    pub scope: Option<u8>,
+    pub table: Option<u32>,
+    pub priority: Option<u32>,
+}
+
+impl RouteSpec {
+    pub fn new(dst: IpNet) -> RouteSpec {
+        RouteSpec { dst: dst.trunc(), gw: None, oif: None, src: None, scope: None, table: None, priority: None }
+    }
+    pub fn via(mut self, gw: Option<IpAddr>) -> Self {
+        self.gw = gw;
+        self
+    }
+    pub fn dev(mut self, index: u32) -> Self {
+        self.oif = Some(index);
+        self
+    }
+}
+
+impl fmt::Display for RouteSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.dst)?;
+        if let Some(gw) = self.gw {
+            write!(f, " via {gw}")?;
+        }
+        if let Some(oif) = self.oif {
+            write!(f, " dev {oif}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A route as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub dst: IpNet,
+    pub gw: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub table: u32,
+    pub priority: u32,
+    pub scope: u8,
+}
+
+fn route_address(ip: IpAddr) -> RouteAddress {
+    match ip {
+        IpAddr::V4(a) => RouteAddress::Inet(a),
+        IpAddr::V6(a) => RouteAddress::Inet6(a),
+    }
+}
+
+fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+        _ => None,
+    }
+}
+
+fn message(r: &RouteSpec, deleting: bool) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = if r.dst.addr().is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    m.header.destination_prefix_length = r.dst.prefix_len();
+    m.header.kind = RouteType::Unicast;
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    if deleting {
+        // Unspecified protocol and scope match any.
+        m.header.protocol = RouteProtocol::Unspec;
+        m.header.scope = RouteScope::from(r.scope.unwrap_or(0));
+    } else {
+        m.header.protocol = RouteProtocol::Boot;
+        m.header.scope = match (r.scope, r.gw) {
+            (Some(s), _) => RouteScope::from(s),
+            (None, Some(_)) => RouteScope::Universe,
+            (None, None) => RouteScope::Link,
+        };
+    }
+    if r.dst.prefix_len() > 0 {
+        m.attributes.push(RouteAttribute::Destination(route_address(r.dst.addr())));
+    }
+    if let Some(gw) = r.gw {
+        m.attributes.push(RouteAttribute::Gateway(route_address(gw)));
+    }
+    if let Some(src) = r.src {
+        m.attributes.push(RouteAttribute::PrefSource(route_address(src)));
+    }
+    if let Some(oif) = r.oif {
+        m.attributes.push(RouteAttribute::Oif(oif));
+    }
+    if let Some(p) = r.priority {
+        m.attributes.push(RouteAttribute::Priority(p));
+    }
+    if let Some(t) = r.table {
+        if t < 256 {
+            m.header.table = t as u8;
+        } else {
+            m.header.table = RouteHeader::RT_TABLE_UNSPEC;
+        }
+        m.attributes.push(RouteAttribute::Table(t));
+    }
+    m
+}
+
+impl Netlink {
+    /// Add a route; a route with the same destination and a different gateway or metric
+    /// may coexist (NLM_F_CREATE without NLM_F_EXCL).
+    pub fn add_route(&self, r: &RouteSpec) -> Result<(), Error> {
+        self.change(RouteNetlinkMessage::NewRoute(message(r, false)), NLM_F_CREATE)
+            .map_err(|e| e.context(format!("failed to add route '{r}'")))
+    }
+
+    pub fn replace_route(&self, r: &RouteSpec) -> Result<(), Error> {
+        self.change(RouteNetlinkMessage::NewRoute(message(r, false)), NLM_F_CREATE | NLM_F_REPLACE)
+            .map_err(|e| e.context(format!("failed to replace route '{r}'")))
+    }
+
+    pub fn del_route(&self, r: &RouteSpec) -> Result<(), Error> {
+        self.change(RouteNetlinkMessage::DelRoute(message(r, true)), 0)
+            .map_err(|e| e.context(format!("failed to delete route '{r}'")))
+    }
+
+    /// Unicast routes of both families in every table.
+    pub fn list_routes(&self) -> Result<Vec<RouteInfo>, Error> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut q = RouteMessage::default();
+            q.header.address_family = family;
+            let replies =
+                self.dump(RouteNetlinkMessage::GetRoute(q)).map_err(|e| e.context("failed to list routes"))?;
+            for r in replies {
+                let RouteNetlinkMessage::NewRoute(m) = r else { continue };
+                if m.header.kind != RouteType::Unicast {
+                    continue;
+                }
+                let v4 = m.header.address_family == AddressFamily::Inet;
+                let mut dst = None;
+                let mut info = RouteInfo {
+                    dst: if v4 { "0.0.0.0/0".parse().unwrap_or_default() } else { IpNet::V6(Default::default()) },
+                    gw: None,
+                    oif: None,
+                    table: u32::from(m.header.table),
+                    priority: 0,
+                    scope: u8::from(m.header.scope),
+                };
+                for a in &m.attributes {
+                    match a {
+                        RouteAttribute::Destination(d) => dst = ip_of(d),
+                        RouteAttribute::Gateway(g) => info.gw = ip_of(g),
+                        RouteAttribute::Oif(i) => info.oif = Some(*i),
+                        RouteAttribute::Table(t) => info.table = *t,
+                        RouteAttribute::Priority(p) => info.priority = *p,
+                        _ => {}
+                    }
+                }
+                if let Some(d) = dst {
+                    match IpNet::new(d, m.header.destination_prefix_length) {
+                        Ok(n) => info.dst = n,
+                        Err(_) => continue,
+                    }
+                }
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,43 @@
+//! Kernel parameters under /proc/sys. Names use `/` separators (interface names may contain dots).
+//! Net parameters belong to the namespace of the calling thread: call these inside `Netns::run`.
+
+use crate::netlink::Error;
+use std::path::PathBuf;
+
+fn path(name: &str) -> PathBuf {
+    PathBuf::from("/proc/sys").join(name.trim_start_matches('/'))
+}
+
+pub fn get(name: &str) -> Result<String, Error> {
+    std::fs::read_to_string(path(name))
+        .map(|s| s.trim().to_string())
+        .map_err(|e| Error::io(format!("failed to read sysctl {name}"), &e))
+}
+
+/// Write `value` unless the parameter already holds it.
+pub fn set(name: &str, value: &str) -> Result<(), Error> {
+    if get(name)? == value {
+        return Ok(());
+    }
+    std::fs::write(path(name), value).map_err(|e| Error::io(format!("failed to set sysctl {name}={value}"), &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_names_the_parameter() {
+        assert!(!get("kernel/ostype").unwrap().is_empty());
+        let e = get("net/nonexistent/x").unwrap_err();
+        assert!(e.is_not_found());
+        assert!(e.to_string().contains("net/nonexistent/x"));
+    }
+
+    #[test]
+    fn unchanged_value_is_not_written() {
+        // ostype is read-only; writing it would fail.
+        let v = get("kernel/ostype").unwrap();
+        set("kernel/ostype", &v).unwrap();
+    }
+}
