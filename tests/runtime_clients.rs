@@ -15,13 +15,10 @@ fn conflist(dir: &std::path::Path, version: &str) -> String {
     name
 }
 
-/// The part of a loopback result that must match the reference's.
+/// The part of a loopback result that must match the reference's. `ips[].version` is left out:
+/// the reference 1.1.1 build writes it empty at 0.3.x/0.4.0, where the spec wants "4" or "6".
 fn essence(v: &Value) -> Value {
-    if let Some(ip4) = v.get("ip4") {
-        return json!({"ip4": ip4["ip"], "ip6": v.get("ip6").map(|i| i["ip"].clone())});
-    }
-    let ips: Vec<Value> =
-        v["ips"].as_array().unwrap().iter().map(|i| json!([i["address"], i["interface"], i.get("version")])).collect();
+    let ips: Vec<Value> = v["ips"].as_array().unwrap().iter().map(|i| json!([i["address"], i["interface"]])).collect();
     let ifs: Vec<Value> = v["interfaces"].as_array().unwrap().iter().map(|i| json!([i["name"], i["mac"]])).collect();
     json!({"cniVersion": v["cniVersion"], "ips": ips, "interfaces": ifs})
 }
@@ -48,6 +45,10 @@ fn libcni_drives_loopback_like_the_reference() {
         if version >= "0.3.0" {
             assert_eq!(got["interfaces"][0]["name"], "lo");
             assert_eq!(got["interfaces"][0]["sandbox"], ns.path());
+            assert_eq!(got["ips"][0]["address"], "127.0.0.1/8");
+            if version < "1.0.0" {
+                assert_eq!(got["ips"][0]["version"], "4");
+            }
         } else {
             assert_eq!(got["ip4"]["ip"], "127.0.0.1/8");
         }
@@ -57,7 +58,9 @@ fn libcni_drives_loopback_like_the_reference() {
         ours.run(None, "del", &net, &ns.path()).ok();
         assert!(!ns.exec("ip link show lo").1.contains(",UP"), "lo is still up at {version}");
 
-        if reference {
+        // At 0.2.0 the reference 1.1.1 build drops lo's addresses from its result, where the
+        // conversion rules keep the first of each family (as ours does, checked above).
+        if reference && version != "0.2.0" {
             let ns2 = Netns::bare("lref");
             let r = theirs.run(None, "add", &net, &ns2.path());
             r.ok();
