@@ -243,6 +243,11 @@ for name in $list; do
         fi
         say "replacing foreign $dest (--force)"
     fi
+    # A hardlink that already is the target stays (rename cannot replace a file by itself).
+    if [ "$HARDLINK" = 1 ] && [ ! -L "$dest" ] && [ -f "$dest" ] && [ "$dest" -ef "$TGT" ]; then
+        n=$((n + 1))
+        continue
+    fi
     TMP=$D/.$name.cnibox-new.$$
     rm -f "$TMP"
     if [ "$HARDLINK" = 1 ]; then
