@@ -38,6 +38,14 @@ test: deps build
 demo: build
 	CNIBOX_BIN=$(CURDIR)/$(BIN) ./tests/demo.sh
 
+# Both distro packages into dist/; CNIBOX_VERSION and CNIBOX_PKG_RELEASE override the version.
+package: build
+	CNIBOX_BIN=$(CURDIR)/$(BIN) ./packaging/build.sh --out dist all
+
+# cnibox against the reference plugins (installed when missing); BENCH_QUICK=1 for a short run.
+bench: build
+	CNIBOX_BIN=$(CURDIR)/$(BIN) ./tests/bench/bench.sh
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -1,0 +1,501 @@
+#!/usr/bin/env bash
+# tests/bench/bench.sh — cnibox against the reference plugins (containernetworking-plugins).
+#
+# Measures, with A (cnibox) and B (reference) interleaved A B A B …, medians and min–max of:
+#   install size      one cnibox binary vs the sum of the reference binaries for the same plugins
+#   exec              latency and peak RSS of CNI_COMMAND=VERSION for several applets
+#   per pod           ADD and DEL latency and peak RSS through one runtime client, per chain
+#                     (bridge + host-local, ptp + host-local), each pod in its own netns
+#   concurrency       32 and 64 simultaneous ADDs then DELs on one network, from a cold start:
+#                     wall time and failures
+#   scaling           per-pod ADD and DEL latency when the bridge already holds 10, 100, 250 pods
+# and prints a table (both figures and the ratio cnibox/reference) and target/bench.json.
+# It does not assert. Metrics whose applets cnibox does not have yet print "n/a".
+#
+# Everything runs inside throwaway "host" network namespaces: no bridge, veth or sysctl change
+# reaches the real host; IPAM state lives in a temporary directory; all is removed on exit.
+# Both sides are driven by the same runtime client, cnibox's cnitool applet, whose NETCONFPATH
+# points at a configuration resolving to the cnibox links or to the reference directory. Peak
+# RSS is that of the largest process of the call tree (GNU time, wait4 rusage).
+#
+# Environment:
+#   CNIBOX_BIN       the binary (default: the release build in target/)
+#   BENCH_QUICK=1    a short run (fewer iterations, smaller levels)
+#   BENCH_REF_DIR    the reference plugins (default /usr/lib/cni; installed when missing)
+#   BENCH_JSON       the JSON output (default target/bench.json)
+#   BENCH_CNITOOL    another libcni-cnitool-compatible client instead of cnibox's
+#   BENCH_REF_BOTH=1 point side A at the reference too (checks the benchmark itself)
+set -euo pipefail
+export LC_ALL=C
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+TOP=$(cd "$(dirname "$SELF")/../.." && pwd -P)
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+    printf 'bench: error: %s\n' "$*" >&2
+    exit 1
+}
+now_us() {
+    local t=$EPOCHREALTIME
+    echo "${t/./}"
+}
+
+# ---- inner mode: runs inside a host netns (ip netns exec), driven by a plan ------------------
+# Plan lines: "<verb> <chain> <side> <pod> <key>"; key "-" runs untimed (filling a bridge).
+# Latency and RSS go to $W/s/<key>.<side> and <key>_rss.<side>; failures to <key>_fail.<side>.
+cnitool_call() { # verb chain side pod
+    local confdir=$W/conf/$2-$3 cnipath
+    if [ "$3" = A ]; then cnipath=$CNI_PATH_A; else cnipath=$CNI_PATH_B; fi
+    NETCONFPATH=$confdir CNI_PATH=$cnipath "${TIMECMD[@]}" "$CNITOOL" "$1" "$(cat "$confdir/name")" "/run/netns/$4" \
+        </dev/null >/dev/null 2>>"$W/err.$3.log"
+}
+
+inner_plan() {
+    local verb chain side pod key t0 t1
+    while read -r verb chain side pod key; do
+        if [ "$key" = - ]; then
+            TIMECMD=()
+            cnitool_call "$verb" "$chain" "$side" "$pod" || echo "$verb $chain $pod" >>"$W/s/fill_fail.$side"
+            continue
+        fi
+        TIMECMD=()
+        [ -n "$TIME_BIN" ] && TIMECMD=("$TIME_BIN" -f %M -o "$W/rss.tmp")
+        t0=$(now_us)
+        if cnitool_call "$verb" "$chain" "$side" "$pod"; then
+            t1=$(now_us)
+            echo $((t1 - t0)) >>"$W/s/$key.$side"
+            if [ -n "$TIME_BIN" ] && [ -s "$W/rss.tmp" ]; then tail -n 1 "$W/rss.tmp" >>"$W/s/${key}_rss.$side"; fi
+        else
+            echo "$pod" >>"$W/s/${key}_fail.$side"
+        fi
+    done
+}
+
+# "<verb> <chain> <side> <key> <pods…>": all at once; wall time and failures.
+inner_par() {
+    local verb=$1 chain=$2 side=$3 key=$4 t0 t1 p fails=$W/par.fail
+    shift 4
+    TIMECMD=()
+    : >"$fails"
+    t0=$(now_us)
+    for p in "$@"; do
+        { cnitool_call "$verb" "$chain" "$side" "$p" || echo "$p" >>"$fails"; } &
+    done
+    wait
+    t1=$(now_us)
+    echo $((t1 - t0)) >>"$W/s/$key.$side"
+    wc -l <"$fails" | tr -d ' ' >>"$W/s/${key}_failed.$side"
+}
+
+if [ "${1:-}" = --inner ]; then
+    shift
+    TIMECMD=()
+    case $1 in
+        plan) inner_plan <"$2" ;;
+        par) shift; inner_par "$@" ;;
+        *) die "unknown inner command $1" ;;
+    esac
+    exit 0
+fi
+
+# ---- setup -----------------------------------------------------------------------------------
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
+command -v ip >/dev/null || die "needs ip (iproute2)"
+QUICK=${BENCH_QUICK:-0}
+REF=${BENCH_REF_DIR:-/usr/lib/cni}
+JSON=${BENCH_JSON:-$TOP/target/bench.json}
+ARCH=$(uname -m)
+BIN=${CNIBOX_BIN:-$TOP/target/$ARCH-unknown-linux-gnu/release/cnibox}
+[ -x "$BIN" ] || die "no cnibox binary at $BIN (make build, or set CNIBOX_BIN)"
+BIN=$(readlink -f "$BIN")
+
+apt_install() {
+    command -v apt-get >/dev/null || return 1
+    log "installing $*"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } \
+        >/dev/null 2>&1
+}
+if [ ! -x "$REF/bridge" ] && [ "$REF" = /usr/lib/cni ]; then
+    apt_install containernetworking-plugins || log "could not install containernetworking-plugins"
+fi
+[ -d "$REF" ] || log "no reference plugins in $REF: its figures are n/a"
+TIME_BIN=
+if [ -x /usr/bin/time ] && /usr/bin/time -f %M -o /dev/null true 2>/dev/null; then
+    TIME_BIN=/usr/bin/time
+elif apt_install time && [ -x /usr/bin/time ]; then
+    TIME_BIN=/usr/bin/time
+else
+    log "no GNU time: peak RSS is n/a"
+fi
+
+if [ "$QUICK" = 1 ]; then
+    VERSION_ITERS=20 VERSION_MAX=3 POD_N=5 CONC_LEVELS="32" CONC_ROUNDS=1 SCALE_LEVELS="10 50" SCALE_M=3
+else
+    VERSION_ITERS=100 VERSION_MAX=6 POD_N=20 CONC_LEVELS="32 64" CONC_ROUNDS=3 SCALE_LEVELS="10 100 250" SCALE_M=5
+fi
+
+W=$(mktemp -d /tmp/cnibox-bench.XXXXXX)
+TAG=cbxb$$
+mkdir -p "$W/s" "$W/conf" "$W/cnibox-bin"
+: >"$W/netns.list"
+: >"$W/metrics"
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    jobs -p | xargs -r kill 2>/dev/null || true
+    if [ -s "$W/netns.list" ]; then
+        sed 's/^/netns delete /' "$W/netns.list" >"$W/netns.del"
+        ip -force -batch "$W/netns.del" >/dev/null 2>&1 || true
+    fi
+    # Results the runtime client cached for this run's networks (all named $TAG…).
+    rm -f /var/lib/cni/results/"$TAG"* 2>/dev/null || true
+    rm -rf "$W"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mapfile -t APPLETS < <("$BIN" --list)
+for a in "${APPLETS[@]}"; do ln -s "$BIN" "$W/cnibox-bin/$a"; done
+has_a() { [ -e "$W/cnibox-bin/$1" ]; }
+has_b() { [ -x "$REF/$1" ]; }
+COMMON=()
+for a in "${APPLETS[@]}"; do has_b "$a" && COMMON+=("$a"); done
+
+REF_BOTH=${BENCH_REF_BOTH:-0}
+if [ "$REF_BOTH" = 1 ]; then
+    log "BENCH_REF_BOTH=1: side A runs the reference plugins too"
+    CNI_PATH_A=$REF
+    has_a() { has_b "$1"; }
+else
+    CNI_PATH_A=$W/cnibox-bin
+fi
+CNI_PATH_B=$REF
+CNITOOL=${BENCH_CNITOOL:-}
+if [ -z "$CNITOOL" ]; then
+    if [ -e "$W/cnibox-bin/cnitool" ]; then CNITOOL=$W/cnibox-bin/cnitool; fi
+fi
+export W CNI_PATH_A CNI_PATH_B CNITOOL TIME_BIN
+
+metric() { # key|label|unit|scale (sample values are divided by scale for display and JSON)
+    printf '%s|%s|%s|%s\n' "$1" "$2" "$3" "$4" >>"$W/metrics"
+}
+add_netns() { # names… (batched; all recorded for cleanup)
+    local n
+    : >"$W/netns.add"
+    for n in "$@"; do
+        echo "$n" >>"$W/netns.list"
+        echo "netns add $n" >>"$W/netns.add"
+    done
+    ip -batch "$W/netns.add" >/dev/null
+}
+del_netns() {
+    local n
+    : >"$W/netns.del1"
+    for n in "$@"; do echo "netns delete $n" >>"$W/netns.del1"; done
+    ip -force -batch "$W/netns.del1" >/dev/null 2>&1 || true
+    grep -vxF -f <(printf '%s\n' "$@") "$W/netns.list" >"$W/netns.keep" || true
+    mv "$W/netns.keep" "$W/netns.list"
+}
+SEQ=0
+new_host() { # sets HOST
+    SEQ=$((SEQ + 1))
+    HOST=${TAG}h$SEQ
+    add_netns "$HOST"
+    ip -n "$HOST" link set lo up
+}
+new_pods() { # side count: sets NEW (an array of names)
+    local side=$1 count=$2 i
+    SEQ=$((SEQ + 1))
+    NEW=()
+    for ((i = 1; i <= count; i++)); do NEW+=("${TAG}p$SEQ$side$i"); done
+    add_netns "${NEW[@]}"
+}
+in_host() { # host inner-args…
+    local h=$1
+    shift
+    ip netns exec "$h" "$SELF" --inner "$@"
+}
+
+# ---- install size ----------------------------------------------------------------------------
+log "install size"
+metric size "install size (${#COMMON[@]} common plugins)" MiB 1048576
+stat -c %s "$BIN" >"$W/s/size.A"
+if [ ${#COMMON[@]} -gt 0 ]; then
+    total=0
+    for a in "${COMMON[@]}"; do total=$((total + $(stat -L -c %s "$REF/$a"))); done
+    echo "$total" >"$W/s/size.B"
+fi
+
+# ---- exec: CNI_COMMAND=VERSION ---------------------------------------------------------------
+VERSION_APPLETS=()
+for a in loopback host-local bridge ptp static portmap tuning bandwidth firewall macvlan ipvlan vlan; do
+    if [ ${#VERSION_APPLETS[@]} -lt "$VERSION_MAX" ] && { has_a "$a" || has_b "$a"; }; then VERSION_APPLETS+=("$a"); fi
+done
+version_once() { # side applet key
+    local exe t0 t1
+    if [ "$1" = A ]; then exe=$CNI_PATH_A/$2; else exe=$CNI_PATH_B/$2; fi
+    t0=$(now_us)
+    if CNI_COMMAND=VERSION "$exe" </dev/null >/dev/null 2>&1; then
+        t1=$(now_us)
+        echo $((t1 - t0)) >>"$W/s/$3_ms.$1"
+    else
+        echo x >>"$W/s/$3_ms_fail.$1"
+    fi
+    if [ -n "$TIME_BIN" ] && CNI_COMMAND=VERSION "$TIME_BIN" -f %M -o "$W/rss.tmp" "$exe" </dev/null >/dev/null 2>&1; then
+        tail -n 1 "$W/rss.tmp" >>"$W/s/$3_rss.$1"
+    fi
+}
+for a in "${VERSION_APPLETS[@]}"; do
+    log "exec VERSION: $a"
+    key=version_${a//-/_}
+    metric "${key}_ms" "exec VERSION $a: latency" ms 1000
+    metric "${key}_rss" "exec VERSION $a: peak RSS" MiB 1024
+    for ((i = 0; i < VERSION_ITERS; i++)); do
+        has_a "$a" && version_once A "$a" "$key"
+        has_b "$a" && version_once B "$a" "$key"
+    done
+done
+
+# ---- per-pod chains ----------------------------------------------------------------------------
+SUBNET=0
+write_conf() { # chain side
+    local chain=$1 side=$2 dir=$W/conf/$1-$2 ipam main
+    SUBNET=$((SUBNET + 1))
+    mkdir -p "$dir" "$W/ipam/$chain-$side"
+    echo "$TAG$chain$side" >"$dir/name"
+    ipam="\"ipam\":{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"10.$((200 + SUBNET)).0.0/16\"}]],\"dataDir\":\"$W/ipam/$chain-$side\"}"
+    case $chain in
+        bridge) main="{\"type\":\"bridge\",\"bridge\":\"cbx$side$SUBNET\",\"isGateway\":true,\"ipMasq\":false,$ipam}" ;;
+        ptp) main="{\"type\":\"ptp\",\"ipMasq\":false,$ipam}" ;;
+    esac
+    printf '{"cniVersion":"1.0.0","name":"%s","plugins":[%s]}\n' "$TAG$chain$side" "$main" >"$dir/$chain.conflist"
+}
+fresh_ipam() { rm -rf "$W/ipam"/*/* 2>/dev/null || true; }
+
+# Sides that can run a chain: the plugin and host-local exist there, and one probe pod gets an
+# address on eth0 through the runtime client.
+chain_sides() { # chain: sets USABLE to the usable sides
+    local chain=$1 side h p
+    USABLE=
+    [ -n "$CNITOOL" ] || return 0
+    for side in A B; do
+        if [ $side = A ]; then has_a "$chain" && has_a host-local || continue; fi
+        if [ $side = B ]; then has_b "$chain" && has_b host-local || continue; fi
+        write_conf "$chain" "$side"
+        new_host
+        h=$HOST
+        new_pods "$side" 1
+        p=${NEW[0]}
+        printf 'add %s %s %s probe\ndel %s %s %s probe\n' "$chain" "$side" "$p" "$chain" "$side" "$p" >"$W/plan"
+        # Check the address between ADD and DEL.
+        head -n 1 "$W/plan" >"$W/plan1"
+        in_host "$h" plan "$W/plan1"
+        if ip -n "$p" -4 addr show dev eth0 2>/dev/null | grep -q inet; then
+            USABLE="$USABLE $side"
+        else
+            log "  $chain on side $side does not attach a pod; its figures are n/a ($(tail -n 2 "$W/err.$side.log" 2>/dev/null | tr '\n' ' '))"
+        fi
+        tail -n 1 "$W/plan" >"$W/plan1"
+        in_host "$h" plan "$W/plan1"
+        del_netns "$h" "$p"
+        rm -f "$W/s/probe"*
+    done
+    fresh_ipam
+}
+
+declare -A SIDES
+for chain in bridge ptp; do
+    log "chain $chain: probing"
+    chain_sides "$chain"
+    SIDES[$chain]=$USABLE
+    [ -n "${SIDES[$chain]}" ] || { log "  no side can run $chain"; continue; }
+    log "chain $chain (${SIDES[$chain]}): $POD_N pods, ADD then DEL"
+    for k in add del; do
+        metric "${chain}_$k" "per pod $chain+host-local: $k latency" ms 1000
+        metric "${chain}_${k}_rss" "per pod $chain+host-local: $k peak RSS" MiB 1024
+    done
+    new_host
+    h=$HOST
+    declare -A PODS=()
+    for side in ${SIDES[$chain]}; do
+        new_pods "$side" "$POD_N"
+        PODS[$side]="${NEW[*]}"
+    done
+    : >"$W/plan"
+    for verb in add del; do
+        for ((i = 1; i <= POD_N; i++)); do
+            for side in ${SIDES[$chain]}; do
+                pod=$(echo ${PODS[$side]} | cut -d' ' -f"$i")
+                echo "$verb $chain $side $pod ${chain}_$verb" >>"$W/plan"
+            done
+        done
+    done
+    in_host "$h" plan "$W/plan"
+    del_netns "$h" ${PODS[A]:-} ${PODS[B]:-}
+    unset PODS
+    fresh_ipam
+done
+
+# ---- concurrency (bridge) ----------------------------------------------------------------------
+if [ -n "${SIDES[bridge]:-}" ]; then
+    for n in $CONC_LEVELS; do
+        metric "conc${n}_add" "$n concurrent ADDs, cold: wall time" ms 1000
+        metric "conc${n}_add_failed" "$n concurrent ADDs: failures" count 1
+        metric "conc${n}_del" "$n concurrent DELs: wall time" ms 1000
+        metric "conc${n}_del_failed" "$n concurrent DELs: failures" count 1
+        for ((r = 1; r <= CONC_ROUNDS; r++)); do
+            for side in ${SIDES[bridge]}; do
+                log "concurrency $n, round $r, side $side"
+                fresh_ipam
+                new_host
+                new_pods "$side" "$n"
+                in_host "$HOST" par add bridge "$side" "conc${n}_add" "${NEW[@]}"
+                in_host "$HOST" par del bridge "$side" "conc${n}_del" "${NEW[@]}"
+                del_netns "$HOST" "${NEW[@]}"
+            done
+        done
+    done
+fi
+
+# ---- scaling (bridge) ----------------------------------------------------------------------------
+if [ -n "${SIDES[bridge]:-}" ]; then
+    fresh_ipam
+    new_host
+    h=$HOST
+    have=0
+    allpods=()
+    for level in $SCALE_LEVELS; do
+        log "scaling: filling the bridge to $level pods"
+        : >"$W/plan"
+        declare -A FILL=()
+        for side in ${SIDES[bridge]}; do
+            new_pods "$side" $((level - have))
+            FILL[$side]="${NEW[*]}"
+            allpods+=("${NEW[@]}")
+        done
+        for ((i = 1; i <= level - have; i++)); do
+            for side in ${SIDES[bridge]}; do
+                echo "add bridge $side $(echo ${FILL[$side]} | cut -d' ' -f"$i") -" >>"$W/plan"
+            done
+        done
+        in_host "$h" plan "$W/plan"
+        unset FILL
+        have=$level
+        log "scaling: $SCALE_M ADD+DEL at $level pods"
+        metric "scale${level}_add" "ADD with $level pods on the bridge: latency" ms 1000
+        metric "scale${level}_del" "DEL with $level pods on the bridge: latency" ms 1000
+        : >"$W/plan"
+        declare -A MP=()
+        for side in ${SIDES[bridge]}; do
+            new_pods "$side" "$SCALE_M"
+            MP[$side]="${NEW[*]}"
+            allpods+=("${NEW[@]}")
+        done
+        for ((i = 1; i <= SCALE_M; i++)); do
+            for verb in add del; do
+                for side in ${SIDES[bridge]}; do
+                    echo "$verb bridge $side $(echo ${MP[$side]} | cut -d' ' -f"$i") scale${level}_$verb" >>"$W/plan"
+                done
+            done
+        done
+        unset MP
+        in_host "$h" plan "$W/plan"
+    done
+    for side in A B; do
+        if [ -s "$W/s/fill_fail.$side" ]; then
+            log "scaling: $(wc -l <"$W/s/fill_fail.$side") fill ADDs failed on side $side"
+        fi
+    done
+    del_netns "$h" "${allpods[@]}"
+fi
+
+# ---- report ----------------------------------------------------------------------------------------
+stats() { # file scale: "n median min max" in display units, or nothing
+    [ -s "$1" ] || return 0
+    sort -n "$1" | awk -v s="$2" '{a[NR]=$1} END {
+        m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+        printf "%d %.4f %.4f %.4f\n", NR, m / s, a[1] / s, a[NR] / s }'
+}
+fmt_cell() { # n median min max unit
+    local d=2
+    [ "$5" = count ] && d=0
+    if [ "$1" -gt 1 ]; then
+        awk -v m="$2" -v lo="$3" -v hi="$4" -v d="$d" 'BEGIN { printf "%.*f [%.*f-%.*f]", d, m, d, lo, d, hi }'
+    else
+        awk -v m="$2" -v d="$d" 'BEGIN { printf "%.*f", d, m }'
+    fi
+}
+json_side() { # "n median min max" failures
+    if [ -z "$1" ]; then
+        printf 'null'
+    else
+        # shellcheck disable=SC2086
+        set -- $1 "$2"
+        printf '{"n":%s,"median":%s,"min":%s,"max":%s,"failures":%s}' "$1" "$2" "$3" "$4" "$5"
+    fi
+}
+json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
+
+mkdir -p "$(dirname "$JSON")"
+ref_version=$(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo unknown)
+a_label=cnibox
+[ "$REF_BOTH" = 1 ] && a_label="A (=reference)"
+{
+    printf '{\n  "tool": "cnibox bench",\n  "date": %s,\n' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
+    printf '  "kernel": %s,\n  "cnibox": %s,\n' "$(json_str "$(uname -r)")" "$(json_str "$("$BIN" --version 2>/dev/null || echo unknown)")"
+    printf '  "reference": %s,\n  "reference_dir": %s,\n' "$(json_str "$ref_version")" "$(json_str "$REF")"
+    printf '  "quick": %s,\n  "reference_on_both_sides": %s,\n' "$([ "$QUICK" = 1 ] && echo true || echo false)" \
+        "$([ "$REF_BOTH" = 1 ] && echo true || echo false)"
+    printf '  "applets": [%s],\n' "$(for a in "${APPLETS[@]}"; do printf '"%s",' "$a"; done | sed 's/,$//')"
+    printf '  "common_with_reference": [%s],\n' "$(for a in "${COMMON[@]}"; do printf '"%s",' "$a"; done | sed 's/,$//')"
+    printf '  "metrics": [\n'
+} >"$JSON"
+
+printf '\n%-46s %26s %26s %7s\n' "metric (median [min-max])" "$a_label" "reference" "ratio"
+printf '%s\n' "$(printf '%.0s-' {1..108})"
+first=1
+while IFS='|' read -r key label unit scale; do
+    declare -A S=() F=()
+    for side in A B; do
+        S[$side]=$(stats "$W/s/$key.$side" "$scale")
+        F[$side]=0
+        for ff in "$W/s/${key}_fail.$side" "$W/s/${key}_ms_fail.$side"; do
+            [ -s "$ff" ] && F[$side]=$((F[$side] + $(wc -l <"$ff")))
+        done
+    done
+    cells=()
+    for side in A B; do
+        if [ -n "${S[$side]}" ]; then
+            # shellcheck disable=SC2086
+            c=$(fmt_cell ${S[$side]} "$unit")
+            if [ "${F[$side]}" -gt 0 ]; then c="$c (${F[$side]} failed)"; fi
+        elif [ "${F[$side]}" -gt 0 ]; then
+            c="all ${F[$side]} failed"
+        else
+            c=n/a
+        fi
+        cells+=("$c")
+    done
+    ratio=-
+    if [ -n "${S[A]}" ] && [ -n "${S[B]}" ]; then
+        ratio=$(awk -v a="$(echo "${S[A]}" | cut -d' ' -f2)" -v b="$(echo "${S[B]}" | cut -d' ' -f2)" \
+            'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    fi
+    printf '%-46s %26s %26s %7s\n' "$label ($unit)" "${cells[0]}" "${cells[1]}" "$ratio"
+    jr=null
+    if [ "$ratio" != - ]; then jr=$ratio; fi
+    {
+        [ $first = 1 ] || printf ',\n'
+        printf '    {"key":"%s","label":%s,"unit":"%s","cnibox":%s,"reference":%s,"ratio":%s}' "$key" \
+            "$(json_str "$label")" "$unit" "$(json_side "${S[A]}" "${F[A]}")" "$(json_side "${S[B]}" "${F[B]}")" "$jr"
+    } >>"$JSON"
+    first=0
+    unset S F
+done <"$W/metrics"
+printf '\n  ]\n}\n' >>"$JSON"
+echo
+echo "ratio = $a_label / reference (below 1: cnibox is smaller or faster); JSON: $JSON"
