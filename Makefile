@@ -57,6 +57,7 @@ install: build
 uninstall:
 	./symlinks.sh --uninstall --target $(PREFIX)/libexec/cnibox/cnibox --root "$(DESTDIR)" $(CNI_BIN_DIR)
 	rm -f $(DESTDIR)$(PREFIX)/libexec/cnibox/cnibox
+	-rmdir $(DESTDIR)$(PREFIX)/libexec/cnibox 2>/dev/null
 
 clean:
 	$(CARGO) clean

@@ -132,7 +132,7 @@ fi
 if [ "$QUICK" = 1 ]; then
     VERSION_ITERS=20 VERSION_MAX=3 POD_N=5 CONC_LEVELS="32" CONC_ROUNDS=1 SCALE_LEVELS="10 50" SCALE_M=3
 else
-    VERSION_ITERS=100 VERSION_MAX=6 POD_N=20 CONC_LEVELS="32 64" CONC_ROUNDS=3 SCALE_LEVELS="10 100 250" SCALE_M=5
+    VERSION_ITERS=100 VERSION_MAX=6 POD_N=30 CONC_LEVELS="32 64" CONC_ROUNDS=3 SCALE_LEVELS="10 100 250" SCALE_M=10
 fi
 
 W=$(mktemp -d /tmp/cnibox-bench.XXXXXX)
@@ -297,7 +297,8 @@ chain_sides() { # chain: sets USABLE to the usable sides
         if ip -n "$p" -4 addr show dev eth0 2>/dev/null | grep -q inet; then
             USABLE="$USABLE $side"
         else
-            log "  $chain on side $side does not attach a pod; its figures are n/a ($(tail -n 2 "$W/err.$side.log" 2>/dev/null | tr '\n' ' '))"
+            why=$(tail -n 2 "$W/err.$side.log" 2>/dev/null | tr '\n' ' ')
+            log "  $chain on side $side does not attach a pod (${why:-no IPv4 address on eth0}); its figures are n/a"
         fi
         tail -n 1 "$W/plan" >"$W/plan1"
         in_host "$h" plan "$W/plan1"
