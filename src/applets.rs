@@ -17,6 +17,7 @@ pub struct Applet {
 
 pub static APPLETS: &[Applet] = &[
     Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
+    Applet { name: "bridge", kind: Kind::Plugin(&crate::plugins::bridge::PLUGIN) },
     Applet { name: "loopback", kind: Kind::Plugin(&crate::plugins::loopback::PLUGIN) },
 ];
 

@@ -1,3 +1,5 @@
 //! The plugins, one module each.
 
+pub mod bridge;
+pub mod iface;
 pub mod loopback;
