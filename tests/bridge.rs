@@ -60,10 +60,12 @@ impl Fixture {
         out
     }
 
+    /// The plugin's host-side veths (named `veth` + 8 hex digits).
     fn veths(&self) -> Vec<String> {
         self.host_sh("ip -o link show type veth")
             .lines()
             .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))
+            .filter(|n| n.starts_with("veth"))
             .collect()
     }
 
@@ -540,4 +542,49 @@ fn gc_and_status_reach_ipam() {
     let mut gc: Value = serde_json::from_str(&conf).unwrap();
     gc["cni.dev/valid-attachments"] = json!([]);
     f.call("GC", "", "", "", &gc.to_string()).ok();
+}
+
+#[test]
+fn disabled_container_interface_stays_down() {
+    if !root() {
+        return;
+    }
+    let f = Fixture::new();
+    let conf = f.conf("1.0.0", Value::Null, json!({"bridge": "brd", "disableContainerInterface": true}));
+    let a = Netns::new("di");
+    let r = f.add("ca", &a, &conf);
+    assert_eq!(r["interfaces"].as_array().unwrap().len(), 3);
+    let (_, link) = a.exec("ip -o link show eth0");
+    assert!(!link.contains(",UP") && link.contains("state DOWN"), "{link}");
+    f.del("ca", &a, &conf);
+    assert!(f.veths().is_empty());
+}
+
+#[test]
+fn existing_bridge_name_and_addresses() {
+    if !root() {
+        return;
+    }
+    let f = Fixture::new();
+    let a = Netns::new("ex");
+    // A link of another kind under the bridge's name.
+    f.host_sh("ip link add brx type veth peer name brxpeer");
+    let conf = f.conf("1.0.0", json!("10.87.0.0/24"), json!({"bridge": "brx"}));
+    let r = f.call("ADD", "ca", &a.path(), "eth0", &conf);
+    assert!(r.stdout.contains("\\\"brx\\\" already exists but is not a bridge"), "{r:?}");
+    assert!(f.leases().is_empty());
+
+    // A bridge with another IPv4 address: refused, unless forceAddress.
+    f.host_sh("ip link add bry type bridge && ip addr add 10.86.5.1/16 dev bry");
+    let conf = f.conf("1.0.0", json!("10.86.0.0/24"), json!({"bridge": "bry", "isGateway": true}));
+    let r = f.call("ADD", "ca", &a.path(), "eth0", &conf);
+    assert!(r.stdout.contains("\\\"bry\\\" already has an IP address different from 10.86.0.1/24"), "{r:?}");
+    assert!(f.veths().is_empty());
+    assert!(f.leases().is_empty());
+    let conf =
+        f.conf("1.0.0", json!("10.86.0.0/24"), json!({"bridge": "bry", "isGateway": true, "forceAddress": true}));
+    f.add("ca", &a, &conf);
+    let addrs = f.host_sh("ip -o -4 addr show dev bry");
+    assert!(addrs.contains("10.86.0.1/24") && !addrs.contains("10.86.5.1"), "{addrs}");
+    f.del("ca", &a, &conf);
 }

@@ -272,6 +272,10 @@ mod kernel_tests {
             // Kernel text comes through.
             let e = nl.set_mtu(&port, 10).unwrap_err();
             assert!(e.to_string().contains("\"vp0\""), "{e}");
+            assert_eq!(
+                e.to_string(),
+                "failed to set MTU 10 on \"vp0\": mtu less than device minimum (Invalid argument)"
+            );
         });
     }
 }
