@@ -19,6 +19,7 @@ pub static APPLETS: &[Applet] = &[
     Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
     Applet { name: "bridge", kind: Kind::Plugin(&crate::plugins::bridge::PLUGIN) },
     Applet { name: "loopback", kind: Kind::Plugin(&crate::plugins::loopback::PLUGIN) },
+    Applet { name: "ptp", kind: Kind::Plugin(&crate::plugins::ptp::PLUGIN) },
 ];
 
 /// IPAM plugins that main plugins call in-process instead of exec'ing.

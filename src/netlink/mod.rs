@@ -15,7 +15,7 @@ mod route;
 pub use addr::Address;
 pub use error::Error;
 pub use link::{Link, LinkKind};
-pub use route::{RouteInfo, RouteSpec};
+pub use route::{RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RouteInfo, RouteSpec};
 
 use crate::netns::Netns;
 use futures::StreamExt;
@@ -211,6 +211,23 @@ mod kernel_tests {
             cont.del_route(&r).unwrap();
             assert!(!cont.list_routes().unwrap().iter().any(|x| x.dst.to_string() == "10.10.0.0/16"));
             assert!(cont.del_route(&r).unwrap_err().errno.is_some());
+
+            // The kernel's own prefix route (proto kernel, scope link) can be deleted.
+            let prefix = RouteSpec::new("10.9.0.0/24".parse().unwrap()).dev(c.index);
+            cont.del_route(&prefix).unwrap();
+            assert!(!cont.list_routes().unwrap().iter().any(|x| x.dst.to_string() == "10.9.0.0/24"));
+            // A link-scope host route with a source address.
+            let gw = RouteSpec::new("10.9.0.1/32".parse().unwrap())
+                .dev(c.index)
+                .scope(RT_SCOPE_LINK)
+                .src("10.9.0.2".parse().unwrap());
+            cont.add_route(&gw).unwrap();
+            assert!(
+                cont.list_routes()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x.dst.to_string() == "10.9.0.1/32" && x.scope == RT_SCOPE_LINK)
+            );
 
             cont.del_address(&c, "10.9.0.2/24".parse().unwrap()).unwrap();
             assert!(cont.list_addresses(&c).unwrap().iter().all(|a| a.net.addr().to_string() != "10.9.0.2"));

@@ -10,6 +10,11 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::fmt;
 use std::net::IpAddr;
 
+pub const RT_SCOPE_UNIVERSE: u8 = 0;
+pub const RT_SCOPE_LINK: u8 = 253;
+pub const RT_SCOPE_HOST: u8 = 254;
+pub const RT_SCOPE_NOWHERE: u8 = 255;
+
 /// A route to add or delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
@@ -17,7 +22,8 @@ pub struct RouteSpec {
     pub gw: Option<IpAddr>,
     pub oif: Option<u32>,
     pub src: Option<IpAddr>,
-    /// RT_SCOPE_* (0 universe, 253 link, 254 host); None lets the kernel pick for adds.
+    /// RT_SCOPE_*; None means link scope without a gateway and universe with one when adding,
+    /// and any scope when deleting.
     pub scope: Option<u8>,
     pub table: Option<u32>,
     pub priority: Option<u32>,
@@ -33,6 +39,14 @@ impl RouteSpec {
     }
     pub fn dev(mut self, index: u32) -> Self {
         self.oif = Some(index);
+        self
+    }
+    pub fn scope(mut self, scope: u8) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+    pub fn src(mut self, src: IpAddr) -> Self {
+        self.src = Some(src);
         self
     }
 }
@@ -83,9 +97,9 @@ fn message(r: &RouteSpec, deleting: bool) -> RouteMessage {
     m.header.kind = RouteType::Unicast;
     m.header.table = RouteHeader::RT_TABLE_MAIN;
     if deleting {
-        // Unspecified protocol and scope match any.
+        // Protocol 0 and scope RT_SCOPE_NOWHERE match any route.
         m.header.protocol = RouteProtocol::Unspec;
-        m.header.scope = RouteScope::from(r.scope.unwrap_or(0));
+        m.header.scope = RouteScope::from(r.scope.unwrap_or(RT_SCOPE_NOWHERE));
     } else {
         m.header.protocol = RouteProtocol::Boot;
         m.header.scope = match (r.scope, r.gw) {

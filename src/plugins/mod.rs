@@ -3,3 +3,4 @@
 pub mod bridge;
 pub mod iface;
 pub mod loopback;
+pub mod ptp;
