@@ -208,6 +208,11 @@ fn failures_and_missing_netns_leave_nothing() {
     drop(b);
     f.call("DEL", "cb", &path, &conf).ok();
     assert_eq!(f.leases(), 0);
+    // The kernel tears a deleted namespace down asynchronously, taking the veth with it.
+    let start = Instant::now();
+    while f.veths() != 0 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(f.veths(), 0);
     assert!(!f.host_sh("ip route show").contains("10.83.0."));
 }
