@@ -93,8 +93,11 @@ pub fn configure_iface(nl: &Netlink, ifname: &str, result: &CniResult) -> Result
         }
         if !ip.is_v4() && !has_v6 {
             has_v6 = true;
-            sysctl::set(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0")
-                .map_err(|e| CniError::internal(format!("failed to enable IPv6 for interface \"{ifname}\": {e}")))?;
+            // IPv6 may be off by default in the namespace: turn it on for lo and the interface.
+            for dev in ["lo", ifname] {
+                sysctl::set(&format!("net/ipv6/conf/{dev}/disable_ipv6"), "0")
+                    .map_err(|e| CniError::internal(format!("failed to enable IPv6 for interface \"{dev}\": {e}")))?;
+            }
             let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1");
         }
         nl.add_address(&link, ip.address)?;
