@@ -232,6 +232,13 @@ mod kernel_tests {
             cont.del_address(&c, "10.9.0.2/24".parse().unwrap()).unwrap();
             assert!(cont.list_addresses(&c).unwrap().iter().all(|a| a.net.addr().to_string() != "10.9.0.2"));
 
+            // The runtime drives the connections on this thread: no worker or blocking threads.
+            let comms: Vec<String> = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .collect();
+            assert!(!comms.iter().any(|c| c.starts_with("tokio")), "{comms:?}");
+
             // Deleting one end removes both.
             host.del_link(&h).unwrap();
             assert!(cont.link_by_name("eth0").unwrap().is_none());
