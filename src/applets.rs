@@ -17,8 +17,10 @@ pub struct Applet {
 
 pub static APPLETS: &[Applet] = &[
     Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
+    Applet { name: "bridge", kind: Kind::Plugin(&crate::plugins::bridge::PLUGIN) },
     Applet { name: "host-local", kind: Kind::Plugin(&crate::plugins::host_local::PLUGIN) },
     Applet { name: "loopback", kind: Kind::Plugin(&crate::plugins::loopback::PLUGIN) },
+    Applet { name: "ptp", kind: Kind::Plugin(&crate::plugins::ptp::PLUGIN) },
     Applet { name: "static", kind: Kind::Plugin(&crate::plugins::static_ipam::PLUGIN) },
 ];
 

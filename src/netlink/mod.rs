@@ -15,7 +15,7 @@ mod route;
 pub use addr::Address;
 pub use error::Error;
 pub use link::{Link, LinkKind};
-pub use route::{RouteInfo, RouteSpec};
+pub use route::{RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RouteInfo, RouteSpec};
 
 use crate::netns::Netns;
 use futures::StreamExt;
@@ -212,8 +212,32 @@ mod kernel_tests {
             assert!(!cont.list_routes().unwrap().iter().any(|x| x.dst.to_string() == "10.10.0.0/16"));
             assert!(cont.del_route(&r).unwrap_err().errno.is_some());
 
+            // The kernel's own prefix route (proto kernel, scope link) can be deleted.
+            let prefix = RouteSpec::new("10.9.0.0/24".parse().unwrap()).dev(c.index);
+            cont.del_route(&prefix).unwrap();
+            assert!(!cont.list_routes().unwrap().iter().any(|x| x.dst.to_string() == "10.9.0.0/24"));
+            // A link-scope host route with a source address.
+            let gw = RouteSpec::new("10.9.0.1/32".parse().unwrap())
+                .dev(c.index)
+                .scope(RT_SCOPE_LINK)
+                .src("10.9.0.2".parse().unwrap());
+            cont.add_route(&gw).unwrap();
+            assert!(
+                cont.list_routes()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x.dst.to_string() == "10.9.0.1/32" && x.scope == RT_SCOPE_LINK)
+            );
+
             cont.del_address(&c, "10.9.0.2/24".parse().unwrap()).unwrap();
             assert!(cont.list_addresses(&c).unwrap().iter().all(|a| a.net.addr().to_string() != "10.9.0.2"));
+
+            // The runtime drives the connections on this thread: no worker or blocking threads.
+            let comms: Vec<String> = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .collect();
+            assert!(!comms.iter().any(|c| c.starts_with("tokio")), "{comms:?}");
 
             // Deleting one end removes both.
             host.del_link(&h).unwrap();
@@ -272,6 +296,10 @@ mod kernel_tests {
             // Kernel text comes through.
             let e = nl.set_mtu(&port, 10).unwrap_err();
             assert!(e.to_string().contains("\"vp0\""), "{e}");
+            assert_eq!(
+                e.to_string(),
+                "failed to set MTU 10 on \"vp0\": mtu less than device minimum (Invalid argument)"
+            );
         });
     }
 }

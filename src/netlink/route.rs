@@ -10,6 +10,11 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::fmt;
 use std::net::IpAddr;
 
+pub const RT_SCOPE_UNIVERSE: u8 = 0;
+pub const RT_SCOPE_LINK: u8 = 253;
+pub const RT_SCOPE_HOST: u8 = 254;
+pub const RT_SCOPE_NOWHERE: u8 = 255;
+
 /// A route to add or delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
@@ -17,7 +22,8 @@ pub struct RouteSpec {
     pub gw: Option<IpAddr>,
     pub oif: Option<u32>,
     pub src: Option<IpAddr>,
-    /// RT_SCOPE_* (0 universe, 253 link, 254 host); None lets the kernel pick for adds.
+    /// RT_SCOPE_*; None means link scope without a gateway and universe with one when adding,
+    /// and any scope when deleting.
     pub scope: Option<u8>,
     pub table: Option<u32>,
     pub priority: Option<u32>,
@@ -33,6 +39,14 @@ impl RouteSpec {
     }
     pub fn dev(mut self, index: u32) -> Self {
         self.oif = Some(index);
+        self
+    }
+    pub fn scope(mut self, scope: u8) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+    pub fn src(mut self, src: IpAddr) -> Self {
+        self.src = Some(src);
         self
     }
 }
@@ -83,9 +97,9 @@ fn message(r: &RouteSpec, deleting: bool) -> RouteMessage {
     m.header.kind = RouteType::Unicast;
     m.header.table = RouteHeader::RT_TABLE_MAIN;
     if deleting {
-        // Unspecified protocol and scope match any.
+        // Protocol 0 and scope RT_SCOPE_NOWHERE match any route.
         m.header.protocol = RouteProtocol::Unspec;
-        m.header.scope = RouteScope::from(r.scope.unwrap_or(0));
+        m.header.scope = RouteScope::from(r.scope.unwrap_or(RT_SCOPE_NOWHERE));
     } else {
         m.header.protocol = RouteProtocol::Boot;
         m.header.scope = match (r.scope, r.gw) {
@@ -181,5 +195,72 @@ impl Netlink {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtnetlink::packet_core::Emitable;
+
+    fn bytes(m: &RouteMessage) -> Vec<u8> {
+        let mut b = vec![0u8; m.buffer_len()];
+        m.emit(&mut b);
+        b
+    }
+
+    /// rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (u32).
+    #[test]
+    fn add_via_gateway() {
+        let r = RouteSpec::new("10.10.0.0/16".parse().unwrap()).via(Some("10.9.0.1".parse().unwrap())).dev(7);
+        #[rustfmt::skip]
+        let want = [
+            2, 16, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0, // AF_INET /16 main boot universe unicast
+            8, 0, 1, 0, 10, 10, 0, 0,              // RTA_DST
+            8, 0, 5, 0, 10, 9, 0, 1,               // RTA_GATEWAY
+            8, 0, 4, 0, 7, 0, 0, 0,                // RTA_OIF
+        ];
+        assert_eq!(bytes(&message(&r, false)), want);
+    }
+
+    #[test]
+    fn link_scope_host_route_with_source() {
+        let r =
+            RouteSpec::new("10.9.0.1/32".parse().unwrap()).dev(3).scope(RT_SCOPE_LINK).src("10.9.0.2".parse().unwrap());
+        #[rustfmt::skip]
+        let want = [
+            2, 32, 0, 0, 254, 3, 253, 1, 0, 0, 0, 0,
+            8, 0, 1, 0, 10, 9, 0, 1,               // RTA_DST
+            8, 0, 7, 0, 10, 9, 0, 2,               // RTA_PREFSRC
+            8, 0, 4, 0, 3, 0, 0, 0,                // RTA_OIF
+        ];
+        assert_eq!(bytes(&message(&r, false)), want);
+    }
+
+    #[test]
+    fn delete_matches_any_protocol_and_scope() {
+        let r = RouteSpec::new("10.9.0.7/24".parse().unwrap()).dev(7);
+        #[rustfmt::skip]
+        let want = [
+            2, 24, 0, 0, 254, 0, 255, 1, 0, 0, 0, 0, // prefix truncated; protocol 0, scope nowhere
+            8, 0, 1, 0, 10, 9, 0, 0,
+            8, 0, 4, 0, 7, 0, 0, 0,
+        ];
+        assert_eq!(bytes(&message(&r, true)), want);
+    }
+
+    #[test]
+    fn ipv6_default_route_in_a_table() {
+        let mut r = RouteSpec::new("::/0".parse().unwrap()).via(Some("fd00::1".parse().unwrap()));
+        r.table = Some(1000);
+        r.priority = Some(100);
+        let b = bytes(&message(&r, false));
+        // AF_INET6, /0, table RT_TABLE_UNSPEC in the header and RTA_TABLE as an attribute.
+        assert_eq!(&b[..12], &[10, 0, 0, 0, 0, 3, 0, 1, 0, 0, 0, 0]);
+        let mut gw = vec![20, 0, 5, 0, 0xfd, 0];
+        gw.extend_from_slice(&[0; 13]);
+        gw.push(1);
+        assert_eq!(&b[12..32], &gw[..]);
+        assert_eq!(&b[32..], &[8, 0, 6, 0, 100, 0, 0, 0, 8, 0, 15, 0, 0xe8, 3, 0, 0]);
     }
 }

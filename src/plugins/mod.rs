@@ -1,5 +1,8 @@
 //! The plugins cnibox implements, one module each.
 
+pub mod bridge;
 pub mod host_local;
+pub mod iface;
 pub mod loopback;
+pub mod ptp;
 pub mod static_ipam;

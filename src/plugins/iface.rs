@@ -1,0 +1,223 @@
+//! What the interface plugins (bridge, ptp, ...) share: veth pairs with a random host name,
+//! applying an IPAM result to a container interface, checking it, and tearing it down.
+
+use crate::cni::result::{CniResult, IpConfig, Route};
+use crate::cni::{CniError, Invocation};
+use crate::netlink::{Link, Netlink, RouteSpec};
+use crate::netns::Netns;
+use crate::sysctl;
+use ipnet::IpNet;
+use std::io::Read;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// `veth` and 8 random lower-case hex digits.
+pub fn random_veth_name() -> Result<String, CniError> {
+    let mut b = [0u8; 4];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| CniError::internal(format!("failed to generate random veth name: {e}")))?;
+    Ok(format!("veth{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3]))
+}
+
+/// The two ends of a new veth pair.
+pub struct VethPair {
+    pub host: Link,
+    pub container: Link,
+}
+
+/// Create a veth pair with `container_name` born in `cont_ns` and a random `vethXXXXXXXX` end
+/// here (retrying on a name clash), and set the host end up with `accept_ra=0`.
+/// The container end is left down. `host` serves the namespace this thread is in.
+pub fn create_veth(
+    host: &Netlink,
+    cont: &Netlink,
+    cont_ns: &Netns,
+    container_name: &str,
+    mtu: Option<u32>,
+    mac: Option<[u8; 6]>,
+) -> Result<VethPair, CniError> {
+    let mut last = None;
+    for _ in 0..10 {
+        let host_name = random_veth_name()?;
+        match host.create_veth(&host_name, container_name, cont_ns, mtu, mac) {
+            Ok(()) => {
+                let pair = finish_veth(host, cont, &host_name, container_name);
+                if pair.is_err()
+                    && let Ok(Some(l)) = host.link_by_name(&host_name)
+                {
+                    let _ = host.del_link(&l);
+                }
+                return pair;
+            }
+            Err(e) if e.is_exists() => {
+                if cont.link_by_name(container_name)?.is_some() {
+                    return Err(CniError::internal(format!("container veth name \"{container_name}\" already exists")));
+                }
+                last = Some(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CniError::internal(format!(
+        "failed to make veth pair: {}",
+        last.map(|e| e.to_string()).unwrap_or_else(|| "no unique name found".into())
+    )))
+}
+
+fn finish_veth(host: &Netlink, cont: &Netlink, host_name: &str, container_name: &str) -> Result<VethPair, CniError> {
+    let h = host.link(host_name)?;
+    host.set_up(&h)?;
+    // We want to own the routes for this interface.
+    let _ = sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
+    let h = host.link(host_name)?;
+    let c = cont.link(container_name)?;
+    Ok(VethPair { host: h, container: c })
+}
+
+/// Apply the addresses and routes of `result` to `ifname` in the namespace `nl` serves
+/// (the thread must be inside it for the sysctls: call within `Netns::run`), and set it up.
+/// Addresses apply when their `interface` index points at an interface named `ifname`.
+pub fn configure_iface(nl: &Netlink, ifname: &str, result: &CniResult) -> Result<(), CniError> {
+    let link = nl.link(ifname)?;
+    let mut v4gw: Option<IpAddr> = None;
+    let mut v6gw: Option<IpAddr> = None;
+    let mut has_v6 = false;
+    for ip in &result.ips {
+        let Some(idx) = ip.interface else { continue };
+        if result.interfaces.get(idx).map(|i| i.name.as_str()) != Some(ifname) {
+            return Err(CniError::internal(format!(
+                "failed to add IP addr {} to \"{ifname}\": invalid interface index",
+                ip.address
+            )));
+        }
+        if !ip.is_v4() && !has_v6 {
+            has_v6 = true;
+            // IPv6 may be off by default in the namespace: turn it on for lo and the interface.
+            for dev in ["lo", ifname] {
+                sysctl::set(&format!("net/ipv6/conf/{dev}/disable_ipv6"), "0")
+                    .map_err(|e| CniError::internal(format!("failed to enable IPv6 for interface \"{dev}\": {e}")))?;
+            }
+            let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1");
+        }
+        nl.add_address(&link, ip.address)?;
+        match ip.gateway {
+            Some(gw @ IpAddr::V4(_)) if v4gw.is_none() => v4gw = Some(gw),
+            Some(gw @ IpAddr::V6(_)) if v6gw.is_none() => v6gw = Some(gw),
+            _ => {}
+        }
+    }
+    nl.set_up(&link)?;
+    if v6gw.is_some() {
+        settle_addresses(nl, &link, Duration::from_secs(5))?;
+    }
+    for r in &result.routes {
+        let gw = r.gw.or(if r.dst.addr().is_ipv4() { v4gw } else { v6gw });
+        let mut spec = RouteSpec::new(r.dst).via(gw).dev(link.index);
+        spec.table = r.table;
+        spec.scope = r.scope;
+        spec.priority = Some(r.priority).filter(|p| *p != 0);
+        nl.add_route(&spec)?;
+    }
+    Ok(())
+}
+
+/// Wait until no IPv6 address of `link` is tentative; a failed DAD is an error.
+/// Gives up quietly if the link is not operationally up (DAD never finishes then).
+fn settle_addresses(nl: &Netlink, link: &Link, timeout: Duration) -> Result<(), CniError> {
+    let start = Instant::now();
+    loop {
+        let addrs = nl.list_addresses(link)?;
+        if let Some(bad) = addrs.iter().find(|a| a.dad_failed) {
+            return Err(CniError::internal(format!(
+                "failed to settle addresses for \"{}\": link has address {} that failed DAD",
+                link.name, bad.net
+            )));
+        }
+        if !addrs.iter().any(|a| a.tentative && !a.net.addr().is_ipv4()) {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(CniError::internal(format!(
+                "failed to settle addresses for \"{}\": addresses still tentative after {}s",
+                link.name,
+                timeout.as_secs()
+            )));
+        }
+        if !nl.link_by_index(link.index)?.is_some_and(|l| l.oper_up) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every IP of `ips` is on `ifname`, and the kernel has a route to its prefix.
+pub fn validate_expected_ips(nl: &Netlink, ifname: &str, ips: &[IpConfig]) -> Result<(), CniError> {
+    let link = nl.link(ifname)?;
+    let addrs = nl.list_addresses(&link)?;
+    let routes = nl.list_routes()?;
+    for ip in ips {
+        if !addrs.iter().any(|a| a.net == ip.address) {
+            return Err(CniError::internal(format!("Failed to match addr {} on interface {ifname}", ip.address)));
+        }
+        let prefix = ip.address.trunc();
+        if !routes.iter().any(|r| r.table == 254 && r.dst == prefix) {
+            return Err(CniError::internal(format!("Failed to find gateway for {} on interface {ifname}", ip.address)));
+        }
+    }
+    Ok(())
+}
+
+/// Every route of `routes` is in the main table (destination, and gateway when given).
+pub fn validate_expected_routes(nl: &Netlink, routes: &[Route]) -> Result<(), CniError> {
+    let have = nl.list_routes()?;
+    for r in routes {
+        let dst: IpNet = r.dst.trunc();
+        if !have.iter().any(|h| h.table == 254 && h.dst == dst && (r.gw.is_none() || h.gw == r.gw)) {
+            let via = r.gw.map(|g| format!(" via {g}")).unwrap_or_default();
+            return Err(CniError::internal(format!("Expected Route {}{via} not found in routing table", r.dst)));
+        }
+    }
+    Ok(())
+}
+
+/// Delete `ifname` in the namespace `nl` serves, returning its global addresses.
+/// A missing link is not an error (DEL may be repeated).
+pub fn del_link_and_addrs(nl: &Netlink, ifname: &str) -> Result<Vec<IpNet>, CniError> {
+    let Some(link) = nl.link_by_name(ifname)? else { return Ok(Vec::new()) };
+    let addrs = nl.list_addresses(&link)?.into_iter().filter(|a| a.global).map(|a| a.net).collect();
+    match nl.del_link(&link) {
+        Err(e) if !e.is_not_found() => Err(e.into()),
+        _ => Ok(addrs),
+    }
+}
+
+/// Open CNI_NETNS for DEL: Ok(None) when it is empty or already gone.
+pub fn open_netns_for_del(inv: &Invocation) -> Result<Option<Netns>, CniError> {
+    let Some(path) = &inv.netns else { return Ok(None) };
+    match Netns::open(path) {
+        Ok(ns) => Ok(Some(ns)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Open CNI_NETNS for ADD and CHECK.
+pub fn open_netns(inv: &Invocation) -> Result<Netns, CniError> {
+    let path = inv.netns.as_ref().ok_or_else(|| CniError::invalid_env("CNI_NETNS is empty"))?;
+    Ok(Netns::open(path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names() {
+        let a = random_veth_name().unwrap();
+        assert_eq!(a.len(), 12);
+        assert!(a.starts_with("veth"));
+        assert!(a[4..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, random_veth_name().unwrap());
+    }
+}
