@@ -15,9 +15,10 @@ pub struct Applet {
     pub kind: Kind,
 }
 
+/// Sorted by name, so `cnibox --list` is stable and links are made in one order.
 pub static APPLETS: &[Applet] = &[
-    Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
     Applet { name: "bridge", kind: Kind::Plugin(&crate::plugins::bridge::PLUGIN) },
+    Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
     Applet { name: "host-local", kind: Kind::Plugin(&crate::plugins::host_local::PLUGIN) },
     Applet { name: "loopback", kind: Kind::Plugin(&crate::plugins::loopback::PLUGIN) },
     Applet { name: "ptp", kind: Kind::Plugin(&crate::plugins::ptp::PLUGIN) },
@@ -72,9 +73,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_unique() {
-        for (i, a) in APPLETS.iter().enumerate() {
-            assert!(APPLETS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
-        }
+    fn names_are_sorted_and_unique() {
+        assert!(APPLETS.windows(2).all(|w| w[0].name < w[1].name));
     }
 }
