@@ -7,7 +7,12 @@ ARCH := $(shell uname -m)
 # so that RUSTFLAGS never reach build scripts or proc-macros.
 TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx '$(ARCH)-unknown-linux-musl' && echo $(ARCH)-unknown-linux-musl || echo $(ARCH)-unknown-linux-gnu)
 CARGO ?= cargo
-BIN := target/$(TARGET)/release/cnibox
+CARGO_BIN := target/$(TARGET)/release/cnibox
+# The shipped binary: cargo's, without unwind tables (panic=abort never unwinds).
+BIN := target/cnibox
+# Static, and not position-independent, as the reference's static Go binaries are: no start-up
+# relocation pass and a smaller file.
+RUSTFLAGS_STATIC := -C target-feature=+crt-static -C relocation-model=static
 PREFIX ?= /usr
 DESTDIR ?=
 CNI_BIN_DIR ?= /opt/cni/bin
@@ -16,18 +21,29 @@ CNI_BIN_DIR ?= /opt/cni/bin
 # and Go with libcni's source for the real-runtime client test.
 TEST_DEBS := iproute2 nftables iputils-ping containernetworking-plugins golang-go golang-github-appc-cni-dev rpm
 
-.PHONY: all build test unit integration deps demo bench package install uninstall lint clean
+# What `make demo` needs on a fresh machine.
+DEMO_DEBS := iproute2 iputils-ping
+
+.PHONY: all build test deps demo-deps demo bench package install uninstall lint clean
 
 all: build
 
 build: $(BIN)
 
-$(BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target $(TARGET)
-	@file $(BIN) | grep -q 'static' || { echo "error: $(BIN) is not static"; exit 1; }
+$(CARGO_BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+	RUSTFLAGS="$(RUSTFLAGS_STATIC)" $(CARGO) build --release --locked --target $(TARGET)
 
-deps:
-	@missing=""; for p in $(TEST_DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+$(BIN): $(CARGO_BIN)
+	@if command -v objcopy >/dev/null; then \
+	  objcopy --remove-section=.eh_frame --remove-section=.eh_frame_hdr --remove-section=.gcc_except_table $< $@; \
+	else cp $< $@; fi
+	@file $@ | grep -q 'statically linked' || { echo "error: $@ is not static"; exit 1; }
+	@ls -l $@
+
+deps: DEBS = $(TEST_DEBS)
+demo-deps: DEBS = $(DEMO_DEBS)
+deps demo-deps:
+	@missing=""; for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
@@ -35,7 +51,7 @@ deps:
 test: deps build
 	CNIBOX_BIN=$(CURDIR)/$(BIN) CNIBOX_REQUIRE_LIBCNI=1 $(CARGO) test --locked -- --test-threads=2
 
-demo: build
+demo: demo-deps build
 	CNIBOX_BIN=$(CURDIR)/$(BIN) ./tests/demo.sh
 
 # Both distro packages into dist/; CNIBOX_VERSION and CNIBOX_PKG_RELEASE override the version.

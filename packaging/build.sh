@@ -50,8 +50,7 @@ done
 
 ARCH=$(uname -m)
 if [ -z "$BIN" ]; then
-    BIN=$top/target/$ARCH-unknown-linux-musl/release/cnibox
-    [ -f "$BIN" ] || BIN=$top/target/$ARCH-unknown-linux-gnu/release/cnibox
+    BIN=$top/target/cnibox
 fi
 [ -f "$BIN" ] || die "no binary at $BIN; run 'make build' first or pass --bin"
 if [ -z "$VERSION" ]; then

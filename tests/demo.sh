@@ -4,7 +4,7 @@
 # Everything happens inside a throwaway "node" namespace, so the machine's own network is untouched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${CNIBOX_BIN:-target/release/cnibox}
+BIN=${CNIBOX_BIN:-target/cnibox}
 BIN=$(readlink -f "$BIN")
 work=$(mktemp -d /tmp/cnibox-demo.XXXXXX)
 node=cnibox-demo-node-$$
