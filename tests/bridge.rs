@@ -295,9 +295,19 @@ fn vlan_access_and_trunk_ports() {
     for vid in ["101", "102", "103", "200"] {
         assert!(show.contains(vid), "{vid}: {show}");
     }
-    assert!(show.contains("1 PVID Egress Untagged"), "default VLAN kept on a trunk: {show}");
+    assert!(show.contains("1 PVID Egress Untagged"), "a trunk without vlan has native VLAN 1: {show}");
+    // vlan with vlanTrunk: vlan is the trunk's native VLAN; VLAN 1 is gone (preserveDefaultVlan defaults to false).
+    let both = f.conf("1.0.0", Value::Null, json!({"bridge": "brv", "vlan": 300, "vlanTrunk": [{"id": 301}]}));
+    let c = Netns::new("vc");
+    let rc = f.add("cc", &c, &both);
+    let vc = rc["interfaces"][1]["name"].as_str().unwrap().to_string();
+    let show = f.host_sh(&format!("bridge vlan show dev {vc}"));
+    assert!(show.contains("300 PVID Egress Untagged"), "{show}");
+    assert!(show.contains("301"), "{show}");
+    assert!(!show.contains(" 1 PVID"), "default VLAN must be gone: {show}");
     f.del("ca", &a, &access);
     f.del("cb", &b, &trunk);
+    f.del("cc", &c, &both);
     assert!(f.veths().is_empty());
 }
 
@@ -364,7 +374,6 @@ fn unsupported_and_invalid_fields_are_refused() {
         (json!({"ipMasq": true}), "ipMasq is not supported yet"),
         (json!({"macspoofchk": true}), "macspoofchk is not supported yet"),
         (json!({"vlan": 5000}), "invalid VLAN ID 5000 (must be between 0 and 4094)"),
-        (json!({"vlan": 5, "vlanTrunk": [{"id": 6}]}), "cannot set vlan and vlanTrunk at the same time"),
         (json!({"disableContainerInterface": true}), "disableContainerInterface"),
         (json!({"runtimeConfig": {"mac": "nonsense"}}), "invalid MAC address"),
     ] {

@@ -44,7 +44,7 @@ struct RawConf {
     vlan: i64,
     #[serde(rename = "vlanTrunk", default)]
     vlan_trunk: Option<Vec<VlanTrunk>>,
-    #[serde(rename = "preserveDefaultVlan", default = "yes")]
+    #[serde(rename = "preserveDefaultVlan", default)]
     preserve_default_vlan: bool,
     #[serde(default)]
     macspoofchk: bool,
@@ -84,10 +84,6 @@ struct VlanTrunk {
 
 fn default_bridge() -> String {
     DEFAULT_BRIDGE.to_string()
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// The validated configuration.
@@ -169,9 +165,6 @@ impl Conf {
             return Err(bad(format!("invalid VLAN ID {} (must be between 0 and 4094)", raw.vlan)));
         }
         let vlans = collect_trunk(raw.vlan_trunk.as_deref().unwrap_or_default())?;
-        if raw.vlan > 0 && !vlans.is_empty() {
-            return Err(bad("cannot set vlan and vlanTrunk at the same time"));
-        }
         // MAC: CNI_ARGS, then args.cni.mac, then runtimeConfig.mac; the last one set wins.
         let mut mac_text = None;
         if !inv.args_raw.is_empty() {
@@ -485,6 +478,11 @@ fn attach_port(
     }
     for v in trunk {
         nl.bridge_vlan_add(port, *v, false, false)?;
+    }
+    // A trunk without `vlan` carries untagged traffic on VLAN 1, as the reference does.
+    if vlan == 0 && !trunk.is_empty() {
+        nl.bridge_vlan_add(port, 1, true, true)
+            .map_err(|e| bad(format!("failed to setup default native vlan tag on interface \"{}\": {e}", port.name)))?;
     }
     Ok(())
 }
