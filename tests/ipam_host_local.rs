@@ -364,3 +364,24 @@ fn adds_racing_dels_lose_nothing() {
         .collect();
     assert_eq!(left, seen);
 }
+
+#[test]
+fn gc_and_status_work_when_ranges_come_only_from_runtime_config() {
+    let t = TempDir::new("hl-rt-only");
+    let dir = t.path().to_str().unwrap();
+    // ADD gets its ranges from runtimeConfig.ipRanges; GC and STATUS arrive without runtimeConfig.
+    let base = json!({"cniVersion": "1.1.0", "name": "rtonly", "type": "host-local",
+                      "ipam": {"type": "host-local", "dataDir": dir}});
+    let mut with_rt = base.clone();
+    with_rt["runtimeConfig"] = json!({"ipRanges": [[{"subnet": "10.44.0.0/24"}]]});
+    add("a", &with_rt.to_string()).ok();
+    let path = plugin_dir().to_str().unwrap();
+    plugin("host-local", None, &[("CNI_COMMAND", "STATUS"), ("CNI_PATH", path)], &base.to_string()).ok();
+    let mut gc = base.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    plugin("host-local", None, &[("CNI_COMMAND", "GC"), ("CNI_PATH", path)], &gc.to_string()).ok();
+    assert!(only_bookkeeping(&store_files(&t.path().join("rtonly"))), "GC released the stale lease");
+    // ADD without any range still fails, naming the problem.
+    let r = add("b", &base.to_string());
+    assert!(r.stdout.contains("no IP ranges specified"), "{r:?}");
+}

@@ -4,7 +4,7 @@
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::error::code;
 use crate::cni::result::{Dns, Route};
-use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
+use crate::cni::{CniError, CniResult, Command, Invocation, PluginFns, version};
 use crate::ipam::allocator::Allocator;
 use crate::ipam::range::{RangeConf, RangeSet, canonicalize_sets};
 use crate::ipam::store::{DEFAULT_DATA_DIR, Store};
@@ -121,7 +121,13 @@ impl Config {
             sets.push(vec![ipam.legacy]);
         }
         sets.extend(ipam.ranges.unwrap_or_default());
-        let ranges = canonicalize_sets(&sets, inv.version)?;
+        // GC and STATUS come without runtimeConfig (libcni injects none), so a network whose
+        // ranges all come from `ipRanges` has none then; both work on the store alone.
+        let ranges = if sets.is_empty() && matches!(inv.command, Command::Gc | Command::Status) {
+            Vec::new()
+        } else {
+            canonicalize_sets(&sets, inv.version)?
+        };
 
         let valid_attachments = match (n.valid_attachments, n.attachments) {
             (None, None) => None,
