@@ -175,7 +175,8 @@ fn config_errors() {
     let r = add("c", &json!({"cniVersion": "1.0.0", "name": "n"}).to_string());
     assert_eq!(r.json()["msg"], "IPAM config missing 'ipam' key");
     let r = call("ADD", "c", "eth0", &conf("1.0.0", "n", ipam(t.path(), json!({}))), &[("CNI_ARGS", "FOO=bar")]);
-    assert_eq!(r.code(), 4);
+    assert_eq!(r.code(), 999);
+    assert_eq!(r.json()["msg"], "ARGS: unknown args [\"FOO=bar\"]");
 }
 
 #[test]

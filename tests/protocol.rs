@@ -114,3 +114,14 @@ fn gc_and_status_need_1_1_0() {
     let env = [("CNI_COMMAND", "STATUS"), ("CNI_PATH", "/opt/cni/bin")];
     plugin("loopback", None, &env, r#"{"cniVersion":"1.1.0","name":"n","type":"loopback"}"#).ok();
 }
+
+#[test]
+fn cni_args_only_matter_to_plugins_that_read_them() {
+    if !root() {
+        return;
+    }
+    let ns = Netns::bare("args");
+    let mut env = cni_env("ADD", "c1", &ns.path(), "eth0");
+    env.push(("CNI_ARGS", "K8S_POD_NAME=a=b;whatever"));
+    plugin("loopback", None, &env, CONF).ok();
+}
