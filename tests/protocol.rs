@@ -121,7 +121,8 @@ fn cni_args_only_matter_to_plugins_that_read_them() {
         return;
     }
     let ns = Netns::bare("args");
-    let mut env = cni_env("ADD", "c1", &ns.path(), "eth0");
+    let path = ns.path();
+    let mut env = cni_env("ADD", "c1", &path, "eth0");
     env.push(("CNI_ARGS", "K8S_POD_NAME=a=b;whatever"));
     plugin("loopback", None, &env, CONF).ok();
 }
