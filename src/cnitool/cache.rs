@@ -1,7 +1,6 @@
 //! The result cache at `<cacheDir>/results/<net>-<cid>-<ifname>`, in libcni's `cniCacheV1` layout,
 //! so that DEL, CHECK and GC see what ADD returned (and libcni-based tools read our entries).
 
-use crate::util::base64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -27,12 +26,6 @@ pub struct Entry {
     pub capability_args: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
-}
-
-impl Entry {
-    pub fn config_bytes(&self) -> Option<Vec<u8>> {
-        base64::decode(&self.config)
-    }
 }
 
 pub fn path(dir: &Path, net: &str, cid: &str, ifname: &str) -> PathBuf {

@@ -18,7 +18,7 @@ use argh::FromArgs;
 use conf::ConfList;
 use exec::CallEnv;
 use serde_json::{Map, Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Drive CNI plugins as a container runtime does.
 #[derive(FromArgs)]
@@ -89,7 +89,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Some(s) => parse_args(&s)?,
         None => Vec::new(),
     };
-    let ifname = env("CNI_IFNAME").unwrap_or_else(|| "eth0".into());
+    let ifname = env("CNI_IFNAME").filter(|s| !s.is_empty()).unwrap_or_else(|| "eth0".into());
     let netns = match &cli.netns {
         Some(p) => absolute(p),
         None if matches!(cli.verb.as_str(), "gc" | "status") => String::new(),
@@ -133,18 +133,32 @@ fn usage() -> String {
     "usage: cnitool add|check|del|gc|status <net> <netns>".into()
 }
 
+/// Go's `filepath.Abs`: join with the working directory and clean (`.`, `..`, `//`, a trailing
+/// `/`), so the container ID derived from it is the one libcni's cnitool derives.
 fn absolute(p: &str) -> String {
-    let path = Path::new(p);
-    if path.is_absolute() {
-        return p.to_string();
+    let joined = if p.starts_with('/') {
+        p.to_string()
+    } else {
+        let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+        format!("{cwd}/{p}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
     }
-    std::env::current_dir().map(|d| d.join(path).display().to_string()).unwrap_or_else(|_| p.to_string())
+    format!("/{}", parts.join("/"))
 }
 
 fn parse_args(s: &str) -> Result<Vec<[String; 2]>, String> {
     s.split(';')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok([k.to_string(), v.to_string()]),
+        .map(|pair| match pair.split('=').collect::<Vec<_>>()[..] {
+            [k, v] if !k.is_empty() && !v.is_empty() => Ok([k.to_string(), v.to_string()]),
             _ => Err(format!("invalid CNI_ARGS pair \"{pair}\"")),
         })
         .collect()
@@ -266,7 +280,11 @@ fn check(list: &ConfList, rt: &Runtime) -> Result<(), String> {
 
 fn del(list: &ConfList, rt: &Runtime) -> Result<(), String> {
     let prev = if list.at_least(SpecVersion::V0_4_0) {
-        cached_result(list, rt).map_err(|e| format!("failed to get network \"{}\" cached result: {e}", list.name))?
+        // A cache entry that cannot be read must not block DEL forever: go on without prevResult.
+        cached_result(list, rt).unwrap_or_else(|e| {
+            log::warn!("network \"{}\": ignoring unusable cached result: {e}", list.name);
+            None
+        })
     } else {
         None
     };
@@ -286,17 +304,19 @@ struct Attachment {
     ifname: String,
 }
 
-/// libcni's GC: DEL every cached attachment not in `valid` (with its cached netns, config and args),
-/// then, from 1.1.0 on, send GC with the valid set to every plugin. All errors are reported.
+/// libcni's GC: unless `disableGC`, DEL every cached attachment not in `valid` (with its cached
+/// netns and args), then, from 1.1.0 on, send GC with the valid set to every plugin.
+/// All errors are reported.
 fn gc(list: &ConfList, rt: &Runtime, valid: &[Attachment]) -> Result<(), String> {
+    if list.disable_gc {
+        return Ok(());
+    }
     let mut errors = Vec::new();
     for entry in cache::list(&rt.cache_dir, &list.name) {
         let att = Attachment { container_id: entry.container_id.clone(), ifname: entry.if_name.clone() };
         if valid.contains(&att) {
             continue;
         }
-        let cached_list =
-            entry.config_bytes().and_then(|b| ConfList::from_bytes(&b).ok()).unwrap_or_else(|| list.clone());
         let stale = Runtime {
             container_id: entry.container_id.clone(),
             netns: entry.netns.clone(),
@@ -306,11 +326,11 @@ fn gc(list: &ConfList, rt: &Runtime, valid: &[Attachment]) -> Result<(), String>
             path: rt.path.clone(),
             cache_dir: rt.cache_dir.clone(),
         };
-        if let Err(e) = del(&cached_list, &stale) {
+        if let Err(e) = del(list, &stale) {
             errors.push(e);
         }
     }
-    if list.at_least(SpecVersion::V1_1_0) && !list.disable_gc {
+    if list.at_least(SpecVersion::V1_1_0) {
         let attachments = serde_json::to_value(valid).unwrap_or(json!([]));
         for plugin in &list.plugins {
             let mut conf: Map<String, Value> =
@@ -326,9 +346,10 @@ fn gc(list: &ConfList, rt: &Runtime, valid: &[Attachment]) -> Result<(), String>
     if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
 }
 
+/// STATUS of every plugin; before 1.1.0 there is no STATUS and the network counts as ready.
 fn status(list: &ConfList, rt: &Runtime) -> Result<(), String> {
     if !list.at_least(SpecVersion::V1_1_0) {
-        return Err(format!("configuration version \"{}\" does not support the STATUS command", list.cni_version));
+        return Ok(());
     }
     for plugin in &list.plugins {
         let stdin = build_one(list, plugin, None, rt);
@@ -344,8 +365,18 @@ mod tests {
 
     #[test]
     fn cni_args_pairs() {
-        assert_eq!(parse_args("A=1;B=x=y").unwrap()[1], ["B".to_string(), "x=y".to_string()]);
-        assert!(parse_args("novalue").is_err());
+        assert_eq!(parse_args("A=1;B=2").unwrap()[1], ["B".to_string(), "2".to_string()]);
+        for bad in ["novalue", "B=x=y", "A=", "=1"] {
+            assert!(parse_args(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn netns_paths_are_cleaned_like_go() {
+        assert_eq!(absolute("/run/netns/x/"), "/run/netns/x");
+        assert_eq!(absolute("/run//netns/./a/../x"), "/run/netns/x");
+        assert!(absolute("rel").ends_with("/rel"));
+        assert!(absolute("rel").starts_with('/'));
     }
 
     #[test]
