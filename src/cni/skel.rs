@@ -126,11 +126,24 @@ fn run(
     var: &dyn Fn(&str) -> String,
     read_stdin: &mut dyn FnMut() -> std::io::Result<Vec<u8>>,
 ) -> Result<String, CniError> {
-    let missing: Vec<&str> = REQUIRED
-        .iter()
-        .filter(|(name, verbs)| var(name).is_empty() && verbs.contains(&cmd_raw))
-        .map(|(name, _)| *name)
-        .collect();
+    // As the reference scans the env: a present, required container ID or IFNAME is validated
+    // on the spot; missing ones are collected and reported together.
+    let mut missing = Vec::new();
+    for (name, verbs) in REQUIRED {
+        let value = var(name);
+        let required = verbs.contains(&cmd_raw);
+        if value.is_empty() {
+            if required {
+                missing.push(*name);
+            }
+        } else if required {
+            match *name {
+                "CNI_CONTAINERID" => validate_container_id(&value)?,
+                "CNI_IFNAME" => validate_ifname(&value)?,
+                _ => {}
+            }
+        }
+    }
     if !missing.is_empty() {
         return Err(CniError::invalid_env(format!("required env variables [{}] missing", missing.join(","))));
     }
@@ -139,15 +152,10 @@ fn run(
     }
     let stdin = read_stdin().map_err(|e| CniError::new(code::IO_FAILURE, format!("error reading from stdin: {e}")))?;
     validate_name(&stdin)?;
-    let command = Command::parse(cmd_raw);
-    let per_container = matches!(command, Some(Command::Add | Command::Del | Command::Check));
     let container_id = var("CNI_CONTAINERID");
     let ifname = var("CNI_IFNAME");
-    if per_container {
-        validate_container_id(&container_id)?;
-        validate_ifname(&ifname)?;
-    }
-    let command = command.ok_or_else(|| CniError::invalid_env(format!("unknown CNI_COMMAND: {cmd_raw}")))?;
+    let command =
+        Command::parse(cmd_raw).ok_or_else(|| CniError::invalid_env(format!("unknown CNI_COMMAND: {cmd_raw}")))?;
 
     let min = match command {
         Command::Check => Some((SpecVersion::V0_4_0, "CHECK")),
@@ -156,9 +164,11 @@ fn run(
         _ => None,
     };
     if let Some((min, verb)) = min {
+        // Compared as numbers, as the reference does: "0.3" is below 0.4.0, "1.2.0" passes the gate
+        // and is then refused by the exact-match reconciliation below.
         let raw = version::config_version_string(&stdin)?;
-        let v = SpecVersion::parse(&raw).ok_or_else(|| CniError::decoding(format!("unknown CNI version \"{raw}\"")))?;
-        if v < min {
+        let v = version::numeric(&raw).ok_or_else(|| CniError::decoding(format!("unknown CNI version \"{raw}\"")))?;
+        if v < version::numeric(min.as_str()).unwrap_or_default() {
             return Err(CniError::new(code::INCOMPATIBLE_VERSION, format!("config version does not allow {verb}")));
         }
     }
@@ -331,6 +341,11 @@ mod tests {
         assert_eq!((e.code, e.msg.as_str()), (4, "interface name is too long"));
         assert_eq!(err(&call(&P, &with(&[("CNI_IFNAME", "..")]), CONF)).msg, "interface name is . or ..");
         assert_eq!(err(&call(&P, &with(&[("CNI_IFNAME", "a:b")]), CONF)).code, 4);
+        // env is validated before stdin is read, as in the reference
+        assert_eq!(err(&call(&P, &with(&[("CNI_CONTAINERID", "bad id")]), "{bad json")).code, 4);
+        // a bad container ID on a verb that does not need one is not looked at
+        let gc = [("CNI_COMMAND", "GC"), ("CNI_PATH", "/x"), ("CNI_CONTAINERID", "bad id")];
+        assert_eq!(call(&P, &gc, r#"{"cniVersion":"1.1.0","name":"n"}"#).status, 0);
         let e = err(&call(&P, &with(&[("CNI_COMMAND", "FROB")]), CONF));
         assert_eq!((e.code, e.msg.as_str()), (4, "unknown CNI_COMMAND: FROB"));
         // CNI_ARGS is the business of the plugins that read it, not of the dispatcher.
@@ -346,6 +361,13 @@ mod tests {
         assert_eq!((e.code, e.msg.as_str()), (1, "config version does not allow GC"));
         let o = call(&P, &gc, r#"{"cniVersion":"1.1.0","name":"n"}"#);
         assert_eq!(o.status, 0, "{o:?}");
+        // a version the gate can read but nobody speaks: code 1, not 6
+        let e = err(&call(&P, &with(&[("CNI_COMMAND", "CHECK")]), r#"{"cniVersion":"1.2.0","name":"n"}"#));
+        assert_eq!(e.code, 1);
+        let e = err(&call(&P, &with(&[("CNI_COMMAND", "CHECK")]), r#"{"cniVersion":"0.3","name":"n"}"#));
+        assert_eq!((e.code, e.msg.as_str()), (1, "config version does not allow CHECK"));
+        let e = err(&call(&P, &with(&[("CNI_COMMAND", "CHECK")]), r#"{"cniVersion":"x.y","name":"n"}"#));
+        assert_eq!(e.code, 6);
         let st = [("CNI_COMMAND", "STATUS"), ("CNI_PATH", "/x")];
         assert_eq!(err(&call(&P, &st, CONF)).msg, "config version does not allow STATUS");
     }

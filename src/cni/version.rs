@@ -78,6 +78,23 @@ pub enum Family {
     V1,
 }
 
+/// A version string as numbers (major, minor, patch), for ordering: one to three numeric parts,
+/// missing parts are zero; an empty string is 0.1.0. None when it is not a version at all.
+pub fn numeric(s: &str) -> Option<(u64, u64, u64)> {
+    if s.is_empty() {
+        return Some((0, 1, 0));
+    }
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 3 {
+        return None;
+    }
+    let mut n = [0u64; 3];
+    for (slot, p) in n.iter_mut().zip(&parts) {
+        *slot = p.parse().ok()?;
+    }
+    Some((n[0], n[1], n[2]))
+}
+
 /// Go's `%q` of a string slice: `["0.1.0" "0.2.0"]`.
 pub fn quoted_list(versions: &[SpecVersion]) -> String {
     let inner: Vec<String> = versions.iter().map(|v| format!("\"{v}\"")).collect();
