@@ -123,8 +123,10 @@ pub fn configure_iface(nl: &Netlink, ifname: &str, result: &CniResult) -> Result
 }
 
 /// Wait until no IPv6 address of `link` is tentative; a failed DAD is an error.
-/// Gives up quietly if the link is not operationally up (DAD never finishes then).
+/// A link that is not operationally up never finishes DAD: after a grace period (its oper state
+/// follows `set_up` asynchronously) that ends the wait quietly, as the reference does at its deadline.
 fn settle_addresses(nl: &Netlink, link: &Link, timeout: Duration) -> Result<(), CniError> {
+    const GRACE: Duration = Duration::from_secs(1);
     let start = Instant::now();
     loop {
         let addrs = nl.list_addresses(link)?;
@@ -137,15 +139,16 @@ fn settle_addresses(nl: &Netlink, link: &Link, timeout: Duration) -> Result<(), 
         if !addrs.iter().any(|a| a.tentative && !a.net.addr().is_ipv4()) {
             return Ok(());
         }
-        if start.elapsed() > timeout {
+        let waited = start.elapsed();
+        if waited > GRACE && !nl.link_by_index(link.index)?.is_some_and(|l| l.oper_up) {
+            return Ok(());
+        }
+        if waited > timeout {
             return Err(CniError::internal(format!(
                 "failed to settle addresses for \"{}\": addresses still tentative after {}s",
                 link.name,
                 timeout.as_secs()
             )));
-        }
-        if !nl.link_by_index(link.index)?.is_some_and(|l| l.oper_up) {
-            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
