@@ -8,19 +8,19 @@ use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NetConf {
-    #[serde(rename = "cniVersion", default)]
+    #[serde(rename = "cniVersion", default, deserialize_with = "crate::cni::config::null_default")]
     pub cni_version: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     pub name: String,
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "crate::cni::config::null_default")]
     pub plugin_type: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     pub capabilities: Map<String, Value>,
     #[serde(default)]
     pub ipam: Option<IpamHeader>,
     #[serde(default)]
     pub dns: Option<Dns>,
-    #[serde(rename = "runtimeConfig", default)]
+    #[serde(rename = "runtimeConfig", default, deserialize_with = "crate::cni::config::null_default")]
     pub runtime_config: Map<String, Value>,
     #[serde(rename = "prevResult", default)]
     pub prev_result: Option<Value>,
@@ -50,6 +50,16 @@ impl NetConf {
     pub fn cni_arg(&self, key: &str) -> Option<&Value> {
         self.args.as_ref()?.get("cni")?.get(key)
     }
+}
+
+/// For `#[serde(default, deserialize_with = …)]`: an explicit JSON `null` means the default,
+/// as it does for Go's decoder.
+pub fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Parse a plugin's own config struct from the raw bytes, naming the plugin in the error.
@@ -120,5 +130,10 @@ mod tests {
         assert_eq!(c.ipam_type(), Some("host-local"));
         assert_eq!(c.cni_arg("mac").and_then(Value::as_str), Some("aa:bb:cc:dd:ee:ff"));
         assert_eq!(NetConf::parse(br#"{"name":"n","ipam":{}}"#).unwrap().ipam_type(), None);
+        let c = NetConf::parse(
+            br#"{"name":"n","cniVersion":null,"runtimeConfig":null,"capabilities":null,"dns":{"nameservers":null}}"#,
+        )
+        .unwrap();
+        assert!(c.runtime_config.is_empty() && c.cni_version.is_empty());
     }
 }

@@ -9,13 +9,13 @@ use std::net::IpAddr;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dns {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default", skip_serializing_if = "Vec::is_empty")]
     pub nameservers: Vec<String>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default", skip_serializing_if = "String::is_empty")]
     pub domain: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default", skip_serializing_if = "Vec::is_empty")]
     pub search: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default", skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
 }
 
@@ -28,15 +28,15 @@ impl Dns {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Interface {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     pub mac: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     pub mtu: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     pub sandbox: String,
-    #[serde(default, rename = "socketPath")]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default", rename = "socketPath")]
     pub socket_path: String,
-    #[serde(default, rename = "pciID")]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default", rename = "pciID")]
     pub pci_id: String,
 }
 
@@ -100,14 +100,26 @@ const NO_IP: &str = "cannot convert: no valid IP addresses";
 struct WireV1<'a> {
     #[serde(rename = "cniVersion")]
     cni_version: &'a str,
-    #[serde(skip_serializing_if = "Dns::is_empty")]
-    dns: &'a Dns,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns: Option<DnsV1<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     interfaces: Vec<IfaceV1<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ips: Vec<IpV1<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     routes: Vec<RouteAlpha<'a>>,
+}
+
+#[derive(Serialize)]
+struct DnsV1<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    domain: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    nameservers: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    options: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    search: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -215,13 +227,13 @@ struct Route02 {
 
 #[derive(Deserialize, Default)]
 struct WireIn {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     interfaces: Vec<Interface>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     ips: Vec<IpConfig>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     routes: Vec<Route>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     dns: Dns,
 }
 
@@ -232,7 +244,12 @@ impl CniResult {
         Ok(match version.family() {
             Family::V1 => crate::cni::json::to_string_pretty(&WireV1 {
                 cni_version: v,
-                dns: &self.dns,
+                dns: (!self.dns.is_empty()).then_some(DnsV1 {
+                    domain: &self.dns.domain,
+                    nameservers: &self.dns.nameservers,
+                    options: &self.dns.options,
+                    search: &self.dns.search,
+                }),
                 interfaces: self
                     .interfaces
                     .iter()
@@ -394,6 +411,17 @@ mod tests {
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "{s}");
         assert!(s.contains("\"mtu\": 1500"));
         assert!(!s.contains("\"version\""));
+        let mut r = sample();
+        r.dns = Dns {
+            nameservers: vec!["1.1.1.1".into()],
+            domain: "d".into(),
+            search: vec!["s".into()],
+            options: vec!["o".into()],
+        };
+        let s = r.to_json(SpecVersion::V1_1_0).unwrap();
+        let keys: Vec<usize> =
+            ["\"domain\"", "\"nameservers\"", "\"options\"", "\"search\""].iter().map(|k| s.find(k).unwrap()).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{s}");
         let mac = s.find("\"mac\": \"aa:bb:cc:dd:ee:01\"").unwrap();
         assert!(mac < s.find("\"name\": \"eth0\"").unwrap());
     }

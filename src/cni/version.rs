@@ -116,7 +116,7 @@ pub fn reconcile(stdin: &[u8], supported: &[SpecVersion]) -> Result<SpecVersion,
 pub fn config_version_string(stdin: &[u8]) -> Result<String, CniError> {
     #[derive(serde::Deserialize)]
     struct V {
-        #[serde(rename = "cniVersion", default)]
+        #[serde(rename = "cniVersion", default, deserialize_with = "crate::cni::config::null_default")]
         cni_version: String,
     }
     serde_json::from_slice::<V>(stdin)

@@ -22,8 +22,7 @@ pub struct RouteSpec {
     pub gw: Option<IpAddr>,
     pub oif: Option<u32>,
     pub src: Option<IpAddr>,
-    /// RT_SCOPE_*; None means link scope without a gateway and universe with one when adding,
-    /// and any scope when deleting.
+    /// RT_SCOPE_*; None means universe when adding, and any scope when deleting.
     pub scope: Option<u8>,
     pub table: Option<u32>,
     pub priority: Option<u32>,
@@ -102,11 +101,8 @@ fn message(r: &RouteSpec, deleting: bool) -> RouteMessage {
         m.header.scope = RouteScope::from(r.scope.unwrap_or(RT_SCOPE_NOWHERE));
     } else {
         m.header.protocol = RouteProtocol::Boot;
-        m.header.scope = match (r.scope, r.gw) {
-            (Some(s), _) => RouteScope::from(s),
-            (None, Some(_)) => RouteScope::Universe,
-            (None, None) => RouteScope::Link,
-        };
+        // Universe unless a scope is asked for, gateway or not, as the reference's routes are.
+        m.header.scope = RouteScope::from(r.scope.unwrap_or(RT_SCOPE_UNIVERSE));
     }
     if r.dst.prefix_len() > 0 {
         m.attributes.push(RouteAttribute::Destination(route_address(r.dst.addr())));
