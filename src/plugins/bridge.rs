@@ -530,6 +530,8 @@ fn ensure_addr(nl: &Netlink, link: &Link, gw: IpNet, force: bool) -> Result<(), 
         _ => {}
     }
     // Pin the bridge's MAC: otherwise it follows the lowest port MAC and changes as ports churn.
+    // It is read now, with this port attached: a bridge whose last port left has the all-zero
+    // MAC, which cannot be set (the reference's "could not set bridge's mac").
     let fresh = nl.link(&link.name)?;
     nl.set_mac(&fresh, &fresh.mac).map_err(|e| bad(format!("could not set bridge's mac: {e}")))?;
     Ok(())
