@@ -36,7 +36,12 @@ pub fn path(dir: &Path, net: &str, cid: &str, ifname: &str) -> PathBuf {
 pub fn store(dir: &Path, entry: &Entry) -> Result<(), String> {
     let file = path(dir, &entry.network_name, &entry.container_id, &entry.if_name);
     let parent = file.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(|e| format!("creating {}: {e}", parent.display()))?;
     let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
     let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), entry.container_id));
     use std::os::unix::fs::OpenOptionsExt;

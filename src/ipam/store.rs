@@ -167,7 +167,7 @@ impl Locked<'_> {
             return Ok(false);
         }
         let temp = self.temp_path("");
-        write_synced(&temp, content(id, ifname).as_bytes(), 0o600)?;
+        write_synced(&temp, content(id, ifname).as_bytes())?;
         fault("ipam-after-write");
         let linked = match fs::hard_link(&temp, &name) {
             Ok(()) => Ok(true),
@@ -190,7 +190,7 @@ impl Locked<'_> {
         }
         let last = self.dir().join(format!("{LAST_IP_PREFIX}{range_id}"));
         let temp = self.temp_path(".last");
-        write_synced(&temp, ip.to_string().as_bytes(), 0o644)?;
+        write_synced(&temp, ip.to_string().as_bytes())?;
         fs::rename(&temp, &last).map_err(|e| {
             let _ = fs::remove_file(&temp);
             IpamError::store("rename", &last, e)
@@ -279,17 +279,18 @@ impl Locked<'_> {
     /// Prove the directory is writable: create, sync and remove a temp file.
     pub fn probe_writable(&self) -> Result<(), IpamError> {
         let temp = self.temp_path(".probe");
-        write_synced(&temp, b"", 0o600)?;
+        write_synced(&temp, b"")?;
         fs::remove_file(&temp).map_err(|e| IpamError::store("remove", &temp, e))
     }
 }
 
-fn write_synced(path: &Path, data: &[u8], mode: u32) -> Result<(), IpamError> {
+/// Write a new file, mode 0600 like every file of the reference's store, and sync it.
+fn write_synced(path: &Path, data: &[u8]) -> Result<(), IpamError> {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(mode)
+        .mode(0o600)
         .open(path)
         .map_err(|e| IpamError::store("create", path, e))?;
     f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| {

@@ -2,7 +2,7 @@
 
 use super::{Error, Netlink};
 use ipnet::IpNet;
-use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use rtnetlink::packet_core::NLM_F_CREATE;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -136,11 +136,6 @@ impl Netlink {
     pub fn add_route(&self, r: &RouteSpec) -> Result<(), Error> {
         self.change(RouteNetlinkMessage::NewRoute(message(r, false)), NLM_F_CREATE)
             .map_err(|e| e.context(format!("failed to add route '{r}'")))
-    }
-
-    pub fn replace_route(&self, r: &RouteSpec) -> Result<(), Error> {
-        self.change(RouteNetlinkMessage::NewRoute(message(r, false)), NLM_F_CREATE | NLM_F_REPLACE)
-            .map_err(|e| e.context(format!("failed to replace route '{r}'")))
     }
 
     pub fn del_route(&self, r: &RouteSpec) -> Result<(), Error> {

@@ -3,7 +3,7 @@
 use crate::cni::result::{Interface, IpConfig};
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::netlink::{Link, Netlink};
-use crate::netns::Netns;
+use crate::plugins::iface::{open_netns, open_netns_for_del};
 use ipnet::IpNet;
 
 pub static PLUGIN: PluginFns =
@@ -11,17 +11,12 @@ pub static PLUGIN: PluginFns =
 
 const LO: &str = "lo";
 
-fn open_ns(inv: &Invocation) -> Result<Netns, CniError> {
-    let path = inv.netns.as_ref().ok_or_else(|| CniError::invalid_env("CNI_NETNS is empty"))?;
-    Ok(Netns::open(path)?)
-}
-
 fn lo(nl: &Netlink) -> Result<Link, CniError> {
     Ok(nl.link(LO)?)
 }
 
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
-    let ns = open_ns(inv)?;
+    let ns = open_netns(inv)?;
     let nl = Netlink::open_in(&ns)?;
     let link = lo(&nl)?;
     nl.set_up(&link)?;
@@ -54,22 +49,15 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
 }
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
-    if inv.netns.is_none() {
-        return Ok(());
-    }
-    let ns = match open_ns(inv) {
-        Ok(ns) => ns,
-        // Called again, or the runtime already removed the namespace: nothing to undo.
-        Err(_) if inv.netns.as_ref().is_some_and(|p| !p.exists()) => return Ok(()),
-        Err(e) => return Err(e),
-    };
+    // No namespace, or the runtime already removed it: nothing to undo.
+    let Some(ns) = open_netns_for_del(inv)? else { return Ok(()) };
     let nl = Netlink::open_in(&ns)?;
     let link = lo(&nl)?;
     Ok(nl.set_down(&link)?)
 }
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
-    let ns = open_ns(inv)?;
+    let ns = open_netns(inv)?;
     let nl = Netlink::open_in(&ns)?;
     if !lo(&nl)?.up {
         return Err(CniError::internal("loopback interface is down"));
