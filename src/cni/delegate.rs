@@ -42,35 +42,47 @@ pub fn delegate(plugin_type: &str, command: Command, inv: &Invocation) -> Result
 
 fn exec(plugin_type: &str, command: Command, inv: &Invocation) -> Result<Option<CniResult>, CniError> {
     let bin = find_in_path(plugin_type, &inv.path)?;
-    let mut child = Process::new(&bin)
-        .env("CNI_COMMAND", command.as_str())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| CniError::internal(format!("failed to exec {}: {e}", bin.display())))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A plugin that exits without reading stdin is not our error; its reply says what happened.
-        let _ = stdin.write_all(&inv.stdin);
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| CniError::internal(format!("failed to wait for {}: {e}", bin.display())))?;
-    if !out.status.success() {
-        return Err(match serde_json::from_slice::<CniError>(&out.stdout) {
-            Ok(e) => e,
-            Err(_) => CniError::internal(format!(
-                "plugin {} failed ({}) with no error reply: {}",
-                bin.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim()
-            )),
-        });
-    }
+    let mut cmd = Process::new(&bin);
+    cmd.env("CNI_COMMAND", command.as_str());
+    let stdout = run_plugin(&mut cmd, &inv.stdin)?;
     match command {
-        Command::Add => CniResult::from_reply(&out.stdout, inv.version).map(Some),
+        Command::Add => CniResult::from_reply(&stdout, inv.version).map(Some),
         _ => Ok(None),
     }
+}
+
+/// Exec a plugin prepared in `cmd` (program and env), feed it `stdin`, and return its stdout;
+/// a failure is the plugin's own CNI error when it printed one. stderr passes through.
+pub fn run_plugin(cmd: &mut Process, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
+    let bin = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    // A freshly installed binary can be briefly busy ("text file busy"); libcni retries too.
+    let mut attempt = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) && attempt < 5 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(CniError::internal(format!("failed to exec {bin}: {e}"))),
+        }
+    };
+    if let Some(mut si) = child.stdin.take() {
+        // A plugin that exits without reading stdin is not our error; its reply says what happened.
+        let _ = si.write_all(stdin);
+    }
+    let out = child.wait_with_output().map_err(|e| CniError::internal(format!("failed to wait for {bin}: {e}")))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    Err(serde_json::from_slice::<CniError>(&out.stdout).unwrap_or_else(|_| {
+        CniError::internal(format!(
+            "plugin {bin} failed ({}) with no error reply: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim()
+        ))
+    }))
 }
 
 /// IPAM helpers for main plugins; the type comes from the config's `ipam.type`.
