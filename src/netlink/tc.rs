@@ -9,12 +9,14 @@
 use super::{Error, Link, Netlink};
 use rtnetlink::LinkIfb;
 use rtnetlink::LinkUnspec;
+
 use rtnetlink::packet_core::{DefaultNla, Emitable, NLM_F_CREATE, NLM_F_EXCL, Nla, NlasIterator};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+pub use rtnetlink::packet_route::tc::TcHandle;
 use rtnetlink::packet_route::tc::{
     TcAction, TcActionAttribute, TcActionMirror, TcActionMirrorOption, TcActionOption, TcActionType, TcAttribute,
-    TcFilterU32, TcFilterU32Option, TcHandle, TcHeader, TcMessage, TcMirror, TcMirrorActionType, TcOption, TcU32Key,
+    TcFilterU32, TcFilterU32Option, TcHeader, TcMessage, TcMirror, TcMirrorActionType, TcOption, TcU32Key,
     TcU32Selector, TcU32SelectorFlags,
 };
 
