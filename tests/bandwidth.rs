@@ -280,6 +280,15 @@ fn top_level_limits_win_and_each_direction_alone() {
     assert!(f.root_tbf(&veth2).is_none(), "{:?}", f.qdiscs(&veth2));
     assert_tbf(&f, &ifb, 1_000_000, 100_000);
     f.call("bandwidth", "CHECK", "c2", &pod2, &conf2).ok();
+    // CHECK notices a missing redirect and a missing bucket, naming the devices.
+    f.host_sh(&format!("tc filter del dev {veth2} parent ffff:"));
+    let r = f.call("bandwidth", "CHECK", "c2", &pod2, &conf2);
+    let want = format!("no filter on \"{veth2}\" redirects egress traffic to \"{ifb}\"");
+    assert_eq!((r.code(), r.json()["msg"].as_str()), (999, Some(want.as_str())));
+    f.host_sh(&format!("tc qdisc del dev {ifb} root"));
+    let r = f.call("bandwidth", "CHECK", "c2", &pod2, &conf2);
+    let want = format!("Failed to find tbf qdisc on \"{ifb}\"");
+    assert_eq!((r.code(), r.json()["msg"].as_str()), (999, Some(want.as_str())));
     // A second ADD for the same container finds its ifb taken: named in the error, and what
     // this ADD made is undone.
     let r = f.call("bandwidth", "ADD", "c2", &pod2, &conf2);

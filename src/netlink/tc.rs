@@ -160,6 +160,44 @@ fn options_payload(opts: &[TcOption]) -> Vec<u8> {
     v
 }
 
+/// A u32 filter's mirred redirect, as the kernel lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// The filter's priority.
+    pub priority: u16,
+    /// The filter's protocol (host byte order; 3 is every protocol).
+    pub protocol: u16,
+    /// The device packets are sent to.
+    pub target: u32,
+    pub egress: bool,
+}
+
+fn redirects_of(m: &TcMessage) -> Vec<Redirect> {
+    let priority = (m.header.info >> 16) as u16;
+    let protocol = u16::from_be((m.header.info & 0xffff) as u16);
+    let mut out = Vec::new();
+    for a in &m.attributes {
+        let TcAttribute::Options(opts) = a else { continue };
+        for o in opts {
+            let TcOption::U32(TcFilterU32Option::Action(actions)) = o else { continue };
+            for act in actions {
+                for aa in &act.attributes {
+                    let TcActionAttribute::Options(ao) = aa else { continue };
+                    for x in ao {
+                        if let TcActionOption::Mirror(TcActionMirrorOption::Parms(p)) = x
+                            && matches!(p.eaction, TcMirrorActionType::EgressRedir | TcMirrorActionType::IngressRedir)
+                        {
+                            let egress = p.eaction == TcMirrorActionType::EgressRedir;
+                            out.push(Redirect { priority, protocol, target: p.ifindex, egress });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// An ifb link and its alias.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfbLink {
@@ -259,6 +297,24 @@ impl Netlink {
             NLM_F_CREATE | NLM_F_EXCL,
         )
         .map_err(|e| e.context(format!("failed to add filter redirecting \"{}\" to \"{}\"", from.name, to.name)))
+    }
+
+    /// The redirects of the u32 filters on `link`'s ingress qdisc.
+    pub fn ingress_redirects(&self, link: &Link) -> Result<Vec<Redirect>, Error> {
+        let msg = tc_message(link.index, TcHandle::UNSPEC, INGRESS_HANDLE, 0, Vec::new());
+        let replies = self
+            .dump(RouteNetlinkMessage::GetTrafficFilter(msg))
+            .map_err(|e| e.context(format!("failed to list ingress filters of \"{}\"", link.name)))?;
+        Ok(replies
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewTrafficFilter(m) if m.header.index as u32 == link.index => {
+                    Some(redirects_of(m))
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect())
     }
 
     /// Create an ifb link, up, with `mtu` and `txqlen`, and label it with `alias` when given.
@@ -472,7 +528,10 @@ mod kernel_tests {
             );
 
             nl.add_ingress_qdisc(&v).unwrap();
+            assert_eq!(nl.ingress_redirects(&v).unwrap(), vec![]);
             nl.add_redirect_filter(&v, &ifb).unwrap();
+            let want = Redirect { priority: 1, protocol: ETH_P_ALL, target: ifb.index, egress: true };
+            assert_eq!(nl.ingress_redirects(&v).unwrap(), vec![want]);
             let big = Tbf { rate: 5_000_000_000, buffer: 15_624, limit: 130_000_000 };
             nl.add_tbf(&ifb, &big).unwrap();
             let qs = nl.qdiscs(&ifb).unwrap();

@@ -293,6 +293,12 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
         if !host.qdiscs(&hv)?.iter().any(|q| q.kind == "ingress" && q.handle == INGRESS_HANDLE) {
             return Err(CniError::internal(format!("no ingress qdisc on \"{}\" to redirect egress traffic", hv.name)));
         }
+        if !host.ingress_redirects(&hv)?.iter().any(|r| r.target == ifb.index && r.egress) {
+            return Err(CniError::internal(format!(
+                "no filter on \"{}\" redirects egress traffic to \"{}\"",
+                hv.name, ifb.name
+            )));
+        }
     }
     Ok(())
 }
