@@ -498,3 +498,80 @@ fn egress_limit_slows_a_transfer() {
     assert!(took < Duration::from_secs(20), "far too slow: {took:?}");
     f.call("bandwidth", "DEL", "tp", &pod, &conf).ok();
 }
+
+const REFERENCE: &str = "/usr/lib/cni/bandwidth";
+
+/// Run the reference plugin in the host namespace.
+fn reference(f: &Fixture, cmd: &str, cid: &str, ns: &Netns, conf: &Value) -> Reply {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = ns.path();
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &f.host.name, REFERENCE]).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (k, v) in cni_env(cmd, cid, &path, "eth0") {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn reference bandwidth");
+    if let Some(mut si) = child.stdin.take() {
+        let _ = si.write_all(conf.to_string().as_bytes());
+    }
+    let out = child.wait_with_output().expect("wait reference bandwidth");
+    Reply {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Mixed nodes: each implementation CHECKs and DELs what the other made, and both make the
+/// same buckets under the same ifb name.
+#[test]
+fn interop_with_the_reference_plugin() {
+    if !root() {
+        return;
+    }
+    if !std::path::Path::new(REFERENCE).is_file() {
+        eprintln!("skipping: {REFERENCE} is absent (Debian package containernetworking-plugins)");
+        return;
+    }
+    let f = Fixture::new();
+    let lim = json!({"ingressRate": 1000000, "ingressBurst": 81920, "egressRate": 2000000, "egressBurst": 163840});
+    let (pa, pb) = (Netns::new("bwp"), Netns::new("bwp"));
+    let prev_a = f.bridge_add("1.0.0", "refa", &pa);
+    let prev_b = f.bridge_add("1.0.0", "refb", &pb);
+    let conf_a = f.bw_conf("1.0.0", Some(&prev_a), lim.clone());
+    let conf_b = f.bw_conf("1.0.0", Some(&prev_b), lim.clone());
+
+    // The reference shapes a, we shape b.
+    let ra = reference(&f, "ADD", "refa", &pa, &conf_a).ok().json();
+    let rb = f.call("bandwidth", "ADD", "refb", &pb, &conf_b).ok().json();
+    let (ifb_a, ifb_b) = (ifb_of(&ra).unwrap(), ifb_of(&rb).unwrap());
+    assert_eq!(ra["interfaces"].as_array().unwrap().len(), rb["interfaces"].as_array().unwrap().len());
+    // The same ifb name for the same attachment: DEL it with the reference, redo it with us.
+    reference(&f, "DEL", "refb", &pb, &conf_b).ok();
+    assert!(!f.link_exists(&ifb_b));
+    f.host_sh(&format!("tc qdisc del dev {v} root; tc qdisc del dev {v} ingress", v = host_veth(&prev_b)));
+    let rb = f.call("bandwidth", "ADD", "refb", &pb, &conf_b).ok().json();
+    assert_eq!(ifb_of(&rb).unwrap(), ifb_b);
+
+    // Same parameters where the shaping happens.
+    let params = |dev: &str| {
+        let q = f.root_tbf(dev).unwrap_or_else(|| panic!("no tbf on {dev}"));
+        let o = &q["options"];
+        (o["rate"].clone(), o["limit"].clone(), o["burst_raw"].clone())
+    };
+    assert_eq!(params(&host_veth(&prev_a)), params(&host_veth(&prev_b)));
+    assert_eq!(params(&ifb_a), params(&ifb_b));
+    assert_tbf(&f, &ifb_a, 2_000_000, 163_840);
+
+    // Each CHECKs the other's work (the reference knows no CHECK of our ifb alias, nor needs to).
+    let ca = f.bw_conf("1.0.0", Some(&ra), lim.clone());
+    let cb = f.bw_conf("1.0.0", Some(&rb), lim.clone());
+    f.call("bandwidth", "CHECK", "refa", &pa, &ca).ok();
+    reference(&f, "CHECK", "refb", &pb, &cb).ok();
+    // And DELs it.
+    f.call("bandwidth", "DEL", "refa", &pa, &ca).ok();
+    reference(&f, "DEL", "refb", &pb, &cb).ok();
+    assert!(f.ifbs().is_empty(), "{:?}", f.ifbs());
+}

@@ -366,6 +366,8 @@ mod tests {
         let want = &crate::util::sha512::hex(b"mynet0123456789abcdef")[..12];
         assert_eq!(&n[3..], want);
         assert_ne!(n, ifb_name("mynet", "0123456789abcdee"));
+        // As the reference named it for network "refnet", container "abc".
+        assert_eq!(ifb_name("refnet", "abc"), "bwp03c6681062c8");
     }
 
     #[test]
