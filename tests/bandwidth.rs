@@ -449,30 +449,22 @@ fn gc_removes_ifbs_of_invalid_attachments_only() {
     assert_eq!(plugin("bandwidth", Some(&f.host), &env, &conf.to_string()).code(), 1);
 }
 
-/// A TCP transfer out of a pod limited to 2 Mbit/s egress takes about as long as the limit says.
-#[test]
-fn egress_limit_slows_a_transfer() {
-    if !root() {
-        return;
-    }
-    let f = Fixture::new();
-    let pod = Netns::new("bwp");
-    let prev = f.bridge_add("1.0.0", "tp", &pod);
-    // The gateway address lives on the bridge in the host namespace.
-    f.host_sh(&format!("ip addr add 10.98.0.1/24 dev {} 2>/dev/null || true", f.bridge));
-    let conf = f.bw_conf("1.0.0", Some(&prev), json!({"egressRate": 2000000, "egressBurst": 40000}));
-    f.call("bandwidth", "ADD", "tp", &pod, &conf).ok();
-
-    // 500 KB at 2 Mbit/s is 2 s; unshaped it takes milliseconds.
-    let bytes: usize = 500_000;
-    let host_path = f.host.path();
-    let listener = std::thread::spawn(move || {
-        let file = std::fs::File::open(&host_path).expect("open netns");
+/// Send `bytes` over TCP from the namespace at `from` to `to_ip` in the namespace at `to`;
+/// how long until the receiver has them all.
+fn transfer(from: String, to: String, to_ip: std::net::IpAddr, bytes: usize) -> Duration {
+    let enter = |path: &str| {
+        let file = std::fs::File::open(path).expect("open netns");
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        std::net::TcpListener::bind("10.98.0.1:0").expect("bind")
-    })
-    .join()
-    .unwrap();
+    };
+    // A socket stays in the namespace it was made in.
+    let listener = std::thread::scope(|s| {
+        s.spawn(|| {
+            enter(&to);
+            std::net::TcpListener::bind((to_ip, 0)).expect("bind")
+        })
+        .join()
+        .unwrap()
+    });
     let port = listener.local_addr().unwrap().port();
     let reader = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
@@ -480,22 +472,49 @@ fn egress_limit_slows_a_transfer() {
         std::io::Read::read_to_end(&mut s, &mut buf).expect("read");
         buf.len()
     });
-    let pod_path = pod.path();
     let start = Instant::now();
-    let sent = std::thread::spawn(move || {
-        let file = std::fs::File::open(&pod_path).expect("open netns");
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        let mut s = std::net::TcpStream::connect(("10.98.0.1", port)).expect("connect");
-        std::io::Write::write_all(&mut s, &vec![7u8; bytes]).expect("write");
-        bytes
-    })
-    .join()
-    .unwrap();
-    assert_eq!(reader.join().unwrap(), sent);
-    let took = start.elapsed();
-    // 2 s at the limit, less the burst; generous bounds for a busy machine.
-    assert!(took > Duration::from_millis(1500), "too fast for 2 Mbit/s: {took:?}");
-    assert!(took < Duration::from_secs(20), "far too slow: {took:?}");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter(&from);
+            let mut c = std::net::TcpStream::connect((to_ip, port)).expect("connect");
+            std::io::Write::write_all(&mut c, &vec![7u8; bytes]).expect("write");
+        });
+    });
+    assert_eq!(reader.join().unwrap(), bytes);
+    start.elapsed()
+}
+
+/// TCP transfers to and from a pod limited to 2 Mbit/s each way take about as long as the
+/// limits say: 500 KB is 2 s at the limit, milliseconds unshaped.
+#[test]
+fn limits_slow_transfers_both_ways() {
+    if !root() {
+        return;
+    }
+    let f = Fixture::new();
+    let pod = Netns::new("bwp");
+    let prev = f.bridge_add("1.0.0", "tp", &pod);
+    // The gateway address lives on the bridge in the host namespace.
+    f.host_sh(&format!("ip addr add 10.98.0.1/24 dev {}", f.bridge));
+    let gw: std::net::IpAddr = "10.98.0.1".parse().unwrap();
+    let pod_ip: std::net::IpAddr =
+        prev["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().parse().unwrap();
+    let bytes = 500_000;
+    // Unshaped first, for scale.
+    let free = transfer(pod.path(), f.host.path(), gw, bytes);
+    let conf = f.bw_conf(
+        "1.0.0",
+        Some(&prev),
+        json!({"ingressRate": 2000000, "ingressBurst": 40000, "egressRate": 2000000, "egressBurst": 40000}),
+    );
+    f.call("bandwidth", "ADD", "tp", &pod, &conf).ok();
+    let out = transfer(pod.path(), f.host.path(), gw, bytes);
+    let into = transfer(f.host.path(), pod.path(), pod_ip, bytes);
+    // Generous bounds for a busy machine: being slow never makes a transfer fast.
+    for (what, took) in [("egress", out), ("ingress", into)] {
+        assert!(took > Duration::from_millis(1500), "{what} too fast for 2 Mbit/s: {took:?} (unshaped {free:?})");
+        assert!(took < Duration::from_secs(20), "{what} far too slow: {took:?}");
+    }
     f.call("bandwidth", "DEL", "tp", &pod, &conf).ok();
 }
 
