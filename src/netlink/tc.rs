@@ -280,7 +280,9 @@ impl Netlink {
         self.new_qdisc(msg, format!("failed to add ingress qdisc to \"{}\"", link.name))
     }
 
-    /// Delete the qdisc of `link` at `parent` (the root, or the ingress hook).
+    /// Delete the qdisc of `link` at `parent`: the ingress qdisc `ffff:` for the ingress hook,
+    /// else the root qdisc, only if it is `1:` (the kernel refuses a handle that differs, so a
+    /// root qdisc someone else made stays).
     pub fn del_qdisc(&self, link: &Link, parent: TcHandle) -> Result<(), Error> {
         let (handle, what) =
             if parent == TcHandle::INGRESS { (INGRESS_HANDLE, "ingress") } else { (TBF_HANDLE, "root") };
