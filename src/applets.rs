@@ -17,6 +17,7 @@ pub struct Applet {
 
 /// Sorted by name, so `cnibox --list` is stable and links are made in one order.
 pub static APPLETS: &[Applet] = &[
+    Applet { name: "bandwidth", kind: Kind::Plugin(&crate::plugins::bandwidth::PLUGIN) },
     Applet { name: "bridge", kind: Kind::Plugin(&crate::plugins::bridge::PLUGIN) },
     Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
     Applet { name: "host-local", kind: Kind::Plugin(&crate::plugins::host_local::PLUGIN) },

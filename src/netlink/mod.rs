@@ -11,6 +11,7 @@ mod bridge;
 mod error;
 mod link;
 mod route;
+pub mod tc;
 
 pub use addr::Address;
 pub use error::Error;

@@ -1,5 +1,6 @@
 //! The plugins cnibox implements, one module each.
 
+pub mod bandwidth;
 pub mod bridge;
 pub mod host_local;
 pub mod iface;
