@@ -4,5 +4,6 @@ pub mod bridge;
 pub mod host_local;
 pub mod iface;
 pub mod loopback;
+pub mod portmap;
 pub mod ptp;
 pub mod static_ipam;
