@@ -1,6 +1,7 @@
 //! The plugins cnibox implements, one module each.
 
 pub mod bridge;
+pub mod firewall;
 pub mod host_local;
 pub mod iface;
 pub mod loopback;
