@@ -366,6 +366,7 @@ fn portmap_errors_and_pass_through() {
     assert!(r.stdout.contains("must be called as chained plugin"), "{r:?}");
     let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(json!({"backend": "iptables"})));
     assert!(r.stdout.contains("this build writes nftables rules"), "{r:?}");
+    h.call("portmap", "DEL", "c1", &pod.path(), &conf(json!({"backend": "iptables"}))).ok();
     let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(json!({"conditionsV4": ["-s", "1.2.3.4"]})));
     assert!(r.stdout.contains("iptables-specific options [conditionsV4]"), "{r:?}");
     let bad_port =
@@ -447,6 +448,8 @@ fn firewall_isolates_bridges_and_removes_its_rules() {
     bad["backend"] = json!("iptables");
     let r = h.call("firewall", "ADD", "ca", &a.path(), &bad.to_string());
     assert!(r.stdout.contains("this build implements the \\\"nftables\\\" backend"), "{r:?}");
+    // DEL of such a config has nothing to undo and succeeds.
+    h.call("firewall", "DEL", "cx", &a.path(), &bad.to_string()).ok();
     bad["backend"] = json!("nftables");
     bad["ingressPolicy"] = json!("closed");
     assert!(h.call("firewall", "ADD", "ca", &a.path(), &bad.to_string()).stdout.contains("unknown ingress policy"));

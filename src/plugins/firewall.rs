@@ -72,23 +72,21 @@ struct Conf {
     admin: String,
     policy: Policy,
     prev: Option<CniResult>,
+    backend_error: Option<CniError>,
 }
 
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
     let raw: RawConf = parse_plugin_conf("firewall", &inv.stdin)?;
-    match raw.backend.as_deref().unwrap_or("") {
-        "" | "nftables" => {}
-        b @ ("iptables" | "firewalld") => {
-            return Err(CniError::invalid_config(format!(
-                "firewall: backend \"{b}\" is not supported: this build implements the \"nftables\" backend"
-            )));
-        }
+    // Only ADD and CHECK insist on the backend: DEL and GC of a refused config have nothing to undo.
+    let backend_error = match raw.backend.as_deref().unwrap_or("") {
+        "" | "nftables" => None,
+        b @ ("iptables" | "firewalld") => Some(CniError::invalid_config(format!(
+            "firewall: backend \"{b}\" is not supported: this build implements the \"nftables\" backend"
+        ))),
         other => {
-            return Err(CniError::invalid_config(format!(
-                "firewall: unknown backend \"{other}\" (supported: \"nftables\")"
-            )));
+            Some(CniError::invalid_config(format!("firewall: unknown backend \"{other}\" (supported: \"nftables\")")))
         }
-    }
+    };
     let policy = match raw.ingress_policy.as_deref().unwrap_or("") {
         "" | "open" => Policy::Open,
         "same-bridge" => Policy::SameBridge,
@@ -100,7 +98,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         None => None,
     };
     let admin = raw.admin_chain.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_ADMIN.to_string());
-    Ok(Conf { admin, policy, prev })
+    Ok(Conf { admin, policy, prev, backend_error })
 }
 
 // ---- rules --------------------------------------------------------------------------------
@@ -267,6 +265,9 @@ fn gc_with(nft: &dyn Nft, network: &str, valid: &[(String, String)]) -> Result<(
 
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
+    if let Some(e) = conf.backend_error {
+        return Err(e);
+    }
     add_with(&System, &conf, inv)
 }
 
@@ -277,6 +278,9 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
+    if let Some(e) = conf.backend_error {
+        return Err(e);
+    }
     check_with(&System, &conf, inv)
 }
 
@@ -306,7 +310,7 @@ mod tests {
     }
 
     fn conf(policy: Policy) -> Conf {
-        Conf { admin: DEFAULT_ADMIN.into(), policy, prev: Some(result()) }
+        Conf { admin: DEFAULT_ADMIN.into(), policy, prev: Some(result()), backend_error: None }
     }
 
     fn rule(chain: &str, expr: Value, comment: Option<&str>) -> Value {

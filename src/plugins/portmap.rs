@@ -103,6 +103,7 @@ struct Conf {
     cont_v4: Option<IpAddr>,
     cont_v6: Option<IpAddr>,
     prev: Option<CniResult>,
+    backend_error: Option<CniError>,
 }
 
 /// iptables syntax starts with `-` or `!`; nft syntax never does.
@@ -110,15 +111,9 @@ fn is_iptables_syntax(c: &Option<Vec<String>>) -> bool {
     c.as_ref().and_then(|v| v.first()).is_some_and(|s| s.starts_with('-') || s.starts_with('!'))
 }
 
-fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    let raw: RawConf = parse_plugin_conf("portmap", &inv.stdin)?;
+/// The backend this build writes, and options only another backend understands.
+fn check_backend(raw: &RawConf) -> Result<(), CniError> {
     let bad = |m: String| CniError::internal(format!("failed to parse config: {m}"));
-    if raw.mark_masq_bit.is_some() && raw.external_set_mark_chain.is_some() {
-        return Err(bad("Cannot specify externalSetMarkChain and markMasqBit".into()));
-    }
-    if raw.mark_masq_bit.is_some_and(|b| !(0..=31).contains(&b)) {
-        return Err(bad("MasqMarkBit must be between 0 and 31".into()));
-    }
     match raw.backend.as_deref() {
         None | Some("nftables") => {}
         Some("iptables") => {
@@ -145,6 +140,20 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         )));
     }
 
+    Ok(())
+}
+
+fn load(inv: &Invocation) -> Result<Conf, CniError> {
+    let raw: RawConf = parse_plugin_conf("portmap", &inv.stdin)?;
+    let bad = |m: String| CniError::internal(format!("failed to parse config: {m}"));
+    if raw.mark_masq_bit.is_some() && raw.external_set_mark_chain.is_some() {
+        return Err(bad("Cannot specify externalSetMarkChain and markMasqBit".into()));
+    }
+    if raw.mark_masq_bit.is_some_and(|b| !(0..=31).contains(&b)) {
+        return Err(bad("MasqMarkBit must be between 0 and 31".into()));
+    }
+    // Only ADD and CHECK insist on the backend: DEL and GC of a refused config have nothing to undo.
+    let backend_error = check_backend(&raw).err();
     let mut mappings = Vec::new();
     for m in raw.runtime_config.unwrap_or_default().port_mappings {
         if m.container_port <= 0 || m.container_port > 65535 {
@@ -186,6 +195,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         cont_v4,
         cont_v6,
         prev,
+        backend_error,
     })
 }
 
@@ -386,6 +396,9 @@ fn unrecord(network: &str, container_id: &str) {
 
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
+    if let Some(e) = conf.backend_error {
+        return Err(e);
+    }
     let prev = conf.prev.clone().ok_or_else(|| CniError::internal("must be called as chained plugin"))?;
     if conf.mappings.is_empty() {
         return Ok(prev);
@@ -415,6 +428,9 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
+    if let Some(e) = conf.backend_error {
+        return Err(e);
+    }
     if conf.prev.is_none() {
         return Err(CniError::internal("Required prevResult missing"));
     }
@@ -464,6 +480,7 @@ mod tests {
             cont_v4: None,
             cont_v6: None,
             prev: None,
+            backend_error: None,
         }
     }
 
