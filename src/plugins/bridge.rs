@@ -672,6 +672,10 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
 
     iface::validate_expected_ips(&cont, &inv.ifname, &result.ips)?;
     iface::validate_expected_routes(&cont, &result.routes)?;
+    if conf.ip_masq && conf.layer3 {
+        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+        masq::check(&System, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
+    }
     Ok(())
 }
 

@@ -181,7 +181,7 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
 }
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
-    let _conf = load(inv)?;
+    let conf = load(inv)?;
     let cont_ns = iface::open_netns(inv)?;
     ipam::check(inv)?;
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| CniError::internal("ptp: Required prevResult missing"))?;
@@ -208,5 +208,9 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     }
     iface::validate_expected_ips(&cont, &inv.ifname, &result.ips)?;
     iface::validate_expected_routes(&cont, &result.routes)?;
+    if conf.ip_masq {
+        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+        masq::check(&System, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
+    }
     Ok(())
 }
