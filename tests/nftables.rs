@@ -248,7 +248,8 @@ fn bridge_macspoofchk_drops_a_changed_mac() {
 fn serve_tcp(ns: String, port: u16, reply: &'static [u8]) -> std::thread::JoinHandle<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     let t = in_ns(ns, move || {
-        let l = TcpListener::bind(("0.0.0.0", port)).expect("listen");
+        // Both families where IPv6 is on, IPv4 only otherwise.
+        let l = TcpListener::bind(("::", port)).or_else(|_| TcpListener::bind(("0.0.0.0", port))).expect("listen");
         l.set_nonblocking(true).expect("nonblocking");
         tx.send(()).expect("ready");
         let start = Instant::now();
@@ -474,4 +475,47 @@ fn firewall_isolates_bridges_and_removes_its_rules() {
     assert!(h.call("firewall", "CHECK", "ca", &a.path(), &fa).status != 0);
     h.call("bridge", "DEL", "ca", &a.path(), &na).ok();
     h.call("bridge", "DEL", "cb", &b.path(), &nb).ok();
+}
+
+#[test]
+fn portmap_ipv6_through_the_ip6_table() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let client = h.outside("p6", "192.168.71");
+    let hv = h.sh("ip -o link show type veth").lines().find_map(|l| {
+        l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()).filter(|n| n.starts_with("ho"))
+    });
+    let hv = hv.expect("host side of the outside link");
+    h.sh(&format!("ip addr add fd71::1/64 dev {hv} nodad"));
+    assert!(client.exec("ip addr add fd71::2/64 dev ox nodad").0);
+    let ranges = json!([[{"subnet": "10.71.0.0/24"}], [{"subnet": "fd72::/64"}]]);
+    let conf = json!({"cniVersion": "1.0.0", "name": "pm6", "type": "bridge", "bridge": "brpm6",
+        "isDefaultGateway": true, "ipam": {"type": "host-local", "ranges": ranges, "dataDir": h.data.path()}});
+    let pod = Netns::new("q6");
+    let r = h.call("bridge", "ADD", "c6", &pod.path(), &conf.to_string()).ok().json();
+    let v6 = r["ips"][1]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    let pm = json!({"cniVersion": "1.0.0", "name": "pm6", "type": "portmap", "prevResult": r,
+        "runtimeConfig": {"portMappings": [{"hostPort": 18090, "containerPort": 8090, "protocol": "tcp"}]}})
+    .to_string();
+    h.call("portmap", "ADD", "c6", &pod.path(), &pm).ok();
+    let t = h.table("ip6", "cni_hostport");
+    assert!(t.contains(&format!("tcp dport 18090 dnat to [{v6}]:8090 comment \"c6\"")), "{t}");
+    assert!(t.contains(&format!("ip6 saddr {v6} ip6 daddr {v6} masquerade")), "{t}");
+    assert!(h.table("ip", "cni_hostport").contains("tcp dport 18090 dnat to 10.71.0."));
+
+    // The gateway address on the bridge must finish DAD before the pod's replies can use it.
+    let start = Instant::now();
+    while !h.sh("ip -6 addr show dev brpm6 tentative").is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = serve_tcp(pod.path(), 8090, b"over v6");
+    assert_eq!(fetch_tcp(client.path(), "fd71::1".parse().unwrap(), 18090), "over v6");
+    let _ = s.join();
+    h.call("portmap", "CHECK", "c6", &pod.path(), &pm).ok();
+    h.call("portmap", "DEL", "c6", &pod.path(), &pm).ok();
+    assert!(!h.table("ip6", "cni_hostport").contains("c6"));
+    assert!(!h.table("ip", "cni_hostport").contains("c6"));
+    h.call("bridge", "DEL", "c6", &pod.path(), &conf.to_string()).ok();
 }
