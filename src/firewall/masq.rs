@@ -78,7 +78,7 @@ pub fn setup(nft: &dyn Nft, ips: &[IpNet], network: &str, ifname: &str, containe
         .add_rule(
             TABLE,
             POSTROUTING,
-            vec![nft::match_addr("daddr", "==", Ipv4Addr::new(224, 0, 0, 0).into(), 4), nft::verdict("return")],
+            vec![nft::match_addr("daddr", "==", Ipv4Addr::new(224, 0, 0, 0).into(), 4), nft::stmt("return")],
             None,
         )
         .add_rule(
@@ -86,7 +86,7 @@ pub fn setup(nft: &dyn Nft, ips: &[IpNet], network: &str, ifname: &str, containe
             POSTROUTING,
             vec![
                 nft::match_addr("daddr", "==", Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0).into(), 8),
-                nft::verdict("return"),
+                nft::stmt("return"),
             ],
             None,
         )
@@ -103,7 +103,7 @@ pub fn setup(nft: &dyn Nft, ips: &[IpNet], network: &str, ifname: &str, containe
             vec![
                 nft::match_addr("saddr", "==", ip.addr(), 128),
                 nft::match_addr("daddr", "!=", subnet.addr(), subnet.prefix_len()),
-                nft::verdict("masquerade"),
+                nft::stmt("masquerade"),
             ],
             Some(&comment),
         );

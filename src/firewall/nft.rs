@@ -350,7 +350,8 @@ pub fn match_addr(field: &str, op: &str, ip: IpAddr, len: u8) -> Value {
     cmp(op, payload(ip_proto(&ip), field), addr(ip, len))
 }
 
-pub fn verdict(v: &str) -> Value {
+/// A statement without arguments: `accept`, `drop`, `return`, `masquerade`.
+pub fn stmt(v: &str) -> Value {
     json!({ v: null })
 }
 
@@ -373,7 +374,7 @@ mod tests {
         let mut b = Batch::new();
         b.add_table(T, Some("c"))
             .add_chain(T, "post", Some(Hook { kind: "nat", hook: "postrouting", prio: prio::SRCNAT }))
-            .add_rule(T, "post", vec![verdict("masquerade")], Some("x"))
+            .add_rule(T, "post", vec![stmt("masquerade")], Some("x"))
             .delete_rule(T, "post", 7);
         assert_eq!(
             b.to_json(),

@@ -62,10 +62,10 @@ pub fn setup(nft: &dyn Nft, host_veth: &str, mac: &str, container_id: &str, ifna
     .add_rule(
         TABLE,
         &mac_chain,
-        vec![nft::cmp("==", nft::payload("ether", "saddr"), mac.into()), nft::verdict("return")],
+        vec![nft::cmp("==", nft::payload("ether", "saddr"), mac.into()), nft::stmt("return")],
         Some(&comment),
     )
-    .add_rule(TABLE, &mac_chain, vec![nft::verdict("drop")], Some(&comment));
+    .add_rule(TABLE, &mac_chain, vec![nft::stmt("drop")], Some(&comment));
     nft.apply(&b).map_err(|e| e.context("failed to setup spoof-check"))
 }
 

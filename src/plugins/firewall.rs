@@ -108,9 +108,9 @@ fn pod_rules(ip: std::net::IpAddr) -> [Vec<Value>; 2] {
         vec![
             nft::match_addr("daddr", "==", ip, 128),
             nft::cmp("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])),
-            nft::verdict("accept"),
+            nft::stmt("accept"),
         ],
-        vec![nft::match_addr("saddr", "==", ip, 128), nft::verdict("accept")],
+        vec![nft::match_addr("saddr", "==", ip, 128), nft::stmt("accept")],
     ]
 }
 
@@ -160,14 +160,14 @@ fn add_batch(conf: &Conf, listing: Option<&Listing>, result: &CniResult, comment
                 b.add_rule(
                     TABLE,
                     STAGE1,
-                    vec![ifname_is("iifname", "==", br), ifname_is("oifname", "==", br), nft::verdict("drop")],
+                    vec![ifname_is("iifname", "==", br), ifname_is("oifname", "==", br), nft::stmt("drop")],
                     Some(&c1),
                 );
             }
         }
         let c2 = policy_comment("same-bridge|isolated", br);
         if !has(STAGE2, &c2) {
-            b.add_rule(TABLE, STAGE2, vec![ifname_is("oifname", "==", br), nft::verdict("drop")], Some(&c2));
+            b.add_rule(TABLE, STAGE2, vec![ifname_is("oifname", "==", br), nft::stmt("drop")], Some(&c2));
         }
     }
     b

@@ -296,7 +296,7 @@ fn forward_batch(conf: &Conf, cip: IpAddr, container_id: &str) -> Batch {
             vec![
                 nft::cmp("==", nft::payload(proto, "saddr"), src),
                 nft::match_addr("daddr", "==", cip, 128),
-                nft::verdict("masquerade"),
+                nft::stmt("masquerade"),
             ]
         };
         let src = if !conf.masq_all {
