@@ -389,7 +389,12 @@ fn record(network: &str, container_id: &str) {
 }
 
 fn unrecord(network: &str, container_id: &str) {
-    let _ = std::fs::remove_file(record_path(network, container_id));
+    let p = record_path(network, container_id);
+    let _ = std::fs::remove_file(&p);
+    // The network's directory goes with its last record (fails harmlessly otherwise).
+    if let Some(dir) = p.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 // ---- verbs --------------------------------------------------------------------------------
