@@ -20,8 +20,10 @@ pub static APPLETS: &[Applet] = &[
     Applet { name: "bandwidth", kind: Kind::Plugin(&crate::plugins::bandwidth::PLUGIN) },
     Applet { name: "bridge", kind: Kind::Plugin(&crate::plugins::bridge::PLUGIN) },
     Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
+    Applet { name: "firewall", kind: Kind::Plugin(&crate::plugins::firewall::PLUGIN) },
     Applet { name: "host-local", kind: Kind::Plugin(&crate::plugins::host_local::PLUGIN) },
     Applet { name: "loopback", kind: Kind::Plugin(&crate::plugins::loopback::PLUGIN) },
+    Applet { name: "portmap", kind: Kind::Plugin(&crate::plugins::portmap::PLUGIN) },
     Applet { name: "ptp", kind: Kind::Plugin(&crate::plugins::ptp::PLUGIN) },
     Applet { name: "static", kind: Kind::Plugin(&crate::plugins::static_ipam::PLUGIN) },
 ];

@@ -4,6 +4,7 @@
 pub mod applets;
 pub mod cni;
 pub mod cnitool;
+pub mod firewall;
 pub mod ipam;
 pub mod logger;
 pub mod netlink;

@@ -5,6 +5,8 @@ use crate::cni::config::parse_plugin_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::result::{Interface, Route};
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
+use crate::firewall::nft::System;
+use crate::firewall::{masq, spoofcheck};
 use crate::netlink::{Link, LinkKind, Netlink, parse_mac};
 use crate::netns::Netns;
 use crate::sysctl;
@@ -13,8 +15,7 @@ use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-pub static PLUGIN: PluginFns =
-    PluginFns { add, del, check, gc: ipam::gc, status: ipam::status, versions: version::ALL };
+pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status: ipam::status, versions: version::ALL };
 
 const DEFAULT_BRIDGE: &str = "cni0";
 
@@ -33,7 +34,7 @@ struct RawConf {
     #[serde(rename = "ipMasq", default)]
     ip_masq: bool,
     #[serde(rename = "ipMasqBackend", default)]
-    _ip_masq_backend: Option<String>,
+    ip_masq_backend: Option<String>,
     #[serde(default)]
     mtu: u32,
     #[serde(rename = "hairpinMode", default)]
@@ -94,6 +95,7 @@ struct Conf {
     is_default_gateway: bool,
     force_address: bool,
     ip_masq: bool,
+    ip_masq_backend: Option<String>,
     mtu: Option<u32>,
     hairpin_mode: bool,
     promisc_mode: bool,
@@ -189,6 +191,7 @@ impl Conf {
             is_default_gateway: raw.is_default_gateway,
             force_address: raw.force_address,
             ip_masq: raw.ip_masq,
+            ip_masq_backend: raw.ip_masq_backend,
             mtu: Some(raw.mtu).filter(|m| *m != 0),
             hairpin_mode: raw.hairpin_mode,
             promisc_mode: raw.promisc_mode,
@@ -214,10 +217,7 @@ impl Conf {
             return Err(bad("cannot use IPAM when disableContainerInterface flag is set"));
         }
         if self.ip_masq {
-            return Err(CniError::invalid_config("bridge: ipMasq is not supported yet"));
-        }
-        if self.macspoofchk {
-            return Err(CniError::invalid_config("bridge: macspoofchk is not supported yet"));
+            masq::check_backend(self.ip_masq_backend.as_deref())?;
         }
         Ok(())
     }
@@ -234,6 +234,8 @@ impl Conf {
 struct Undo {
     host_veth: Option<String>,
     ipam: bool,
+    spoofchk: bool,
+    masq: bool,
 }
 
 impl Undo {
@@ -246,6 +248,12 @@ impl Undo {
         }
         if self.ipam {
             let _ = ipam::del(inv);
+        }
+        if self.spoofchk {
+            let _ = spoofcheck::teardown(&System, &inv.container_id, &inv.ifname);
+        }
+        if self.masq {
+            let _ = masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id);
         }
     }
 }
@@ -271,6 +279,10 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
 
     let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, conf.mtu, conf.mac)?;
     undo.host_veth = Some(pair.host.name.clone());
+    if conf.macspoofchk {
+        undo.spoofchk = true;
+        spoofcheck::setup(&System, &pair.host.name, &pair.container.mac_string(), &inv.container_id, &inv.ifname)?;
+    }
     attach_port(
         host,
         &br,
@@ -344,6 +356,12 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
                     sysctl::set(key, "1").map_err(|e| bad(format!("failed to enable forwarding: {e}")))?;
                 }
             }
+        }
+
+        if conf.ip_masq {
+            let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+            undo.masq = true;
+            masq::setup(&System, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
         }
     } else if !conf.disable_container_interface {
         cont.set_up(&pair.container).map_err(|e| bad(format!("failed to set \"{}\" up: {e}", inv.ifname)))?;
@@ -542,11 +560,40 @@ fn ensure_addr(nl: &Netlink, link: &Link, gw: IpNet, force: bool) -> Result<(), 
 fn del(inv: &Invocation) -> Result<(), CniError> {
     // Only what DEL needs must parse: a config ADD refused can still be torn down.
     let conf = Conf::load(inv)?;
-    let ipam_del = || if conf.layer3 { ipam::del(inv) } else { Ok(()) };
-    let Some(ns) = iface::open_netns_for_del(inv)? else { return ipam_del() };
-    let nl = Netlink::open_in(&ns)?;
-    iface::del_link_and_addrs(&nl, &inv.ifname)?;
-    ipam_del()
+    if let Some(ns) = iface::open_netns_for_del(inv)? {
+        let nl = Netlink::open_in(&ns)?;
+        iface::del_link_and_addrs(&nl, &inv.ifname)?;
+    }
+    if conf.layer3 {
+        ipam::del(inv)?;
+    }
+    if conf.macspoofchk
+        && let Err(e) = spoofcheck::teardown(&System, &inv.container_id, &inv.ifname)
+    {
+        log::warn!("{e}");
+    }
+    // Rules are found by their comment: this works when the namespace (and with it the
+    // container's addresses) is already gone.
+    if conf.layer3 && conf.ip_masq {
+        masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id)?;
+    }
+    Ok(())
+}
+
+// ---- GC -----------------------------------------------------------------------------------
+
+/// Masquerade rules of attachments that are no longer valid go, then the IPAM collects.
+fn gc(inv: &Invocation) -> Result<(), CniError> {
+    let conf = Conf::load(inv)?;
+    let mut first_err = None;
+    if conf.ip_masq
+        && let Some(valid) = crate::firewall::valid_attachments(&inv.stdin)?
+        && let Err(e) = masq::gc(&System, &inv.conf.name, &valid)
+    {
+        first_err = Some(e);
+    }
+    ipam::gc(inv)?;
+    first_err.map_or(Ok(()), Err)
 }
 
 // ---- CHECK --------------------------------------------------------------------------------
@@ -625,6 +672,10 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
 
     iface::validate_expected_ips(&cont, &inv.ifname, &result.ips)?;
     iface::validate_expected_routes(&cont, &result.routes)?;
+    if conf.ip_masq && conf.layer3 {
+        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+        masq::check(&System, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
+    }
     Ok(())
 }
 
@@ -654,6 +705,7 @@ mod tests {
             is_default_gateway: true,
             force_address: false,
             ip_masq: false,
+            ip_masq_backend: None,
             mtu: None,
             hairpin_mode: false,
             promisc_mode: false,

@@ -2,8 +2,10 @@
 
 pub mod bandwidth;
 pub mod bridge;
+pub mod firewall;
 pub mod host_local;
 pub mod iface;
 pub mod loopback;
+pub mod portmap;
 pub mod ptp;
 pub mod static_ipam;

@@ -9,20 +9,21 @@ use crate::cni::config::parse_plugin_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::result::Interface;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
+use crate::firewall::masq;
+use crate::firewall::nft::System;
 use crate::netlink::{LinkKind, Netlink, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RouteSpec};
 use crate::sysctl;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-pub static PLUGIN: PluginFns =
-    PluginFns { add, del, check, gc: ipam::gc, status: ipam::status, versions: version::ALL };
+pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status: ipam::status, versions: version::ALL };
 
 #[derive(Debug, Deserialize)]
 struct Conf {
     #[serde(rename = "ipMasq", default)]
     ip_masq: bool,
     #[serde(rename = "ipMasqBackend", default)]
-    _ip_masq_backend: Option<String>,
+    ip_masq_backend: Option<String>,
     #[serde(default)]
     mtu: u32,
 }
@@ -39,7 +40,7 @@ fn host_prefix(ip: std::net::IpAddr) -> IpNet {
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
     if conf.ip_masq {
-        return Err(CniError::invalid_config("ptp: ipMasq is not supported yet"));
+        masq::check_backend(conf.ip_masq_backend.as_deref())?;
     }
     let mut result = ipam::add(inv)?;
     let host = match Netlink::open() {
@@ -56,6 +57,9 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
             && let Ok(Some(l)) = host.link_by_name(&name)
         {
             let _ = host.del_link(&l);
+        }
+        if conf.ip_masq {
+            let _ = masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id);
         }
         let _ = ipam::del(inv);
         return Err(e);
@@ -140,20 +144,44 @@ fn add_with(
             _ => {}
         }
     }
+
+    if conf.ip_masq {
+        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+        masq::setup(&System, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
+    }
     Ok(())
 }
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
-    let _conf = load(inv)?;
+    let conf = load(inv)?;
     ipam::del(inv)?;
-    let Some(ns) = iface::open_netns_for_del(inv)? else { return Ok(()) };
-    let nl = Netlink::open_in(&ns)?;
-    iface::del_link_and_addrs(&nl, &inv.ifname)?;
+    if let Some(ns) = iface::open_netns_for_del(inv)? {
+        let nl = Netlink::open_in(&ns)?;
+        iface::del_link_and_addrs(&nl, &inv.ifname)?;
+    }
+    // By comment: works when the namespace and the container's addresses are already gone.
+    if conf.ip_masq {
+        masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id)?;
+    }
     Ok(())
 }
 
+/// Masquerade rules of attachments that are no longer valid go, then the IPAM collects.
+fn gc(inv: &Invocation) -> Result<(), CniError> {
+    let conf = load(inv)?;
+    let mut first_err = None;
+    if conf.ip_masq
+        && let Some(valid) = crate::firewall::valid_attachments(&inv.stdin)?
+        && let Err(e) = masq::gc(&System, &inv.conf.name, &valid)
+    {
+        first_err = Some(e);
+    }
+    ipam::gc(inv)?;
+    first_err.map_or(Ok(()), Err)
+}
+
 fn check(inv: &Invocation) -> Result<(), CniError> {
-    let _conf = load(inv)?;
+    let conf = load(inv)?;
     let cont_ns = iface::open_netns(inv)?;
     ipam::check(inv)?;
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| CniError::internal("ptp: Required prevResult missing"))?;
@@ -180,5 +208,9 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     }
     iface::validate_expected_ips(&cont, &inv.ifname, &result.ips)?;
     iface::validate_expected_routes(&cont, &result.routes)?;
+    if conf.ip_masq {
+        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+        masq::check(&System, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
+    }
     Ok(())
 }

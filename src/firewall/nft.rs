@@ -1,0 +1,422 @@
+//! Talking to nftables: one batch of JSON commands per operation, applied atomically by
+//! `nft -j -f -`, and tables read back with `nft -j list table`.
+//!
+//! Batches are built with `serde_json::json!` in libnftables' JSON schema; rules are lists of
+//! expressions made by the small helpers at the end of this file. The runner is a trait so
+//! rule builders can be tested against a recording fake.
+
+use crate::cni::CniError;
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// nftables' limit on comment length, in bytes.
+pub const COMMENT_MAX: usize = 128;
+
+/// A table: address family and name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    pub family: &'static str,
+    pub name: &'static str,
+}
+
+impl Table {
+    pub const fn new(family: &'static str, name: &'static str) -> Table {
+        Table { family, name }
+    }
+}
+
+/// A base chain's hook.
+#[derive(Debug, Clone, Copy)]
+pub struct Hook {
+    pub kind: &'static str,
+    pub hook: &'static str,
+    pub prio: i32,
+}
+
+/// Standard priorities (nft's symbolic names).
+pub mod prio {
+    pub const DSTNAT: i32 = -100;
+    pub const FILTER: i32 = 0;
+    pub const SRCNAT: i32 = 100;
+}
+
+/// One transaction.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    cmds: Vec<Value>,
+}
+
+/// Trim a comment to what nftables accepts, on a character boundary.
+pub fn clip_comment(s: &str) -> String {
+    let mut end = s.len().min(COMMENT_MAX);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.cmds.len()
+    }
+
+    /// Create the table if it is missing (an existing table is left as it is).
+    pub fn add_table(&mut self, t: Table, comment: Option<&str>) -> &mut Self {
+        let mut o = json!({"family": t.family, "name": t.name});
+        if let Some(c) = comment {
+            o["comment"] = json!(clip_comment(c));
+        }
+        self.cmds.push(json!({"add": {"table": o}}));
+        self
+    }
+
+    /// Create a chain if it is missing; a base chain when `hook` is given (policy accept).
+    pub fn add_chain(&mut self, t: Table, name: &str, hook: Option<Hook>) -> &mut Self {
+        let mut o = json!({"family": t.family, "table": t.name, "name": name});
+        if let Some(h) = hook {
+            o["type"] = json!(h.kind);
+            o["hook"] = json!(h.hook);
+            o["prio"] = json!(h.prio);
+            o["policy"] = json!("accept");
+        }
+        self.cmds.push(json!({"add": {"chain": o}}));
+        self
+    }
+
+    pub fn flush_chain(&mut self, t: Table, name: &str) -> &mut Self {
+        self.cmds.push(json!({"flush": {"chain": {"family": t.family, "table": t.name, "name": name}}}));
+        self
+    }
+
+    pub fn delete_chain(&mut self, t: Table, name: &str) -> &mut Self {
+        self.cmds.push(json!({"delete": {"chain": {"family": t.family, "table": t.name, "name": name}}}));
+        self
+    }
+
+    /// Append a rule made of `expr` to `chain`.
+    pub fn add_rule(&mut self, t: Table, chain: &str, expr: Vec<Value>, comment: Option<&str>) -> &mut Self {
+        let mut o = json!({"family": t.family, "table": t.name, "chain": chain, "expr": expr});
+        if let Some(c) = comment {
+            o["comment"] = json!(clip_comment(c));
+        }
+        self.cmds.push(json!({"add": {"rule": o}}));
+        self
+    }
+
+    pub fn delete_rule(&mut self, t: Table, chain: &str, handle: u64) -> &mut Self {
+        self.cmds
+            .push(json!({"delete": {"rule": {"family": t.family, "table": t.name, "chain": chain, "handle": handle}}}));
+        self
+    }
+
+    /// The JSON document `nft -j -f -` reads.
+    pub fn to_json(&self) -> String {
+        json!({"nftables": self.cmds}).to_string()
+    }
+}
+
+/// A rule as listed: where it is, its handle and comment, and its expressions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedRule {
+    pub chain: String,
+    pub handle: u64,
+    pub comment: Option<String>,
+    pub expr: Value,
+}
+
+/// A table as listed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    pub chains: Vec<String>,
+    pub rules: Vec<ListedRule>,
+}
+
+impl Listing {
+    /// Parse `nft -j list table` output.
+    pub fn parse(text: &str) -> Result<Listing, CniError> {
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| CniError::internal(format!("failed to parse nft JSON output: {e}")))?;
+        let mut out = Listing::default();
+        for item in v.get("nftables").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(c) = item.get("chain") {
+                if let Some(name) = c.get("name").and_then(Value::as_str) {
+                    out.chains.push(name.to_string());
+                }
+            } else if let Some(r) = item.get("rule") {
+                out.rules.push(ListedRule {
+                    chain: r.get("chain").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    handle: r.get("handle").and_then(Value::as_u64).unwrap_or_default(),
+                    comment: r.get("comment").and_then(Value::as_str).map(str::to_string),
+                    expr: r.get("expr").cloned().unwrap_or(Value::Null),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn has_chain(&self, name: &str) -> bool {
+        self.chains.iter().any(|c| c == name)
+    }
+
+    /// Rules of `chain` whose comment satisfies `keep`.
+    pub fn rules_where<'a>(
+        &'a self,
+        chain: &'a str,
+        keep: impl Fn(&str) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a ListedRule> + 'a {
+        self.rules.iter().filter(move |r| r.chain == chain && r.comment.as_deref().is_some_and(&keep))
+    }
+}
+
+/// What the plugins need from nftables.
+pub trait Nft {
+    /// Apply one batch atomically; an empty batch does nothing.
+    fn apply(&self, batch: &Batch) -> Result<(), CniError>;
+    /// Apply commands in nft's own syntax (for operator-written match conditions).
+    fn apply_text(&self, script: &str) -> Result<(), CniError>;
+    /// The chains and rules of a table; None when the table does not exist.
+    fn list_table(&self, t: Table) -> Result<Option<Listing>, CniError>;
+}
+
+/// The real thing: execs `nft`.
+pub struct System;
+
+const NFT_PATHS: &[&str] = &["/usr/sbin/nft", "/sbin/nft"];
+
+/// `nft` at its usual places, then through PATH (plugins may run with a minimal PATH).
+pub fn find_nft() -> Option<PathBuf> {
+    let fixed = NFT_PATHS.iter().map(PathBuf::from);
+    let from_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("nft")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    fixed.chain(from_path).find(|p| p.is_file())
+}
+
+/// The error when nft cannot be found.
+pub fn not_installed() -> CniError {
+    CniError::internal("nftables: the nft program was not found in /usr/sbin, /sbin or PATH (install nftables)")
+}
+
+/// Whether an error from this module says nft is missing.
+pub fn is_not_installed(e: &CniError) -> bool {
+    e.msg.starts_with("nftables: the nft program was not found")
+}
+
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_nft(args: &[&str], stdin: &[u8]) -> Result<Output, CniError> {
+    let nft = find_nft().ok_or_else(not_installed)?;
+    let mut child = Command::new(&nft)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| CniError::internal(format!("nftables: failed to run {}: {e}", nft.display())))?;
+    if let Some(mut si) = child.stdin.take() {
+        let _ = si.write_all(stdin);
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| CniError::internal(format!("nftables: failed to wait for {}: {e}", nft.display())))?;
+    Ok(Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
+
+fn failed(what: &str, out: &Output, input: &str) -> CniError {
+    CniError::internal(format!("nftables: {what} failed: {}", out.stderr)).with_details(input.to_string())
+}
+
+impl Nft for System {
+    fn apply(&self, batch: &Batch) -> Result<(), CniError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let text = batch.to_json();
+        let out = run_nft(&["-j", "-f", "-"], text.as_bytes())?;
+        if !out.ok {
+            return Err(failed("applying rules", &out, &text));
+        }
+        Ok(())
+    }
+
+    fn apply_text(&self, script: &str) -> Result<(), CniError> {
+        let out = run_nft(&["-f", "-"], script.as_bytes())?;
+        if !out.ok {
+            return Err(failed("applying rules", &out, script));
+        }
+        Ok(())
+    }
+
+    fn list_table(&self, t: Table) -> Result<Option<Listing>, CniError> {
+        let out = run_nft(&["-j", "list", "table", t.family, t.name], b"")?;
+        if !out.ok {
+            if out.stderr.contains("No such file or directory") {
+                return Ok(None);
+            }
+            return Err(failed(&format!("listing table {} {}", t.family, t.name), &out, ""));
+        }
+        Listing::parse(&out.stdout).map(Some)
+    }
+}
+
+/// A recording fake for unit tests: tables are seeded with listings; applied batches are kept.
+#[derive(Default)]
+pub struct Fake {
+    pub tables: RefCell<Vec<(Table, Listing)>>,
+    pub applied: RefCell<Vec<Value>>,
+    pub texts: RefCell<Vec<String>>,
+}
+
+impl Fake {
+    pub fn with_table(t: Table, listing_json: &str) -> Fake {
+        let f = Fake::default();
+        f.tables.borrow_mut().push((t, Listing::parse(listing_json).expect("listing")));
+        f
+    }
+
+    /// Every command applied so far, as JSON values.
+    pub fn commands(&self) -> Vec<Value> {
+        self.applied.borrow().iter().flat_map(|b| b["nftables"].as_array().cloned().unwrap_or_default()).collect()
+    }
+}
+
+impl Nft for Fake {
+    fn apply(&self, batch: &Batch) -> Result<(), CniError> {
+        if !batch.is_empty() {
+            let v: Value = serde_json::from_str(&batch.to_json()).map_err(|e| CniError::internal(e.to_string()))?;
+            self.applied.borrow_mut().push(v);
+        }
+        Ok(())
+    }
+
+    fn apply_text(&self, script: &str) -> Result<(), CniError> {
+        self.texts.borrow_mut().push(script.to_string());
+        Ok(())
+    }
+
+    fn list_table(&self, t: Table) -> Result<Option<Listing>, CniError> {
+        Ok(self.tables.borrow().iter().find(|(k, _)| *k == t).map(|(_, l)| l.clone()))
+    }
+}
+
+// ---- expressions --------------------------------------------------------------------------
+
+/// `ip`/`ip6` for an address.
+pub fn ip_proto(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() { "ip" } else { "ip6" }
+}
+
+/// `<left> <op> <right>`.
+pub fn cmp(op: &str, left: Value, right: Value) -> Value {
+    json!({"match": {"op": op, "left": left, "right": right}})
+}
+
+pub fn payload(protocol: &str, field: &str) -> Value {
+    json!({"payload": {"protocol": protocol, "field": field}})
+}
+
+pub fn meta(key: &str) -> Value {
+    json!({"meta": {"key": key}})
+}
+
+/// An address, or a prefix when `len` is shorter than the address.
+pub fn addr(ip: IpAddr, len: u8) -> Value {
+    let full = if ip.is_ipv4() { 32 } else { 128 };
+    if len >= full { json!(ip.to_string()) } else { json!({"prefix": {"addr": ip.to_string(), "len": len}}) }
+}
+
+/// `ip[6] saddr|daddr [!=] <ip/len>`.
+pub fn match_addr(field: &str, op: &str, ip: IpAddr, len: u8) -> Value {
+    cmp(op, payload(ip_proto(&ip), field), addr(ip, len))
+}
+
+/// A statement without arguments: `accept`, `drop`, `return`, `masquerade`.
+pub fn stmt(v: &str) -> Value {
+    json!({ v: null })
+}
+
+pub fn jump(target: &str) -> Value {
+    json!({"jump": {"target": target}})
+}
+
+pub fn goto(target: &str) -> Value {
+    json!({"goto": {"target": target}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Table = Table::new("inet", "t");
+
+    #[test]
+    fn batch_json() {
+        let mut b = Batch::new();
+        b.add_table(T, Some("c"))
+            .add_chain(T, "post", Some(Hook { kind: "nat", hook: "postrouting", prio: prio::SRCNAT }))
+            .add_rule(T, "post", vec![stmt("masquerade")], Some("x"))
+            .delete_rule(T, "post", 7);
+        assert_eq!(
+            b.to_json(),
+            r#"{"nftables":[{"add":{"table":{"comment":"c","family":"inet","name":"t"}}},{"add":{"chain":{"family":"inet","hook":"postrouting","name":"post","policy":"accept","prio":100,"table":"t","type":"nat"}}},{"add":{"rule":{"chain":"post","comment":"x","expr":[{"masquerade":null}],"family":"inet","table":"t"}}},{"delete":{"rule":{"chain":"post","family":"inet","handle":7,"table":"t"}}}]}"#
+        );
+    }
+
+    #[test]
+    fn comments_are_clipped_on_char_boundaries() {
+        let long = "é".repeat(100);
+        let c = clip_comment(&long);
+        assert!(c.len() <= COMMENT_MAX);
+        assert_eq!(c.len(), 128);
+        assert_eq!(clip_comment("short"), "short");
+    }
+
+    #[test]
+    fn addresses_and_prefixes() {
+        assert_eq!(addr("10.0.0.1".parse().unwrap(), 32), json!("10.0.0.1"));
+        assert_eq!(addr("10.0.0.0".parse().unwrap(), 24), json!({"prefix": {"addr": "10.0.0.0", "len": 24}}));
+        assert_eq!(
+            match_addr("saddr", "==", "fd00::1".parse().unwrap(), 128)["match"]["left"]["payload"]["protocol"],
+            "ip6"
+        );
+    }
+
+    #[test]
+    fn listing_parse() {
+        let l = Listing::parse(
+            r#"{"nftables":[{"metainfo":{"version":"1.0.6"}},{"table":{"family":"inet","name":"t","handle":1}},
+            {"chain":{"family":"inet","table":"t","name":"c","handle":1}},
+            {"rule":{"family":"inet","table":"t","chain":"c","handle":4,"comment":"a","expr":[]}},
+            {"rule":{"family":"inet","table":"t","chain":"c","handle":5,"expr":[]}}]}"#,
+        )
+        .unwrap();
+        assert!(l.has_chain("c"));
+        assert_eq!(l.rules.len(), 2);
+        assert_eq!(l.rules_where("c", |c| c == "a").map(|r| r.handle).collect::<Vec<_>>(), vec![4]);
+    }
+
+    #[test]
+    fn missing_nft_is_recognised() {
+        assert!(is_not_installed(&not_installed()));
+    }
+}

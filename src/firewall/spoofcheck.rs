@@ -1,0 +1,174 @@
+//! `macspoofchk` for bridge: frames entering the bridge from a container's host-side veth
+//! must carry the container's MAC, in the reference plugins' layout:
+//!
+//! ```text
+//! table bridge nat {
+//!     chain PREROUTING {   # filter, prerouting, priority -300
+//!         iifname "<host veth>" jump cni-br-iface-<cid>-<ifname> comment "macspoofchk-<cid>-<ifname>"
+//!     }
+//!     chain cni-br-iface-<cid>-<ifname> {
+//!         jump cni-br-iface-<cid>-<ifname>-mac comment "macspoofchk-<cid>-<ifname>"
+//!     }
+//!     chain cni-br-iface-<cid>-<ifname>-mac {
+//!         ether saddr <container mac> return comment "macspoofchk-<cid>-<ifname>"
+//!         drop comment "macspoofchk-<cid>-<ifname>"
+//!     }
+//! }
+//! ```
+
+use super::nft::{self, Batch, Hook, Nft, Table};
+use crate::cni::CniError;
+
+pub const TABLE: Table = Table::new("bridge", "nat");
+const PREROUTING: &str = "PREROUTING";
+
+/// The attachment's identity in chain names and comments.
+fn ref_id(container_id: &str, ifname: &str) -> String {
+    format!("{container_id}-{ifname}")
+}
+
+fn iface_chain(container_id: &str, ifname: &str) -> String {
+    format!("cni-br-iface-{}", ref_id(container_id, ifname))
+}
+
+fn comment(container_id: &str, ifname: &str) -> String {
+    format!("macspoofchk-{}", ref_id(container_id, ifname))
+}
+
+/// Only frames from `mac` may enter the bridge through `host_veth`.
+pub fn setup(nft: &dyn Nft, host_veth: &str, mac: &str, container_id: &str, ifname: &str) -> Result<(), CniError> {
+    let iface = iface_chain(container_id, ifname);
+    let mac_chain = format!("{iface}-mac");
+    let comment = comment(container_id, ifname);
+    // A jump left over from an earlier ADD of the same attachment would be doubled.
+    let stale = prerouting_rules(nft, &comment)?;
+    let mut b = Batch::new();
+    b.add_table(TABLE, None)
+        .add_chain(TABLE, PREROUTING, Some(Hook { kind: "filter", hook: "prerouting", prio: -300 }))
+        .add_chain(TABLE, &iface, None)
+        .add_chain(TABLE, &mac_chain, None)
+        .flush_chain(TABLE, &iface)
+        .flush_chain(TABLE, &mac_chain);
+    for h in stale {
+        b.delete_rule(TABLE, PREROUTING, h);
+    }
+    b.add_rule(
+        TABLE,
+        PREROUTING,
+        vec![nft::cmp("==", nft::meta("iifname"), host_veth.into()), nft::jump(&iface)],
+        Some(&comment),
+    )
+    .add_rule(TABLE, &iface, vec![nft::jump(&mac_chain)], Some(&comment))
+    .add_rule(
+        TABLE,
+        &mac_chain,
+        vec![nft::cmp("==", nft::payload("ether", "saddr"), mac.into()), nft::stmt("return")],
+        Some(&comment),
+    )
+    .add_rule(TABLE, &mac_chain, vec![nft::stmt("drop")], Some(&comment));
+    nft.apply(&b).map_err(|e| e.context("failed to setup spoof-check"))
+}
+
+/// Remove the attachment's jump and chains; the table and base chain stay.
+pub fn teardown(nft: &dyn Nft, container_id: &str, ifname: &str) -> Result<(), CniError> {
+    let Some(listing) = (match nft.list_table(TABLE) {
+        Err(e) if nft::is_not_installed(&e) => return Ok(()),
+        r => r?,
+    }) else {
+        return Ok(());
+    };
+    let iface = iface_chain(container_id, ifname);
+    let mac_chain = format!("{iface}-mac");
+    let comment = comment(container_id, ifname);
+    let mut b = Batch::new();
+    for r in listing.rules_where(PREROUTING, |c| c == comment) {
+        b.delete_rule(TABLE, PREROUTING, r.handle);
+    }
+    for chain in [&iface, &mac_chain] {
+        if listing.has_chain(chain) {
+            b.flush_chain(TABLE, chain);
+        }
+    }
+    for chain in [&iface, &mac_chain] {
+        if listing.has_chain(chain) {
+            b.delete_chain(TABLE, chain);
+        }
+    }
+    nft.apply(&b).map_err(|e| e.context("failed to teardown spoof-check"))
+}
+
+fn prerouting_rules(nft: &dyn Nft, comment: &str) -> Result<Vec<u64>, CniError> {
+    let Some(listing) = nft.list_table(TABLE)? else { return Ok(Vec::new()) };
+    Ok(listing.rules_where(PREROUTING, |c| c == comment).map(|r| r.handle).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::nft::Fake;
+    use serde_json::json;
+
+    #[test]
+    fn setup_golden() {
+        let fake = Fake::default();
+        setup(&fake, "veth1234abcd", "0a:58:0a:00:00:05", "c1", "eth0").unwrap();
+        let t = |name: &str| json!({"family": "bridge", "table": "nat", "name": name});
+        let rule = |chain: &str, expr: serde_json::Value| {
+            json!({"add": {"rule": {"family": "bridge", "table": "nat", "chain": chain, "expr": expr,
+                "comment": "macspoofchk-c1-eth0"}}})
+        };
+        let mut base = t("PREROUTING");
+        base["type"] = json!("filter");
+        base["hook"] = json!("prerouting");
+        base["prio"] = json!(-300);
+        base["policy"] = json!("accept");
+        let want = vec![
+            json!({"add": {"table": {"family": "bridge", "name": "nat"}}}),
+            json!({"add": {"chain": base}}),
+            json!({"add": {"chain": t("cni-br-iface-c1-eth0")}}),
+            json!({"add": {"chain": t("cni-br-iface-c1-eth0-mac")}}),
+            json!({"flush": {"chain": t("cni-br-iface-c1-eth0")}}),
+            json!({"flush": {"chain": t("cni-br-iface-c1-eth0-mac")}}),
+            rule(
+                "PREROUTING",
+                json!([
+                {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "veth1234abcd"}},
+                {"jump": {"target": "cni-br-iface-c1-eth0"}}]),
+            ),
+            rule("cni-br-iface-c1-eth0", json!([{"jump": {"target": "cni-br-iface-c1-eth0-mac"}}])),
+            rule(
+                "cni-br-iface-c1-eth0-mac",
+                json!([
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ether", "field": "saddr"}},
+                    "right": "0a:58:0a:00:00:05"}},
+                {"return": null}]),
+            ),
+            rule("cni-br-iface-c1-eth0-mac", json!([{"drop": null}])),
+        ];
+        assert_eq!(fake.commands(), want);
+    }
+
+    #[test]
+    fn teardown_removes_jump_and_chains() {
+        let listing = json!({"nftables": [
+            {"chain": {"family": "bridge", "table": "nat", "name": "PREROUTING"}},
+            {"chain": {"family": "bridge", "table": "nat", "name": "cni-br-iface-c1-eth0"}},
+            {"chain": {"family": "bridge", "table": "nat", "name": "cni-br-iface-c1-eth0-mac"}},
+            {"rule": {"family": "bridge", "table": "nat", "chain": "PREROUTING", "handle": 9,
+                "comment": "macspoofchk-c1-eth0", "expr": []}},
+            {"rule": {"family": "bridge", "table": "nat", "chain": "PREROUTING", "handle": 10,
+                "comment": "macspoofchk-c2-eth0", "expr": []}},
+        ]});
+        let fake = Fake::with_table(TABLE, &listing.to_string());
+        teardown(&fake, "c1", "eth0").unwrap();
+        let cmds = fake.commands();
+        assert_eq!(cmds.len(), 5);
+        assert_eq!(cmds[0]["delete"]["rule"]["handle"], 9);
+        assert_eq!(cmds[3]["delete"]["chain"]["name"], "cni-br-iface-c1-eth0");
+        assert_eq!(cmds[4]["delete"]["chain"]["name"], "cni-br-iface-c1-eth0-mac");
+        // Nothing there: nothing applied.
+        let fake = Fake::default();
+        teardown(&fake, "c1", "eth0").unwrap();
+        assert!(fake.applied.borrow().is_empty());
+    }
+}

@@ -1,0 +1,401 @@
+//! firewall: let a container's traffic through the host's forward path, and optionally
+//! isolate bridges from each other.
+//!
+//! The reference plugin writes iptables rules or talks to firewalld; this one writes an
+//! equivalent nftables ruleset in a table of its own:
+//!
+//! ```text
+//! table inet cni_firewall {
+//!     chain forward {              # filter, forward, priority filter, policy accept; rewritten on ADD
+//!         jump isolation_stage_1
+//!         jump CNI-ADMIN
+//!         jump pods
+//!     }
+//!     chain CNI-ADMIN { }          # the operators' chain (`iptablesAdminChainName`): created when
+//!                                  # missing, never flushed or changed; a verdict here overrides `pods`
+//!     chain pods {                 # per container address, commented with the attachment:
+//!         ip daddr 10.88.0.5 ct state established,related accept
+//!         ip saddr 10.88.0.5 accept
+//!     }
+//!     chain isolation_stage_1 {    # per bridge with ingressPolicy same-bridge or isolated:
+//!         iifname "br" oifname != "br" jump isolation_stage_2
+//!         iifname "br" oifname "br" drop           # isolated only
+//!     }
+//!     chain isolation_stage_2 {
+//!         oifname "br" drop
+//!     }
+//! }
+//! ```
+//!
+//! Differences from iptables worth knowing: an `accept` here ends evaluation of this table
+//! only, so a drop policy in another table's forward hook still applies; and, as with the
+//! reference, rules about traffic within one bridge only see packets when `br_netfilter`
+//! passes bridged frames to the IP hooks. Isolation rules, like the reference's, stay after DEL
+//! (other containers may still use the bridge).
+
+use crate::cni::config::parse_plugin_conf;
+use crate::cni::result::CniResult;
+use crate::cni::{CniError, Invocation, PluginFns, version};
+use crate::firewall::masq::{instance_comment, network_hash};
+use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub static PLUGIN: PluginFns =
+    PluginFns { add, del, check, gc, status: crate::cni::skel::noop, versions: version::FROM_0_4_0 };
+
+pub const TABLE: Table = Table::new("inet", "cni_firewall");
+const FORWARD: &str = "forward";
+const PODS: &str = "pods";
+const STAGE1: &str = "isolation_stage_1";
+const STAGE2: &str = "isolation_stage_2";
+const DEFAULT_ADMIN: &str = "CNI-ADMIN";
+
+#[derive(Deserialize)]
+struct RawConf {
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(rename = "iptablesAdminChainName", default)]
+    admin_chain: Option<String>,
+    #[serde(rename = "ingressPolicy", default)]
+    ingress_policy: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Open,
+    SameBridge,
+    Isolated,
+}
+
+struct Conf {
+    admin: String,
+    policy: Policy,
+    prev: Option<CniResult>,
+    backend_error: Option<CniError>,
+}
+
+fn load(inv: &Invocation) -> Result<Conf, CniError> {
+    let raw: RawConf = parse_plugin_conf("firewall", &inv.stdin)?;
+    // Only ADD and CHECK insist on the backend: DEL and GC of a refused config have nothing to undo.
+    let backend_error = match raw.backend.as_deref().unwrap_or("") {
+        "" | "nftables" => None,
+        b @ ("iptables" | "firewalld") => Some(CniError::invalid_config(format!(
+            "firewall: backend \"{b}\" is not supported: this build implements the \"nftables\" backend"
+        ))),
+        other => {
+            Some(CniError::invalid_config(format!("firewall: unknown backend \"{other}\" (supported: \"nftables\")")))
+        }
+    };
+    let policy = match raw.ingress_policy.as_deref().unwrap_or("") {
+        "" | "open" => Policy::Open,
+        "same-bridge" => Policy::SameBridge,
+        "isolated" => Policy::Isolated,
+        other => return Err(CniError::internal(format!("unknown ingress policy: \"{other}\""))),
+    };
+    let prev = match &inv.conf.prev_result {
+        Some(v) => Some(CniResult::from_value(v, inv.version).map_err(|e| e.context("could not parse prevResult"))?),
+        None => None,
+    };
+    let admin = raw.admin_chain.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_ADMIN.to_string());
+    Ok(Conf { admin, policy, prev, backend_error })
+}
+
+// ---- rules --------------------------------------------------------------------------------
+
+fn pod_rules(ip: std::net::IpAddr) -> [Vec<Value>; 2] {
+    [
+        vec![
+            nft::match_addr("daddr", "==", ip, 128),
+            nft::cmp("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])),
+            nft::stmt("accept"),
+        ],
+        vec![nft::match_addr("saddr", "==", ip, 128), nft::stmt("accept")],
+    ]
+}
+
+fn ifname_is(dir: &str, op: &str, name: &str) -> Value {
+    nft::cmp(op, nft::meta(dir), name.into())
+}
+
+fn policy_comment(policy: &str, bridge: &str) -> String {
+    nft::clip_comment(&format!("CNI firewall plugin rules (ingressPolicy: {policy}, bridge: {bridge})"))
+}
+
+/// The whole ADD: structure, this attachment's rules (replacing stale ones), and isolation.
+fn add_batch(conf: &Conf, listing: Option<&Listing>, result: &CniResult, comment: &str, bridge: Option<&str>) -> Batch {
+    let mut b = Batch::new();
+    b.add_table(TABLE, Some("CNI firewall plugin rules"))
+        .add_chain(TABLE, &conf.admin, None)
+        .add_chain(TABLE, PODS, None)
+        .add_chain(TABLE, STAGE1, None)
+        .add_chain(TABLE, STAGE2, None)
+        .add_chain(TABLE, FORWARD, Some(Hook { kind: "filter", hook: "forward", prio: nft::prio::FILTER }))
+        .flush_chain(TABLE, FORWARD)
+        .add_rule(TABLE, FORWARD, vec![nft::jump(STAGE1)], None)
+        .add_rule(TABLE, FORWARD, vec![nft::jump(&conf.admin)], Some("CNI firewall plugin admin overrides"))
+        .add_rule(TABLE, FORWARD, vec![nft::jump(PODS)], Some("CNI firewall plugin rules"));
+    if let Some(l) = listing {
+        for r in l.rules_where(PODS, |c| c == comment) {
+            b.delete_rule(TABLE, PODS, r.handle);
+        }
+    }
+    for ip in &result.ips {
+        for expr in pod_rules(ip.address.addr()) {
+            b.add_rule(TABLE, PODS, expr, Some(comment));
+        }
+    }
+    if let Some(br) = bridge {
+        let has = |chain: &str, c: &str| listing.is_some_and(|l| l.rules_where(chain, |x| x == c).next().is_some());
+        let name = if conf.policy == Policy::Isolated { "isolated" } else { "same-bridge" };
+        let c1 = policy_comment(name, br);
+        if !has(STAGE1, &c1) {
+            b.add_rule(
+                TABLE,
+                STAGE1,
+                vec![ifname_is("iifname", "==", br), ifname_is("oifname", "!=", br), nft::jump(STAGE2)],
+                Some(&c1),
+            );
+            if conf.policy == Policy::Isolated {
+                b.add_rule(
+                    TABLE,
+                    STAGE1,
+                    vec![ifname_is("iifname", "==", br), ifname_is("oifname", "==", br), nft::stmt("drop")],
+                    Some(&c1),
+                );
+            }
+        }
+        let c2 = policy_comment("same-bridge|isolated", br);
+        if !has(STAGE2, &c2) {
+            b.add_rule(TABLE, STAGE2, vec![ifname_is("oifname", "==", br), nft::stmt("drop")], Some(&c2));
+        }
+    }
+    b
+}
+
+fn list(nft: &dyn Nft) -> Result<Option<Listing>, CniError> {
+    match nft.list_table(TABLE) {
+        Err(e) if nft::is_not_installed(&e) => Ok(None),
+        r => r,
+    }
+}
+
+fn bridge_name(conf: &Conf, result: &CniResult) -> Result<Option<String>, CniError> {
+    if conf.policy == Policy::Open {
+        return Ok(None);
+    }
+    let name = match result.interfaces.first() {
+        None => {
+            let p = if conf.policy == Policy::Isolated { "isolated" } else { "same-bridge" };
+            return Err(CniError::internal(format!(
+                "interface needs to be set for ingress policy \"{p}\", make sure to chain \"firewall\" plugin with \"bridge\""
+            )));
+        }
+        Some(i) => i.name.clone(),
+    };
+    if name.is_empty() {
+        return Err(CniError::internal("got empty bridge name"));
+    }
+    Ok(Some(name))
+}
+
+fn add_with(nft: &dyn Nft, conf: &Conf, inv: &Invocation) -> Result<CniResult, CniError> {
+    let prev = conf.prev.clone().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    let bridge = bridge_name(conf, &prev)?;
+    let comment = instance_comment(&inv.conf.name, &inv.ifname, &inv.container_id);
+    let listing = nft.list_table(TABLE)?;
+    nft.apply(&add_batch(conf, listing.as_ref(), &prev, &comment, bridge.as_deref()))?;
+    Ok(prev)
+}
+
+fn del_with(nft: &dyn Nft, inv: &Invocation) -> Result<(), CniError> {
+    let Some(listing) = list(nft)? else { return Ok(()) };
+    let comment = instance_comment(&inv.conf.name, &inv.ifname, &inv.container_id);
+    let mut b = Batch::new();
+    for r in listing.rules_where(PODS, |c| c == comment) {
+        b.delete_rule(TABLE, PODS, r.handle);
+    }
+    nft.apply(&b)
+}
+
+fn check_with(nft: &dyn Nft, conf: &Conf, inv: &Invocation) -> Result<(), CniError> {
+    let prev = conf.prev.as_ref().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    if prev.ips.is_empty() {
+        return Ok(());
+    }
+    let listing = nft.list_table(TABLE)?.ok_or_else(|| CniError::internal("table inet cni_firewall not found"))?;
+    if !listing.has_chain(&conf.admin) {
+        return Err(CniError::internal(format!("expected chain {} not found", conf.admin)));
+    }
+    let jumps_to = |target: &str| {
+        listing
+            .rules
+            .iter()
+            .any(|r| r.chain == FORWARD && r.expr.to_string().contains(&format!("\"target\":\"{target}\"")))
+    };
+    for target in [conf.admin.as_str(), PODS] {
+        if !jumps_to(target) {
+            return Err(CniError::internal(format!("expected rule in chain forward jumping to {target} not found")));
+        }
+    }
+    let comment = instance_comment(&inv.conf.name, &inv.ifname, &inv.container_id);
+    let found = listing.rules_where(PODS, |c| c == comment).count();
+    if found < 2 * prev.ips.len() {
+        return Err(CniError::internal(format!(
+            "expected {} rules for container {} in chain pods, found {found}",
+            2 * prev.ips.len(),
+            inv.container_id
+        )));
+    }
+    Ok(())
+}
+
+fn gc_with(nft: &dyn Nft, network: &str, valid: &[(String, String)]) -> Result<(), CniError> {
+    let Some(listing) = list(nft)? else { return Ok(()) };
+    let keep: Vec<String> = valid.iter().map(|(id, ifname)| instance_comment(network, ifname, id)).collect();
+    let prefix = network_hash(network);
+    let mut b = Batch::new();
+    for r in listing.rules_where(PODS, |c| c.starts_with(&prefix) && !keep.iter().any(|k| k == c)) {
+        b.delete_rule(TABLE, PODS, r.handle);
+    }
+    nft.apply(&b)
+}
+
+// ---- verbs --------------------------------------------------------------------------------
+
+fn add(inv: &Invocation) -> Result<CniResult, CniError> {
+    let conf = load(inv)?;
+    if let Some(e) = conf.backend_error {
+        return Err(e);
+    }
+    add_with(&System, &conf, inv)
+}
+
+fn del(inv: &Invocation) -> Result<(), CniError> {
+    let _conf = load(inv)?;
+    del_with(&System, inv)
+}
+
+fn check(inv: &Invocation) -> Result<(), CniError> {
+    let conf = load(inv)?;
+    if let Some(e) = conf.backend_error {
+        return Err(e);
+    }
+    check_with(&System, &conf, inv)
+}
+
+fn gc(inv: &Invocation) -> Result<(), CniError> {
+    let _conf = load(inv)?;
+    match crate::firewall::valid_attachments(&inv.stdin)? {
+        Some(valid) => gc_with(&System, &inv.conf.name, &valid),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::result::{Interface, IpConfig};
+    use crate::firewall::nft::Fake;
+
+    fn result() -> CniResult {
+        CniResult {
+            interfaces: vec![Interface { name: "cni0".into(), ..Default::default() }],
+            ips: vec![
+                IpConfig { interface: None, address: "10.88.0.5/16".parse().unwrap(), gateway: None },
+                IpConfig { interface: None, address: "fd88::5/64".parse().unwrap(), gateway: None },
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn conf(policy: Policy) -> Conf {
+        Conf { admin: DEFAULT_ADMIN.into(), policy, prev: Some(result()), backend_error: None }
+    }
+
+    fn rule(chain: &str, expr: Value, comment: Option<&str>) -> Value {
+        let mut r = json!({"family": "inet", "table": "cni_firewall", "chain": chain, "expr": expr});
+        if let Some(c) = comment {
+            r["comment"] = json!(c);
+        }
+        json!({"add": {"rule": r}})
+    }
+
+    #[test]
+    fn add_golden_isolated() {
+        let b = add_batch(&conf(Policy::Isolated), None, &result(), "C", Some("cni0"));
+        let cmds: Value = serde_json::from_str(&b.to_json()).unwrap();
+        let chain = |name: &str| json!({"add": {"chain": {"family": "inet", "table": "cni_firewall", "name": name}}});
+        let ct = json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}});
+        let m = |proto: &str, field: &str, ip: &str| json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": field}}, "right": ip}});
+        let ifm = |dir: &str, op: &str| json!({"match": {"op": op, "left": {"meta": {"key": dir}}, "right": "cni0"}});
+        let c1 = "CNI firewall plugin rules (ingressPolicy: isolated, bridge: cni0)";
+        let want = json!([
+            {"add": {"table": {"family": "inet", "name": "cni_firewall", "comment": "CNI firewall plugin rules"}}},
+            chain("CNI-ADMIN"),
+            chain("pods"),
+            chain("isolation_stage_1"),
+            chain("isolation_stage_2"),
+            {"add": {"chain": {"family": "inet", "table": "cni_firewall", "name": "forward", "type": "filter",
+                "hook": "forward", "prio": 0, "policy": "accept"}}},
+            {"flush": {"chain": {"family": "inet", "table": "cni_firewall", "name": "forward"}}},
+            rule("forward", json!([{"jump": {"target": "isolation_stage_1"}}]), None),
+            rule("forward", json!([{"jump": {"target": "CNI-ADMIN"}}]), Some("CNI firewall plugin admin overrides")),
+            rule("forward", json!([{"jump": {"target": "pods"}}]), Some("CNI firewall plugin rules")),
+            rule("pods", json!([m("ip", "daddr", "10.88.0.5"), ct.clone(), {"accept": null}]), Some("C")),
+            rule("pods", json!([m("ip", "saddr", "10.88.0.5"), {"accept": null}]), Some("C")),
+            rule("pods", json!([m("ip6", "daddr", "fd88::5"), ct, {"accept": null}]), Some("C")),
+            rule("pods", json!([m("ip6", "saddr", "fd88::5"), {"accept": null}]), Some("C")),
+            rule("isolation_stage_1", json!([ifm("iifname", "=="), ifm("oifname", "!="),
+                {"jump": {"target": "isolation_stage_2"}}]), Some(c1)),
+            rule("isolation_stage_1", json!([ifm("iifname", "=="), ifm("oifname", "=="), {"drop": null}]), Some(c1)),
+            rule("isolation_stage_2", json!([ifm("oifname", "=="), {"drop": null}]),
+                Some("CNI firewall plugin rules (ingressPolicy: same-bridge|isolated, bridge: cni0)")),
+        ]);
+        assert_eq!(cmds["nftables"], want);
+    }
+
+    #[test]
+    fn isolation_rules_are_added_once_and_stale_pod_rules_replaced() {
+        let listing = Listing::parse(
+            &json!({"nftables": [
+                {"rule": {"chain": "isolation_stage_1", "handle": 2,
+                    "comment": "CNI firewall plugin rules (ingressPolicy: same-bridge, bridge: cni0)", "expr": []}},
+                {"rule": {"chain": "isolation_stage_2", "handle": 3,
+                    "comment": "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated, bridge: cni0)", "expr": []}},
+                {"rule": {"chain": "pods", "handle": 7, "comment": "C", "expr": []}},
+                {"rule": {"chain": "pods", "handle": 8, "comment": "D", "expr": []}},
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let b = add_batch(&conf(Policy::SameBridge), Some(&listing), &result(), "C", Some("cni0"));
+        let cmds: Value = serde_json::from_str(&b.to_json()).unwrap();
+        let cmds = cmds["nftables"].as_array().unwrap();
+        assert!(!cmds.iter().any(|c| c["add"]["rule"]["chain"] == "isolation_stage_1"));
+        assert!(!cmds.iter().any(|c| c["add"]["rule"]["chain"] == "isolation_stage_2"));
+        let deletes: Vec<_> = cmds.iter().filter_map(|c| c["delete"]["rule"]["handle"].as_u64()).collect();
+        assert_eq!(deletes, vec![7]);
+    }
+
+    #[test]
+    fn open_policy_needs_no_bridge_and_gc_keeps_valid() {
+        let c = conf(Policy::Open);
+        assert_eq!(bridge_name(&c, &CniResult::default()).unwrap(), None);
+        let c = conf(Policy::Isolated);
+        assert!(bridge_name(&c, &CniResult::default()).unwrap_err().msg.contains("chain \"firewall\" plugin"));
+
+        let keep = instance_comment("n", "eth0", "a");
+        let stale = instance_comment("n", "eth0", "b");
+        let foreign = instance_comment("m", "eth0", "b");
+        let listing = json!({"nftables": [
+            {"rule": {"chain": "pods", "handle": 1, "comment": keep, "expr": []}},
+            {"rule": {"chain": "pods", "handle": 2, "comment": stale, "expr": []}},
+            {"rule": {"chain": "pods", "handle": 3, "comment": foreign, "expr": []}},
+        ]});
+        let fake = Fake::with_table(TABLE, &listing.to_string());
+        gc_with(&fake, "n", &[("a".into(), "eth0".into())]).unwrap();
+        let handles: Vec<_> = fake.commands().iter().map(|c| c["delete"]["rule"]["handle"].clone()).collect();
+        assert_eq!(handles, vec![json!(2)]);
+    }
+}

@@ -1,0 +1,669 @@
+//! portmap: forward host ports to a container, with the reference plugin's nftables layout.
+//!
+//! One table per family, `ip cni_hostport` and `ip6 cni_hostport`:
+//!
+//! ```text
+//! chain hostports          one DNAT rule per mapping, commented with the container ID:
+//!                          [ip daddr HOSTIP] tcp dport HP dnat to CIP:CP
+//! chain hostip_hostports   kept (empty) for rules written by older versions
+//! chain hostports_all      jump hostip_hostports; jump hostports
+//! chain prerouting         nat prerouting dstnat: [conditions] fib daddr type local jump hostports_all
+//! chain output             nat output dstnat:     [conditions] fib daddr type local jump hostports_all
+//! chain masquerading       nat postrouting srcnat (with snat), commented with the container ID:
+//!                          ip saddr CIP|0.0.0.0/0 ip daddr CIP masquerade
+//!                          ip saddr 127.0.0.1 ip daddr CIP masquerade   (IPv4 without masqAll)
+//! ```
+//!
+//! The base chains are rewritten on every ADD; DEL deletes the rules whose comment is the
+//! container ID in both families. `conditionsV4`/`conditionsV6` are nft syntax and are applied
+//! as text in a transaction of their own, before any rule of the container is written.
+//! GC only collects container IDs this network's ADD recorded under `/run/cni/portmap`, since
+//! the rule comments do not name the network. Stale UDP conntrack entries are not flushed.
+
+use crate::cni::config::parse_plugin_conf;
+use crate::cni::result::CniResult;
+use crate::cni::{CniError, Invocation, PluginFns, version};
+use crate::firewall::nft::{self, Batch, Hook, Nft, System, Table};
+use crate::netlink::Netlink;
+use crate::sysctl;
+use serde::Deserialize;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+pub static PLUGIN: PluginFns =
+    PluginFns { add, del, check, gc, status: crate::cni::skel::noop, versions: version::ALL };
+
+const V4: Table = Table::new("ip", "cni_hostport");
+const V6: Table = Table::new("ip6", "cni_hostport");
+const HOSTPORTS: &str = "hostports";
+const HOSTIP_HOSTPORTS: &str = "hostip_hostports";
+const HOSTPORTS_ALL: &str = "hostports_all";
+const MASQUERADING: &str = "masquerading";
+const RECORDS: &str = "/run/cni/portmap";
+
+// ---- configuration ------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct RawConf {
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    snat: Option<bool>,
+    #[serde(rename = "conditionsV4", default)]
+    conditions_v4: Option<Vec<String>>,
+    #[serde(rename = "conditionsV6", default)]
+    conditions_v6: Option<Vec<String>>,
+    #[serde(rename = "masqAll", default)]
+    masq_all: bool,
+    #[serde(rename = "markMasqBit", default)]
+    mark_masq_bit: Option<i64>,
+    #[serde(rename = "externalSetMarkChain", default)]
+    external_set_mark_chain: Option<String>,
+    #[serde(rename = "runtimeConfig", default)]
+    runtime_config: Option<RuntimeConf>,
+}
+
+#[derive(Deserialize, Default)]
+struct RuntimeConf {
+    #[serde(rename = "portMappings", default)]
+    port_mappings: Vec<RawMapping>,
+}
+
+#[derive(Deserialize)]
+struct RawMapping {
+    #[serde(rename = "hostPort", default)]
+    host_port: i64,
+    #[serde(rename = "containerPort", default)]
+    container_port: i64,
+    #[serde(default)]
+    protocol: String,
+    #[serde(rename = "hostIP", default)]
+    host_ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Mapping {
+    host_port: u16,
+    container_port: u16,
+    protocol: String,
+    /// None: every local address (no hostIP, or an unspecified one).
+    host_ip: Option<IpAddr>,
+    /// The family the hostIP restricts the mapping to.
+    v6_only: Option<bool>,
+}
+
+#[derive(Debug)]
+struct Conf {
+    snat: bool,
+    masq_all: bool,
+    conditions_v4: Vec<String>,
+    conditions_v6: Vec<String>,
+    mappings: Vec<Mapping>,
+    cont_v4: Option<IpAddr>,
+    cont_v6: Option<IpAddr>,
+    prev: Option<CniResult>,
+    backend_error: Option<CniError>,
+}
+
+/// iptables syntax starts with `-` or `!`; nft syntax never does.
+fn is_iptables_syntax(c: &Option<Vec<String>>) -> bool {
+    c.as_ref().and_then(|v| v.first()).is_some_and(|s| s.starts_with('-') || s.starts_with('!'))
+}
+
+/// The backend this build writes, and options only another backend understands.
+fn check_backend(raw: &RawConf) -> Result<(), CniError> {
+    let bad = |m: String| CniError::internal(format!("failed to parse config: {m}"));
+    match raw.backend.as_deref() {
+        None | Some("nftables") => {}
+        Some("iptables") => {
+            return Err(CniError::invalid_config(
+                "portmap: backend \"iptables\" is not supported: this build writes nftables rules (use \"nftables\")",
+            ));
+        }
+        Some(other) => return Err(bad(format!("unrecognized backend \"{other}\""))),
+    }
+    let mut wrong = Vec::new();
+    if raw.external_set_mark_chain.is_some() {
+        wrong.push("externalSetMarkChain");
+    }
+    if is_iptables_syntax(&raw.conditions_v4) {
+        wrong.push("conditionsV4");
+    }
+    if is_iptables_syntax(&raw.conditions_v6) {
+        wrong.push("conditionsV6");
+    }
+    if !wrong.is_empty() {
+        return Err(bad(format!(
+            "nftables backend was requested but configuration contains iptables-specific options [{}]",
+            wrong.join(" ")
+        )));
+    }
+
+    Ok(())
+}
+
+fn load(inv: &Invocation) -> Result<Conf, CniError> {
+    let raw: RawConf = parse_plugin_conf("portmap", &inv.stdin)?;
+    let bad = |m: String| CniError::internal(format!("failed to parse config: {m}"));
+    if raw.mark_masq_bit.is_some() && raw.external_set_mark_chain.is_some() {
+        return Err(bad("Cannot specify externalSetMarkChain and markMasqBit".into()));
+    }
+    if raw.mark_masq_bit.is_some_and(|b| !(0..=31).contains(&b)) {
+        return Err(bad("MasqMarkBit must be between 0 and 31".into()));
+    }
+    // Only ADD and CHECK insist on the backend: DEL and GC of a refused config have nothing to undo.
+    let backend_error = check_backend(&raw).err();
+    let mut mappings = Vec::new();
+    for m in raw.runtime_config.unwrap_or_default().port_mappings {
+        if m.container_port <= 0 || m.container_port > 65535 {
+            return Err(bad(format!("Invalid container port number: {}", m.container_port)));
+        }
+        if m.host_port <= 0 || m.host_port > 65535 {
+            return Err(bad(format!("Invalid host port number: {}", m.host_port)));
+        }
+        let protocol = if m.protocol.is_empty() { "tcp".to_string() } else { m.protocol.to_ascii_lowercase() };
+        if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
+            return Err(bad(format!("Invalid protocol: \"{}\"", m.protocol)));
+        }
+        let (host_ip, v6_only) = if m.host_ip.is_empty() {
+            (None, None)
+        } else {
+            let ip: IpAddr = m.host_ip.parse().map_err(|_| bad(format!("Invalid host IP: \"{}\"", m.host_ip)))?;
+            (Some(ip).filter(|ip| !ip.is_unspecified()), Some(ip.is_ipv6()))
+        };
+        mappings.push(Mapping {
+            host_port: m.host_port as u16,
+            container_port: m.container_port as u16,
+            protocol,
+            host_ip,
+            v6_only,
+        });
+    }
+
+    let prev = match &inv.conf.prev_result {
+        Some(v) => Some(CniResult::from_value(v, inv.version).map_err(|e| e.context("could not parse prevResult"))?),
+        None => None,
+    };
+    let (cont_v4, cont_v6) = prev.as_ref().map(|r| container_ips(r, &inv.ifname)).unwrap_or_default();
+    Ok(Conf {
+        snat: raw.snat.unwrap_or(true),
+        masq_all: raw.masq_all,
+        conditions_v4: raw.conditions_v4.unwrap_or_default(),
+        conditions_v6: raw.conditions_v6.unwrap_or_default(),
+        mappings,
+        cont_v4,
+        cont_v6,
+        prev,
+        backend_error,
+    })
+}
+
+/// The first address of each family on the container's interface (or on no interface).
+fn container_ips(r: &CniResult, ifname: &str) -> (Option<IpAddr>, Option<IpAddr>) {
+    let (mut v4, mut v6) = (None, None);
+    for ip in &r.ips {
+        if let Some(i) = ip.interface.and_then(|i| r.interfaces.get(i))
+            && (i.name != ifname || i.sandbox.is_empty())
+        {
+            continue;
+        }
+        let a = ip.address.addr();
+        match a {
+            IpAddr::V4(_) if v4.is_none() => v4 = Some(a),
+            IpAddr::V6(_) if v6.is_none() => v6 = Some(a),
+            _ => {}
+        }
+    }
+    (v4, v6)
+}
+
+// ---- rules --------------------------------------------------------------------------------
+
+fn table_for(ip: &IpAddr) -> Table {
+    if ip.is_ipv4() { V4 } else { V6 }
+}
+
+fn conditions<'a>(conf: &'a Conf, ip: &IpAddr) -> &'a [String] {
+    if ip.is_ipv4() { &conf.conditions_v4 } else { &conf.conditions_v6 }
+}
+
+/// The mappings that apply to the family of `ip`.
+fn mappings_for<'a>(conf: &'a Conf, ip: &IpAddr) -> impl Iterator<Item = &'a Mapping> + 'a {
+    let v6 = ip.is_ipv6();
+    conf.mappings.iter().filter(move |m| m.v6_only.is_none_or(|f| f == v6))
+}
+
+fn local_jump() -> Vec<Value> {
+    vec![
+        nft::cmp("==", serde_json::json!({"fib": {"result": "type", "flags": ["daddr"]}}), "local".into()),
+        nft::jump(HOSTPORTS_ALL),
+    ]
+}
+
+const PREROUTING_HOOK: Hook = Hook { kind: "nat", hook: "prerouting", prio: nft::prio::DSTNAT };
+const OUTPUT_HOOK: Hook = Hook { kind: "nat", hook: "output", prio: nft::prio::DSTNAT };
+
+/// The entry chains with operator conditions, in nft syntax (which JSON cannot carry).
+fn entry_text(t: Table, conds: &[String]) -> String {
+    let (f, n) = (t.family, t.name);
+    let c = conds.join(" ");
+    format!(
+        "add table {f} {n}\n\
+         add chain {f} {n} {HOSTPORTS_ALL}\n\
+         add chain {f} {n} prerouting {{ type nat hook prerouting priority {p} ; policy accept ; }}\n\
+         add chain {f} {n} output {{ type nat hook output priority {p} ; policy accept ; }}\n\
+         flush chain {f} {n} prerouting\n\
+         add rule {f} {n} prerouting {c} fib daddr type local jump {HOSTPORTS_ALL}\n\
+         flush chain {f} {n} output\n\
+         add rule {f} {n} output {c} fib daddr type local jump {HOSTPORTS_ALL}\n",
+        p = nft::prio::DSTNAT
+    )
+}
+
+/// Everything ADD writes for one container address.
+fn forward_batch(conf: &Conf, cip: IpAddr, container_id: &str) -> Batch {
+    let t = table_for(&cip);
+    let with_conditions = !conditions(conf, &cip).is_empty();
+    let mut b = Batch::new();
+    b.add_table(t, Some("CNI portmap plugin"))
+        .add_chain(t, HOSTPORTS, None)
+        .add_chain(t, HOSTIP_HOSTPORTS, None)
+        .add_chain(t, HOSTPORTS_ALL, None)
+        .flush_chain(t, HOSTPORTS_ALL)
+        .add_rule(t, HOSTPORTS_ALL, vec![nft::jump(HOSTIP_HOSTPORTS)], None)
+        .add_rule(t, HOSTPORTS_ALL, vec![nft::jump(HOSTPORTS)], None);
+    if !with_conditions {
+        for (chain, hook) in [("prerouting", PREROUTING_HOOK), ("output", OUTPUT_HOOK)] {
+            b.add_chain(t, chain, Some(hook)).flush_chain(t, chain).add_rule(t, chain, local_jump(), None);
+        }
+    }
+    if conf.snat {
+        b.add_chain(t, MASQUERADING, Some(Hook { kind: "nat", hook: "postrouting", prio: nft::prio::SRCNAT }));
+    }
+    let proto = nft::ip_proto(&cip);
+    for m in mappings_for(conf, &cip) {
+        let mut expr = Vec::new();
+        if let Some(hip) = m.host_ip {
+            expr.push(nft::match_addr("daddr", "==", hip, 128));
+        }
+        expr.push(nft::cmp("==", nft::payload(&m.protocol, "dport"), m.host_port.into()));
+        expr.push(serde_json::json!({"dnat": {"addr": cip.to_string(), "port": m.container_port}}));
+        b.add_rule(t, HOSTPORTS, expr, Some(container_id));
+    }
+    if conf.snat {
+        let masq = |src: Value| {
+            vec![
+                nft::cmp("==", nft::payload(proto, "saddr"), src),
+                nft::match_addr("daddr", "==", cip, 128),
+                nft::stmt("masquerade"),
+            ]
+        };
+        let src = if !conf.masq_all {
+            nft::addr(cip, 128)
+        } else if cip.is_ipv4() {
+            serde_json::json!({"prefix": {"addr": "0.0.0.0", "len": 0}})
+        } else {
+            serde_json::json!({"prefix": {"addr": "::", "len": 0}})
+        };
+        b.add_rule(t, MASQUERADING, masq(src), Some(container_id));
+        if cip.is_ipv4() && !conf.masq_all {
+            b.add_rule(t, MASQUERADING, masq("127.0.0.1".into()), Some(container_id));
+        }
+    }
+    b
+}
+
+fn forward(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> Result<(), CniError> {
+    let conds = conditions(conf, &cip);
+    let err = |e: CniError| e.context("unable to set up nftables rules for port mappings");
+    if !conds.is_empty() {
+        nft.apply_text(&entry_text(table_for(&cip), conds)).map_err(err)?;
+    }
+    nft.apply(&forward_batch(conf, cip, container_id)).map_err(err)
+}
+
+/// Delete every rule of `container_id` in both families.
+fn unforward(nft: &dyn Nft, container_id: &str) -> Result<(), CniError> {
+    for t in [V4, V6] {
+        let listing = match nft.list_table(t) {
+            Err(e) if nft::is_not_installed(&e) => return Ok(()),
+            r => r.map_err(|e| e.context(format!("could not list rules in table {}", t.name)))?,
+        };
+        let Some(listing) = listing else { continue };
+        let mut b = Batch::new();
+        for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING] {
+            for r in listing.rules_where(chain, |c| c == container_id) {
+                b.delete_rule(t, chain, r.handle);
+            }
+        }
+        nft.apply(&b).map_err(|e| e.context("error deleting nftables rules"))?;
+    }
+    Ok(())
+}
+
+fn check_ports(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> Result<(), CniError> {
+    let t = table_for(&cip);
+    let host_ports = mappings_for(conf, &cip).count();
+    let masq = match (conf.snat, cip.is_ipv4() && !conf.masq_all) {
+        (false, _) => 0,
+        (true, true) => 2,
+        (true, false) => 1,
+    };
+    let listing = nft.list_table(t)?.unwrap_or_default();
+    for (chain, want) in [(HOSTPORTS, host_ports), (MASQUERADING, masq)] {
+        if want > 0 && listing.rules_where(chain, |c| c == container_id).count() < want {
+            return Err(CniError::internal(format!("missing hostport rules in \"{chain}\" chain")));
+        }
+    }
+    Ok(())
+}
+
+/// With SNAT, 127.0.0.0/8 must be routable to the container: set route_localnet on the host
+/// interface that routes to it.
+fn enable_localnet(cip: IpAddr) -> Result<(), CniError> {
+    let Ok(nl) = Netlink::open() else { return Ok(()) };
+    let Ok(routes) = nl.list_routes() else { return Ok(()) };
+    let best = routes
+        .iter()
+        .filter(|r| r.table == 254 && r.oif.is_some() && r.dst.contains(&cip))
+        .max_by_key(|r| (r.dst.prefix_len(), std::cmp::Reverse(r.priority)));
+    let Some(oif) = best.and_then(|r| r.oif) else { return Ok(()) };
+    let Ok(Some(link)) = nl.link_by_index(oif) else { return Ok(()) };
+    sysctl::set(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1")
+        .map_err(|e| CniError::internal(format!("unable to enable route_localnet: {e}")))
+}
+
+// ---- records for GC -------------------------------------------------------------------------
+
+fn record_path(network: &str, container_id: &str) -> PathBuf {
+    PathBuf::from(RECORDS).join(network).join(container_id)
+}
+
+fn record(network: &str, container_id: &str) {
+    let p = record_path(network, container_id);
+    if let Some(dir) = p.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(p, b"");
+}
+
+fn unrecord(network: &str, container_id: &str) {
+    let p = record_path(network, container_id);
+    let _ = std::fs::remove_file(&p);
+    // The network's directory goes with its last record (fails harmlessly otherwise).
+    if let Some(dir) = p.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+// ---- verbs --------------------------------------------------------------------------------
+
+fn add(inv: &Invocation) -> Result<CniResult, CniError> {
+    let conf = load(inv)?;
+    if let Some(e) = conf.backend_error {
+        return Err(e);
+    }
+    let prev = conf.prev.clone().ok_or_else(|| CniError::internal("must be called as chained plugin"))?;
+    if conf.mappings.is_empty() {
+        return Ok(prev);
+    }
+    record(&inv.conf.name, &inv.container_id);
+    if let Some(ip) = conf.cont_v4 {
+        forward(&System, &conf, ip, &inv.container_id)?;
+        if conf.snat {
+            enable_localnet(ip)?;
+        }
+    }
+    if let Some(ip) = conf.cont_v6 {
+        forward(&System, &conf, ip, &inv.container_id)?;
+    }
+    Ok(prev)
+}
+
+fn del(inv: &Invocation) -> Result<(), CniError> {
+    let conf = load(inv)?;
+    if conf.mappings.is_empty() {
+        return Ok(());
+    }
+    unforward(&System, &inv.container_id)?;
+    unrecord(&inv.conf.name, &inv.container_id);
+    Ok(())
+}
+
+fn check(inv: &Invocation) -> Result<(), CniError> {
+    let conf = load(inv)?;
+    if let Some(e) = conf.backend_error {
+        return Err(e);
+    }
+    if conf.prev.is_none() {
+        return Err(CniError::internal("Required prevResult missing"));
+    }
+    for ip in [conf.cont_v4, conf.cont_v6].into_iter().flatten() {
+        if !conf.mappings.is_empty() {
+            check_ports(&System, &conf, ip, &inv.container_id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rules of container IDs this network recorded that are not valid any more.
+fn gc(inv: &Invocation) -> Result<(), CniError> {
+    let _conf = load(inv)?;
+    let Some(valid) = crate::firewall::valid_attachments(&inv.stdin)? else { return Ok(()) };
+    let dir = PathBuf::from(RECORDS).join(&inv.conf.name);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    let mut first_err = None;
+    for e in entries.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        if valid.iter().any(|(v, _)| *v == id) {
+            continue;
+        }
+        match unforward(&System, &id) {
+            Ok(()) => unrecord(&inv.conf.name, &id),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::nft::Fake;
+    use serde_json::json;
+
+    fn conf(mappings: Vec<Mapping>, snat: bool, masq_all: bool) -> Conf {
+        Conf {
+            snat,
+            masq_all,
+            conditions_v4: vec![],
+            conditions_v6: vec![],
+            mappings,
+            cont_v4: None,
+            cont_v6: None,
+            prev: None,
+            backend_error: None,
+        }
+    }
+
+    fn m(hp: u16, cp: u16, proto: &str, host_ip: Option<&str>) -> Mapping {
+        let ip: Option<IpAddr> = host_ip.map(|s| s.parse().unwrap());
+        Mapping {
+            host_port: hp,
+            container_port: cp,
+            protocol: proto.into(),
+            host_ip: ip.filter(|i| !i.is_unspecified()),
+            v6_only: ip.map(|i| i.is_ipv6()),
+        }
+    }
+
+    #[test]
+    fn forward_golden_v4() {
+        let c = conf(
+            vec![m(8080, 80, "tcp", None), m(53, 53, "udp", Some("192.168.1.1")), m(9, 9, "tcp", Some("::1"))],
+            true,
+            false,
+        );
+        let fake = Fake::default();
+        forward(&fake, &c, "10.0.0.2".parse().unwrap(), "cid").unwrap();
+        let t = |name: &str| json!({"family": "ip", "table": "cni_hostport", "name": name});
+        let base = |name: &str, hook: &str, prio: i32| {
+            let mut c = t(name);
+            c["type"] = json!("nat");
+            c["hook"] = json!(hook);
+            c["prio"] = json!(prio);
+            c["policy"] = json!("accept");
+            json!({"add": {"chain": c}})
+        };
+        let rule = |chain: &str, expr: Value, comment: Option<&str>| {
+            let mut r = json!({"family": "ip", "table": "cni_hostport", "chain": chain, "expr": expr});
+            if let Some(c) = comment {
+                r["comment"] = json!(c);
+            }
+            json!({"add": {"rule": r}})
+        };
+        let local = json!([{"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}},
+            {"jump": {"target": "hostports_all"}}]);
+        let want = vec![
+            json!({"add": {"table": {"family": "ip", "name": "cni_hostport", "comment": "CNI portmap plugin"}}}),
+            json!({"add": {"chain": t("hostports")}}),
+            json!({"add": {"chain": t("hostip_hostports")}}),
+            json!({"add": {"chain": t("hostports_all")}}),
+            json!({"flush": {"chain": t("hostports_all")}}),
+            rule("hostports_all", json!([{"jump": {"target": "hostip_hostports"}}]), None),
+            rule("hostports_all", json!([{"jump": {"target": "hostports"}}]), None),
+            base("prerouting", "prerouting", -100),
+            json!({"flush": {"chain": t("prerouting")}}),
+            rule("prerouting", local.clone(), None),
+            base("output", "output", -100),
+            json!({"flush": {"chain": t("output")}}),
+            rule("output", local, None),
+            base("masquerading", "postrouting", 100),
+            rule(
+                "hostports",
+                json!([
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}},
+                {"dnat": {"addr": "10.0.0.2", "port": 80}}]),
+                Some("cid"),
+            ),
+            rule(
+                "hostports",
+                json!([
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "192.168.1.1"}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 53}},
+                {"dnat": {"addr": "10.0.0.2", "port": 53}}]),
+                Some("cid"),
+            ),
+            rule(
+                "masquerading",
+                json!([
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "10.0.0.2"}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "10.0.0.2"}},
+                {"masquerade": null}]),
+                Some("cid"),
+            ),
+            rule(
+                "masquerading",
+                json!([
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "127.0.0.1"}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "10.0.0.2"}},
+                {"masquerade": null}]),
+                Some("cid"),
+            ),
+        ];
+        assert_eq!(fake.commands(), want);
+        assert!(fake.texts.borrow().is_empty());
+    }
+
+    #[test]
+    fn v6_masq_all_and_no_snat() {
+        let c = conf(vec![m(8080, 80, "tcp", None)], true, true);
+        let fake = Fake::default();
+        forward(&fake, &c, "fd00::2".parse().unwrap(), "cid").unwrap();
+        let cmds = fake.commands();
+        let masq: Vec<_> = cmds.iter().filter(|c| c["add"]["rule"]["chain"] == "masquerading").collect();
+        assert_eq!(masq.len(), 1);
+        assert_eq!(masq[0]["add"]["rule"]["expr"][0]["match"]["right"], json!({"prefix": {"addr": "::", "len": 0}}));
+        assert_eq!(cmds[0]["add"]["table"]["family"], "ip6");
+        assert_eq!(cmds.iter().filter(|c| c["add"]["rule"]["chain"] == "hostports").count(), 1);
+
+        let c = conf(vec![m(8080, 80, "tcp", None)], false, false);
+        let fake = Fake::default();
+        forward(&fake, &c, "10.0.0.2".parse().unwrap(), "cid").unwrap();
+        assert!(!fake.commands().iter().any(|c| c.to_string().contains("masquerading")));
+    }
+
+    #[test]
+    fn conditions_go_first_as_text() {
+        let mut c = conf(vec![m(8080, 80, "tcp", None)], true, false);
+        c.conditions_v4 = vec!["ip saddr != 10.9.0.0/16".into()];
+        let fake = Fake::default();
+        forward(&fake, &c, "10.0.0.2".parse().unwrap(), "cid").unwrap();
+        let texts = fake.texts.borrow();
+        assert_eq!(texts.len(), 1);
+        assert!(texts[0].contains(
+            "add rule ip cni_hostport prerouting ip saddr != 10.9.0.0/16 fib daddr type local jump hostports_all\n"
+        ));
+        assert!(
+            texts[0]
+                .contains("add chain ip cni_hostport output { type nat hook output priority -100 ; policy accept ; }")
+        );
+        // The JSON batch leaves the entry chains alone.
+        assert!(!fake.commands().iter().any(|c| c.to_string().contains("prerouting")));
+    }
+
+    #[test]
+    fn unforward_by_comment_in_both_families() {
+        let listing = |fam: &str| {
+            json!({"nftables": [
+                {"rule": {"family": fam, "table": "cni_hostport", "chain": "hostports", "handle": 3, "comment": "cid", "expr": []}},
+                {"rule": {"family": fam, "table": "cni_hostport", "chain": "hostports", "handle": 4, "comment": "other", "expr": []}},
+                {"rule": {"family": fam, "table": "cni_hostport", "chain": "masquerading", "handle": 8, "comment": "cid", "expr": []}},
+                {"rule": {"family": fam, "table": "cni_hostport", "chain": "prerouting", "handle": 9, "expr": []}},
+            ]})
+            .to_string()
+        };
+        let fake = Fake::with_table(V4, &listing("ip"));
+        fake.tables.borrow_mut().push((V6, Listing::parse(&listing("ip6")).unwrap()));
+        unforward(&fake, "cid").unwrap();
+        let dels: Vec<(String, u64)> = fake
+            .commands()
+            .iter()
+            .map(|c| {
+                (
+                    c["delete"]["rule"]["family"].as_str().unwrap().to_string(),
+                    c["delete"]["rule"]["handle"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(dels, vec![("ip".into(), 3), ("ip".into(), 8), ("ip6".into(), 3), ("ip6".into(), 8)]);
+        // Nothing there at all is fine.
+        unforward(&Fake::default(), "cid").unwrap();
+    }
+
+    #[test]
+    fn prev_result_addresses() {
+        let r = CniResult::from_value(
+            &json!({"cniVersion": "1.0.0",
+                "interfaces": [{"name": "cni0"}, {"name": "vethx"}, {"name": "eth0", "sandbox": "/run/netns/x"}],
+                "ips": [{"address": "10.1.0.1/24", "interface": 0}, {"address": "10.1.0.5/24", "interface": 2},
+                        {"address": "fd00::5/64"}, {"address": "10.1.0.6/24", "interface": 2}]}),
+            version::SpecVersion::V1_0_0,
+        )
+        .unwrap();
+        assert_eq!(container_ips(&r, "eth0"), (Some("10.1.0.5".parse().unwrap()), Some("fd00::5".parse().unwrap())));
+    }
+
+    #[test]
+    fn iptables_syntax_detection() {
+        assert!(is_iptables_syntax(&Some(vec!["-s".into(), "1.2.3.4".into()])));
+        assert!(is_iptables_syntax(&Some(vec!["!".into()])));
+        assert!(!is_iptables_syntax(&Some(vec!["ip saddr 1.2.3.4".into()])));
+        assert!(!is_iptables_syntax(&None));
+    }
+
+    use crate::firewall::nft::Listing;
+}

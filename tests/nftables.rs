@@ -1,0 +1,521 @@
+//! ipMasq, macspoofchk, portmap and firewall against the real nft, each test inside a
+//! throwaway "host" namespace (nftables state is per namespace, so the real host is untouched).
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+fn have_nft() -> bool {
+    let ok = ["/usr/sbin/nft", "/sbin/nft"].iter().any(|p| std::path::Path::new(p).exists());
+    if !ok {
+        eprintln!("skipping: nft is not installed");
+    }
+    ok
+}
+
+/// A host namespace with an IPAM data directory.
+struct Host {
+    ns: Netns,
+    data: TempDir,
+    path: String,
+}
+
+impl Host {
+    fn new() -> Host {
+        let path = format!("{}:/usr/lib/cni", plugin_dir().display());
+        Host { ns: Netns::new("nh"), data: TempDir::new("nftdata"), path }
+    }
+
+    fn sh(&self, cmd: &str) -> String {
+        let (ok, out) = self.ns.exec(cmd);
+        assert!(ok, "`{cmd}` failed in host namespace");
+        out
+    }
+
+    /// `nft list table`, or "" when the table is not there.
+    fn table(&self, family: &str, name: &str) -> String {
+        self.ns.exec(&format!("nft list table {family} {name} 2>/dev/null")).1
+    }
+
+    fn call(&self, plugin_name: &str, cmd: &str, cid: &str, netns: &str, conf: &str) -> Reply {
+        let mut env = cni_env(cmd, cid, netns, "eth0");
+        env.retain(|(k, _)| *k != "CNI_PATH" && !(*k == "CNI_NETNS" && netns.is_empty()));
+        env.push(("CNI_PATH", &self.path));
+        plugin(plugin_name, Some(&self.ns), &env, conf)
+    }
+
+    fn bridge_conf(&self, version: &str, net: &str, bridge: &str, subnet: &str, extra: Value) -> String {
+        let mut c = json!({"cniVersion": version, "name": net, "type": "bridge", "bridge": bridge,
+            "isDefaultGateway": true,
+            "ipam": {"type": "host-local", "subnet": subnet, "dataDir": self.data.path()}});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            c[k] = v;
+        }
+        c.to_string()
+    }
+
+    /// A namespace linked to the host by a veth: host side `<net>.1/24`, far side `<net>.2/24`,
+    /// with no route back to the pod subnets.
+    fn outside(&self, prefix: &str, net: &str) -> Netns {
+        let out = Netns::new(prefix);
+        let hv = unique("ho");
+        sh(&format!("ip -n {} link add {hv} type veth peer name ox netns {}", self.ns.name, out.name));
+        sh(&format!("ip -n {} addr add {net}.1/24 dev {hv}", self.ns.name));
+        sh(&format!("ip -n {} link set {hv} up", self.ns.name));
+        sh(&format!("ip -n {} addr add {net}.2/24 dev ox", out.name));
+        sh(&format!("ip -n {} link set ox up", out.name));
+        out
+    }
+}
+
+fn ip_of(result: &Value) -> IpAddr {
+    let a = result["ips"][0]["address"].as_str().expect("address");
+    a.split('/').next().and_then(|s| s.parse().ok()).expect("ip")
+}
+
+/// Run `f` on a thread inside the namespace at `path`.
+fn in_ns<T: Send + 'static>(path: String, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+}
+
+/// A UDP round trip from the namespace `from` to `to_ip` served in the namespace `to`.
+fn reach(from: &str, to: &str, to_ip: IpAddr) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = in_ns(to.to_string(), move || {
+        let sock = UdpSocket::bind((to_ip, 0)).expect("bind server");
+        tx.send(sock.local_addr().expect("addr").port()).expect("send port");
+        sock.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+        let mut buf = [0u8; 64];
+        if let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let _ = sock.send_to(&buf[..n], peer);
+        }
+    });
+    let port = rx.recv().expect("server port");
+    let client = in_ns(from.to_string(), move || {
+        let sock = UdpSocket::bind(("0.0.0.0", 0)).expect("bind client");
+        sock.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+        let mut buf = [0u8; 64];
+        for _ in 0..8 {
+            let _ = sock.send_to(b"ping", (to_ip, port));
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                return &buf[..n] == b"ping";
+            }
+        }
+        false
+    });
+    let ok = client.join().unwrap_or(false);
+    let _ = server.join();
+    ok
+}
+
+#[test]
+fn bridge_ipmasq_rules_and_traffic() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let out = h.outside("mo", "192.168.77");
+    let masq = h.bridge_conf("1.1.0", "masqnet", "brmasq", "10.77.0.0/24", json!({"ipMasq": true}));
+    let plain = h.bridge_conf("1.1.0", "plainnet", "brplain", "10.78.0.0/24", json!({}));
+    let far: IpAddr = "192.168.77.2".parse().unwrap();
+
+    // A pod without ipMasq cannot get replies from outside: nothing routes back to it.
+    let p0 = Netns::new("m0");
+    h.call("bridge", "ADD", "c0", &p0.path(), &plain).ok();
+    assert!(!reach(&p0.path(), &out.path(), far), "unmasqueraded pod got a reply");
+
+    // With ipMasq it can, and the rule is the reference's.
+    let p1 = Netns::new("m1");
+    let r1 = h.call("bridge", "ADD", "c1", &p1.path(), &masq).ok().json();
+    let ip1 = ip_of(&r1);
+    let t = h.table("inet", "cni_plugins_masquerade");
+    assert!(t.contains(&format!("ip saddr {ip1} ip daddr != 10.77.0.0/24 masquerade")), "{t}");
+    assert!(t.contains("net: masqnet, if: eth0, id: c1\""), "{t}");
+    assert!(t.contains("goto masq_checks"), "{t}");
+    assert!(reach(&p1.path(), &out.path(), far), "masqueraded pod got no reply");
+    // Pod to pod on the same bridge is not masqueraded (and still works).
+    let p2 = Netns::new("m2");
+    let r2 = h.call("bridge", "ADD", "c2", &p2.path(), &masq).ok().json();
+    assert!(reach(&p1.path(), &p2.path(), ip_of(&r2)));
+
+    h.call("bridge", "DEL", "c1", &p1.path(), &masq).ok();
+    let t = h.table("inet", "cni_plugins_masquerade");
+    assert!(!t.contains("id: c1\""), "{t}");
+    assert!(t.contains("id: c2\""), "{t}");
+
+    // The namespace is gone before DEL: the rule still goes (found by its comment).
+    let path2 = p2.path();
+    drop(p2);
+    h.call("bridge", "DEL", "c2", &path2, &masq).ok();
+    assert!(!h.table("inet", "cni_plugins_masquerade").contains("id: c2\""));
+    // An empty CNI_NETNS too.
+    let p3 = Netns::new("m3");
+    h.call("bridge", "ADD", "c3", &p3.path(), &masq).ok();
+    h.call("bridge", "DEL", "c3", "", &masq).ok();
+    assert!(!h.table("inet", "cni_plugins_masquerade").contains("id: c3\""));
+    // Repeated DEL is fine.
+    h.call("bridge", "DEL", "c3", "", &masq).ok();
+
+    // GC keeps valid attachments and removes the others of this network only.
+    let (p4, p5) = (Netns::new("m4"), Netns::new("m5"));
+    h.call("bridge", "ADD", "c4", &p4.path(), &masq).ok();
+    let r5 = h.call("bridge", "ADD", "c5", &p5.path(), &masq).ok().json();
+    // CHECK looks for the masquerade rule too.
+    let mut check: Value = serde_json::from_str(&masq).unwrap();
+    check["prevResult"] = r5;
+    h.call("bridge", "CHECK", "c5", &p5.path(), &check.to_string()).ok();
+    let mut gc: Value = serde_json::from_str(&masq).unwrap();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "c5", "ifname": "eth0"}]);
+    let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", h.path.as_str())];
+    plugin("bridge", Some(&h.ns), &env, &gc.to_string()).ok();
+    let t = h.table("inet", "cni_plugins_masquerade");
+    assert!(!t.contains("id: c4\"") && t.contains("id: c5\""), "{t}");
+    h.sh("nft flush chain inet cni_plugins_masquerade masq_checks");
+    let r = h.call("bridge", "CHECK", "c5", &p5.path(), &check.to_string());
+    assert!(r.stdout.contains("expected 1 masquerade rules"), "{r:?}");
+    h.call("bridge", "DEL", "c4", &p4.path(), &masq).ok();
+    h.call("bridge", "DEL", "c5", &p5.path(), &masq).ok();
+    h.call("bridge", "DEL", "c0", &p0.path(), &plain).ok();
+    assert!(!h.table("inet", "cni_plugins_masquerade").contains("masquerade comment"));
+}
+
+#[test]
+fn ptp_ipmasq_rules_follow_the_attachment() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let out = h.outside("po", "192.168.79");
+    let conf = json!({"cniVersion": "1.0.0", "name": "ptpmasq", "type": "ptp", "ipMasq": true,
+        "ipMasqBackend": "nftables",
+        "ipam": {"type": "host-local", "subnet": "10.79.0.0/24", "dataDir": h.data.path(),
+                 "routes": [{"dst": "0.0.0.0/0"}]}})
+    .to_string();
+    let p = Netns::new("pp");
+    let r = h.call("ptp", "ADD", "c1", &p.path(), &conf).ok().json();
+    let t = h.table("inet", "cni_plugins_masquerade");
+    assert!(t.contains(&format!("ip saddr {} ip daddr != 10.79.0.0/24 masquerade", ip_of(&r))), "{t}");
+    assert!(reach(&p.path(), &out.path(), "192.168.79.2".parse().unwrap()));
+    let path = p.path();
+    drop(p);
+    h.call("ptp", "DEL", "c1", &path, &conf).ok();
+    assert!(!h.table("inet", "cni_plugins_masquerade").contains("id: c1\""));
+}
+
+#[test]
+fn bridge_macspoofchk_drops_a_changed_mac() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let conf = h.bridge_conf("1.0.0", "spoofnet", "brspoof", "10.76.0.0/24", json!({"macspoofchk": true}));
+    let (a, b) = (Netns::new("sa"), Netns::new("sb"));
+    let ra = h.call("bridge", "ADD", "ca", &a.path(), &conf).ok().json();
+    let rb = h.call("bridge", "ADD", "cb", &b.path(), &conf).ok().json();
+    let t = h.table("bridge", "nat");
+    let mac = ra["interfaces"][2]["mac"].as_str().unwrap();
+    let veth = ra["interfaces"][1]["name"].as_str().unwrap();
+    assert!(
+        t.contains(&format!("iifname \"{veth}\" jump cni-br-iface-ca-eth0 comment \"macspoofchk-ca-eth0\"")),
+        "{t}"
+    );
+    assert!(t.contains(&format!("ether saddr {mac} return")), "{t}");
+    assert!(t.contains("chain cni-br-iface-ca-eth0-mac"), "{t}");
+    assert!(reach(&a.path(), &b.path(), ip_of(&rb)));
+
+    // The pod takes another MAC: its frames no longer pass the bridge.
+    assert!(a.exec("ip link set eth0 address 02:00:00:00:00:aa && ip neigh flush all").0);
+    assert!(!reach(&a.path(), &b.path(), ip_of(&rb)), "spoofed MAC got through");
+
+    h.call("bridge", "DEL", "ca", &a.path(), &conf).ok();
+    let t = h.table("bridge", "nat");
+    assert!(!t.contains("cni-br-iface-ca-eth0"), "{t}");
+    assert!(t.contains("cni-br-iface-cb-eth0"), "{t}");
+    h.call("bridge", "DEL", "cb", &b.path(), &conf).ok();
+    assert!(!h.table("bridge", "nat").contains("cni-br-iface"));
+    // DEL again: nothing left, still fine.
+    h.call("bridge", "DEL", "cb", &b.path(), &conf).ok();
+}
+
+/// Accept one TCP connection on `port` in `ns` and send `reply`.
+fn serve_tcp(ns: String, port: u16, reply: &'static [u8]) -> std::thread::JoinHandle<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = in_ns(ns, move || {
+        // Both families where IPv6 is on, IPv4 only otherwise.
+        let l = TcpListener::bind(("::", port)).or_else(|_| TcpListener::bind(("0.0.0.0", port))).expect("listen");
+        l.set_nonblocking(true).expect("nonblocking");
+        tx.send(()).expect("ready");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.write_all(reply);
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    rx.recv().expect("listener ready");
+    t
+}
+
+/// Connect from `ns` to `ip:port` and read what the server says.
+fn fetch_tcp(ns: String, ip: IpAddr, port: u16) -> String {
+    in_ns(ns, move || {
+        let mut s = match TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(2)) {
+            Ok(s) => s,
+            Err(e) => return format!("connect failed: {e}"),
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf
+    })
+    .join()
+    .expect("client thread")
+}
+
+#[test]
+fn portmap_through_cnitool_forwards_host_ports() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let client = h.outside("pc", "192.168.78");
+    let confdir = TempDir::new("pmconf");
+    let cache = TempDir::new("pmcache");
+    write_conf(
+        confdir.path(),
+        "10-pm.conflist",
+        &json!({"cniVersion": "1.0.0", "name": "pmnet", "plugins": [
+            {"type": "bridge", "bridge": "brpm", "isDefaultGateway": true,
+             "ipam": {"type": "host-local", "subnet": "10.75.0.0/24", "dataDir": h.data.path()}},
+            {"type": "portmap", "backend": "nftables", "capabilities": {"portMappings": true}}
+        ]}),
+    );
+    let pod = Netns::new("pm");
+    let caps = json!({"portMappings": [
+        {"hostPort": 18080, "containerPort": 8080, "protocol": "tcp"},
+        {"hostPort": 18081, "containerPort": 8081, "protocol": "tcp", "hostIP": "192.168.78.1"},
+        {"hostPort": 18082, "containerPort": 8082, "protocol": "tcp", "hostIP": "fd00::1"}
+    ]})
+    .to_string();
+    let env = [("CAP_ARGS", caps.as_str()), ("CNI_CACHE_DIR", cache.path().to_str().unwrap())];
+    let r = cnitool(Some(&h.ns), confdir.path(), &["add", "pmnet", &pod.path()], &env);
+    r.ok();
+    let cid = format!("cnitool-{}", &cnibox::util::sha512::hex(pod.path().as_bytes())[..20]);
+    let cip = ip_of(&r.json());
+
+    let t = h.table("ip", "cni_hostport");
+    assert!(t.contains(&format!("tcp dport 18080 dnat to {cip}:8080 comment \"{cid}\"")), "{t}");
+    assert!(t.contains(&format!("ip daddr 192.168.78.1 tcp dport 18081 dnat to {cip}:8081")), "{t}");
+    assert!(!t.contains("18082"), "{t}");
+    assert!(t.contains("fib daddr type local jump hostports_all"), "{t}");
+    assert!(t.contains(&format!("ip saddr 127.0.0.1 ip daddr {cip} masquerade")), "{t}");
+
+    let host_ip: IpAddr = "192.168.78.1".parse().unwrap();
+    // From another namespace to the host's address.
+    let s = serve_tcp(pod.path(), 8080, b"hello from the pod");
+    assert_eq!(fetch_tcp(client.path(), host_ip, 18080), "hello from the pod");
+    let _ = s.join();
+    // The hostIP-bound mapping.
+    let s = serve_tcp(pod.path(), 8081, b"bound");
+    assert_eq!(fetch_tcp(client.path(), host_ip, 18081), "bound");
+    let _ = s.join();
+    // From the host itself, through the output chain, to localhost (route_localnet + SNAT).
+    let s = serve_tcp(pod.path(), 8080, b"local");
+    assert_eq!(fetch_tcp(h.ns.path(), "127.0.0.1".parse().unwrap(), 18080), "local");
+    let _ = s.join();
+
+    let r = cnitool(Some(&h.ns), confdir.path(), &["check", "pmnet", &pod.path()], &env);
+    r.ok();
+
+    cnitool(Some(&h.ns), confdir.path(), &["del", "pmnet", &pod.path()], &env).ok();
+    let t = h.table("ip", "cni_hostport");
+    assert!(!t.contains(&cid), "{t}");
+    assert!(!h.table("ip6", "cni_hostport").contains(&cid));
+    // Nothing left to delete: DEL still succeeds.
+    cnitool(Some(&h.ns), confdir.path(), &["del", "pmnet", &pod.path()], &env).ok();
+}
+
+#[test]
+fn portmap_errors_and_pass_through() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let pod = Netns::new("pe");
+    let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": pod.path()}],
+        "ips": [{"address": "10.74.0.5/24", "interface": 0}]});
+    let conf = |extra: Value| {
+        let mut c = json!({"cniVersion": "1.0.0", "name": "pe", "type": "portmap", "prevResult": prev,
+            "runtimeConfig": {"portMappings": [{"hostPort": 9000, "containerPort": 90, "protocol": "udp"}]}});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            c[k] = v;
+        }
+        c.to_string()
+    };
+    // No mappings: the previous result passes through, nothing is written.
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(json!({"runtimeConfig": {}}))).ok().json();
+    assert_eq!(r["ips"][0]["address"], "10.74.0.5/24");
+    assert!(h.table("ip", "cni_hostport").is_empty());
+    // Errors.
+    let mut no_prev: Value = serde_json::from_str(&conf(json!({}))).unwrap();
+    no_prev.as_object_mut().unwrap().remove("prevResult");
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &no_prev.to_string());
+    assert!(r.stdout.contains("must be called as chained plugin"), "{r:?}");
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(json!({"backend": "iptables"})));
+    assert!(r.stdout.contains("this build writes nftables rules"), "{r:?}");
+    h.call("portmap", "DEL", "c1", &pod.path(), &conf(json!({"backend": "iptables"}))).ok();
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(json!({"conditionsV4": ["-s", "1.2.3.4"]})));
+    assert!(r.stdout.contains("iptables-specific options [conditionsV4]"), "{r:?}");
+    let bad_port =
+        json!({"runtimeConfig": {"portMappings": [{"hostPort": 0, "containerPort": 90, "protocol": "tcp"}]}});
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(bad_port));
+    assert!(r.stdout.contains("Invalid host port number: 0"), "{r:?}");
+    // nft conditions, snat off.
+    let c = conf(json!({"conditionsV4": ["ip", "saddr", "!=", "10.1.0.0/16"], "snat": false}));
+    h.call("portmap", "ADD", "c1", &pod.path(), &c).ok();
+    let t = h.table("ip", "cni_hostport");
+    assert!(t.contains("ip saddr != 10.1.0.0/16 fib daddr type local jump hostports_all"), "{t}");
+    assert!(t.contains("udp dport 9000 dnat to 10.74.0.5:90 comment \"c1\""), "{t}");
+    assert!(!t.contains("masquerade"), "{t}");
+    h.call("portmap", "CHECK", "c1", &pod.path(), &c).ok();
+    h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
+    assert!(h.call("portmap", "CHECK", "c1", &pod.path(), &c).status != 0);
+    assert!(!h.table("ip", "cni_hostport").contains("c1"));
+
+    // GC removes what this network recorded and is not valid any more.
+    let c = conf(json!({"cniVersion": "1.1.0"}));
+    h.call("portmap", "ADD", "gc1", &pod.path(), &c).ok();
+    h.call("portmap", "ADD", "gc2", &pod.path(), &c).ok();
+    let mut gc: Value = serde_json::from_str(&c).unwrap();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "gc2", "ifname": "eth0"}]);
+    let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", h.path.as_str())];
+    plugin("portmap", Some(&h.ns), &env, &gc.to_string()).ok();
+    let t = h.table("ip", "cni_hostport");
+    assert!(!t.contains("\"gc1\"") && t.contains("\"gc2\""), "{t}");
+    h.call("portmap", "DEL", "gc2", &pod.path(), &c).ok();
+}
+
+#[test]
+fn firewall_isolates_bridges_and_removes_its_rules() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let na = h.bridge_conf("1.0.0", "fwa", "brfwa", "10.72.0.0/24", json!({}));
+    let nb = h.bridge_conf("1.0.0", "fwb", "brfwb", "10.73.0.0/24", json!({}));
+    let (a, b) = (Netns::new("fa"), Netns::new("fb"));
+    let ra = h.call("bridge", "ADD", "ca", &a.path(), &na).ok().json();
+    let rb = h.call("bridge", "ADD", "cb", &b.path(), &nb).ok().json();
+    let (ipa, ipb) = (ip_of(&ra), ip_of(&rb));
+    assert!(reach(&a.path(), &b.path(), ipb), "bridges route to each other before the firewall");
+
+    let fw = |net: &str, prev: &Value, policy: &str| {
+        json!({"cniVersion": "1.0.0", "name": net, "type": "firewall", "ingressPolicy": policy, "prevResult": prev})
+            .to_string()
+    };
+    // Open policy: per-container rules only, and traffic still flows.
+    let fa = fw("fwa", &ra, "open");
+    let out = h.call("firewall", "ADD", "ca", &a.path(), &fa).ok().json();
+    assert_eq!(out["ips"], ra["ips"]);
+    let t = h.table("inet", "cni_firewall");
+    assert!(t.contains(&format!("ip daddr {ipa} ct state established,related accept")), "{t}");
+    assert!(t.contains(&format!("ip saddr {ipa} accept")), "{t}");
+    assert!(t.contains("jump CNI-ADMIN"), "{t}");
+    assert!(reach(&a.path(), &b.path(), ipb));
+
+    // The admin chain is the operators': what they add survives our ADDs.
+    h.sh("nft add rule inet cni_firewall CNI-ADMIN ip saddr 192.0.2.1 drop comment \\\"operator\\\"");
+
+    // Isolated policy on both bridges: no traffic across.
+    let fa = fw("fwa", &ra, "isolated");
+    let fb = fw("fwb", &rb, "isolated");
+    h.call("firewall", "ADD", "ca", &a.path(), &fa).ok();
+    h.call("firewall", "ADD", "cb", &b.path(), &fb).ok();
+    let t = h.table("inet", "cni_firewall");
+    assert!(t.contains("iifname \"brfwa\" oifname != \"brfwa\" jump isolation_stage_2"), "{t}");
+    assert!(t.contains("oifname \"brfwb\" drop"), "{t}");
+    assert!(t.contains("comment \"operator\""), "{t}");
+    assert_eq!(t.matches(&format!("ip saddr {ipa} accept")).count(), 1, "{t}");
+    assert!(!reach(&a.path(), &b.path(), ipb), "isolated bridges reached each other");
+    assert!(!reach(&b.path(), &a.path(), ipa), "isolated bridges reached each other");
+    h.call("firewall", "CHECK", "ca", &a.path(), &fa).ok();
+
+    // Backends the reference has are refused clearly; unknown policies too.
+    let mut bad: Value = serde_json::from_str(&fa).unwrap();
+    bad["backend"] = json!("iptables");
+    let r = h.call("firewall", "ADD", "ca", &a.path(), &bad.to_string());
+    assert!(r.stdout.contains("this build implements the \\\"nftables\\\" backend"), "{r:?}");
+    // DEL of such a config has nothing to undo and succeeds.
+    h.call("firewall", "DEL", "cx", &a.path(), &bad.to_string()).ok();
+    bad["backend"] = json!("nftables");
+    bad["ingressPolicy"] = json!("closed");
+    assert!(h.call("firewall", "ADD", "ca", &a.path(), &bad.to_string()).stdout.contains("unknown ingress policy"));
+    // Versions before 0.4.0 are refused.
+    let old = json!({"cniVersion": "0.3.1", "name": "fwa", "type": "firewall", "prevResult": ra}).to_string();
+    assert_eq!(h.call("firewall", "ADD", "ca", &a.path(), &old).code(), 1);
+
+    // DEL removes the container's rules, without prevResult too, and twice.
+    h.call("firewall", "DEL", "ca", &a.path(), &fa).ok();
+    let no_prev = json!({"cniVersion": "1.0.0", "name": "fwb", "type": "firewall"}).to_string();
+    h.call("firewall", "DEL", "cb", "", &no_prev).ok();
+    h.call("firewall", "DEL", "cb", "", &no_prev).ok();
+    let t = h.table("inet", "cni_firewall");
+    assert!(!t.contains(&ipa.to_string()) && !t.contains(&ipb.to_string()), "{t}");
+    assert!(h.call("firewall", "CHECK", "ca", &a.path(), &fa).status != 0);
+    h.call("bridge", "DEL", "ca", &a.path(), &na).ok();
+    h.call("bridge", "DEL", "cb", &b.path(), &nb).ok();
+}
+
+#[test]
+fn portmap_ipv6_through_the_ip6_table() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let client = h.outside("p6", "192.168.71");
+    let hv = h.sh("ip -o link show type veth").lines().find_map(|l| {
+        l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()).filter(|n| n.starts_with("ho"))
+    });
+    let hv = hv.expect("host side of the outside link");
+    h.sh(&format!("ip addr add fd71::1/64 dev {hv} nodad"));
+    assert!(client.exec("ip addr add fd71::2/64 dev ox nodad").0);
+    let ranges = json!([[{"subnet": "10.71.0.0/24"}], [{"subnet": "fd72::/64"}]]);
+    let conf = json!({"cniVersion": "1.0.0", "name": "pm6", "type": "bridge", "bridge": "brpm6",
+        "isDefaultGateway": true, "ipam": {"type": "host-local", "ranges": ranges, "dataDir": h.data.path()}});
+    let pod = Netns::new("q6");
+    let r = h.call("bridge", "ADD", "c6", &pod.path(), &conf.to_string()).ok().json();
+    let v6 = r["ips"][1]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    let pm = json!({"cniVersion": "1.0.0", "name": "pm6", "type": "portmap", "prevResult": r,
+        "runtimeConfig": {"portMappings": [{"hostPort": 18090, "containerPort": 8090, "protocol": "tcp"}]}})
+    .to_string();
+    h.call("portmap", "ADD", "c6", &pod.path(), &pm).ok();
+    let t = h.table("ip6", "cni_hostport");
+    assert!(t.contains(&format!("tcp dport 18090 dnat to [{v6}]:8090 comment \"c6\"")), "{t}");
+    assert!(t.contains(&format!("ip6 saddr {v6} ip6 daddr {v6} masquerade")), "{t}");
+    assert!(h.table("ip", "cni_hostport").contains("tcp dport 18090 dnat to 10.71.0."));
+
+    // The gateway address on the bridge must finish DAD before the pod's replies can use it.
+    let start = Instant::now();
+    while !h.sh("ip -6 addr show dev brpm6 tentative").is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = serve_tcp(pod.path(), 8090, b"over v6");
+    assert_eq!(fetch_tcp(client.path(), "fd71::1".parse().unwrap(), 18090), "over v6");
+    let _ = s.join();
+    h.call("portmap", "CHECK", "c6", &pod.path(), &pm).ok();
+    h.call("portmap", "DEL", "c6", &pod.path(), &pm).ok();
+    assert!(!h.table("ip6", "cni_hostport").contains("c6"));
+    assert!(!h.table("ip", "cni_hostport").contains("c6"));
+    h.call("bridge", "DEL", "c6", &pod.path(), &conf.to_string()).ok();
+}
