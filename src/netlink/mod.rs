@@ -14,7 +14,7 @@ mod route;
 
 pub use addr::Address;
 pub use error::Error;
-pub use link::{Link, LinkKind};
+pub use link::{IpvlanMode, Link, LinkKind, MacvlanMode, SubLink};
 pub use route::{RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RouteInfo, RouteSpec};
 
 use crate::netns::Netns;
