@@ -40,6 +40,7 @@ fn bad(msg: impl Into<String>) -> CniError {
 }
 
 /// The configuration with its master resolved and checked.
+#[derive(Debug)]
 struct Conf {
     raw: RawConf,
     mode: MacvlanMode,
