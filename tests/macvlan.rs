@@ -147,7 +147,7 @@ fn default_master_mac_precedence_mtu_and_l2_only() {
     let conf = f.conf(
         "1.0.0",
         Value::Null,
-        json!({"master": null, "mode": "private", "mtu": 1400, "mac": "0a:00:00:00:00:01",
+        json!({"master": null, "mode": "private", "mtu": 1400, "bcqueuelen": 123, "mac": "0a:00:00:00:00:01",
                "runtimeConfig": {"mac": "0a:00:00:00:00:03"}}),
     );
     let a = Netns::new("mvm");
@@ -158,6 +158,7 @@ fn default_master_mac_precedence_mtu_and_l2_only() {
     let (_, detail) = a.exec("ip -d link show eth0");
     assert!(detail.contains("mtu 1400"), "{detail}");
     assert!(detail.contains("macvlan mode private"), "{detail}");
+    assert!(detail.contains("bcqueuelen 123"), "{detail}");
     assert!(detail.contains("state UP") || detail.contains(",UP"), "{detail}");
     f.del("ca", &a, &conf);
 

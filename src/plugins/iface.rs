@@ -91,7 +91,7 @@ pub fn create_renamed(
         match create(&tmp) {
             Ok(()) => break tmp,
             Err(e) if e.is_exists() && tries < 3 => tries += 1,
-            Err(e) => return Err(CniError::internal(format!("failed to create {what}: {e}"))),
+            Err(e) => return Err(CniError::internal(format!("failed to create {what}: {}", e.message))),
         }
     };
     let renamed = cont.link(&tmp).map_err(CniError::from).and_then(|l| {
