@@ -183,3 +183,72 @@ fn refusals_and_args_overrides() {
     let r = plugin("tuning", Some(&f.host), &env, dup);
     assert!(r.stdout.contains("duplicated sysctl keys are not allowed"), "{r:?}");
 }
+
+/// Exec the reference plugin `/usr/lib/cni/<name>` inside `host`.
+fn reference(name: &str, host: &Netns, env: &[(&str, &str)], stdin: &str) -> Reply {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &host.name, &format!("/usr/lib/cni/{name}")]);
+    cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").envs(env.iter().copied());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn reference plugin");
+    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+    let out = child.wait_with_output().expect("wait reference plugin");
+    Reply {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A node can switch between the reference tuning and ours with attachments in place: each
+/// restores what the other backed up.
+#[test]
+fn backups_interchange_with_the_reference() {
+    if !root() {
+        return;
+    }
+    if !std::path::Path::new("/usr/lib/cni/tuning").exists() {
+        eprintln!("skipping: no reference tuning plugin in /usr/lib/cni");
+        return;
+    }
+    let f = Fixture::new();
+    let ns = Netns::new("tux");
+    assert!(ns.exec("ip link add eth0 type veth peer name tupeer && ip link set eth0 up").0);
+    let orig_mac = read(&ns, "cat /sys/class/net/eth0/address");
+    let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "mac": orig_mac, "sandbox": ns.path()}]});
+    let conf = json!({"cniVersion": "1.0.0", "name": "tux", "type": "tuning", "dataDir": f.backups.path(),
+                      "mac": "0a:58:0a:46:00:77", "mtu": 1300, "promisc": true, "prevResult": prev})
+    .to_string();
+    let p = ns.path();
+    let env = |cmd: &'static str| {
+        let mut e = cni_env(cmd, "cx", "", "eth0");
+        e.retain(|(k, _)| *k != "CNI_NETNS");
+        e.push(("CNI_NETNS", p.as_str()));
+        e
+    };
+    let restored = |who: &str| {
+        assert_eq!(read(&ns, "cat /sys/class/net/eth0/address"), orig_mac, "{who}");
+        assert_eq!(read(&ns, "cat /sys/class/net/eth0/mtu"), "1500", "{who}");
+        assert!(!read(&ns, "ip link show eth0").contains("PROMISC"), "{who}");
+        assert!(f.backup_files().is_empty(), "{who}: {:?}", f.backup_files());
+    };
+    for (adder, deleter) in [("reference", "cnibox"), ("cnibox", "reference")] {
+        let r = if adder == "reference" {
+            reference("tuning", &f.host, &env("ADD"), &conf)
+        } else {
+            plugin("tuning", Some(&f.host), &env("ADD"), &conf)
+        };
+        assert_eq!(r.json()["interfaces"][0]["mac"], "0a:58:0a:46:00:77", "{adder}: {r:?}");
+        assert_eq!(read(&ns, "cat /sys/class/net/eth0/mtu"), "1300");
+        assert_eq!(f.backup_files(), vec!["cx_eth0.json".to_string()]);
+        let r = if deleter == "reference" {
+            reference("tuning", &f.host, &env("DEL"), &conf)
+        } else {
+            plugin("tuning", Some(&f.host), &env("DEL"), &conf)
+        };
+        r.ok();
+        restored(&format!("{adder} ADD, {deleter} DEL"));
+    }
+}
