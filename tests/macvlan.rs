@@ -344,3 +344,67 @@ fn check_passes_then_fails_on_drift() {
     assert!(e.stdout.contains("Failed to match addr"), "{e:?}");
     f.del("ca", &a, &conf);
 }
+
+/// Exec the reference plugin `/usr/lib/cni/<name>` inside `host`, IPAM from our plugin dir.
+fn reference(host: &Netns, env: &[(&str, &str)], stdin: &str) -> Reply {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &host.name, "/usr/lib/cni/macvlan"]);
+    cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").envs(env.iter().copied());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn reference plugin");
+    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+    let out = child.wait_with_output().expect("wait reference plugin");
+    Reply {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Attachments made by one implementation pass the other's CHECK and are removed by its DEL,
+/// and both give results of the same shape.
+#[test]
+fn interchangeable_with_the_reference() {
+    if !root() {
+        return;
+    }
+    if !std::path::Path::new("/usr/lib/cni/macvlan").exists() {
+        eprintln!("skipping: no reference macvlan plugin in /usr/lib/cni");
+        return;
+    }
+    let f = Fixture::new();
+    let conf = f.conf("1.0.0", json!("10.72.0.0/24"), json!({"mode": "bridge", "mac": "0a:00:00:00:00:09"}));
+    let ns = Netns::new("mvx");
+    let p = ns.path();
+    let env = |cmd: &'static str| {
+        let mut e = cni_env(cmd, "cx", "", "eth0");
+        e.retain(|(k, _)| *k != "CNI_NETNS");
+        e.push(("CNI_NETNS", p.as_str()));
+        e
+    };
+    let run = |who: &str, cmd: &'static str, stdin: &str| {
+        if who == "reference" { reference(&f.host, &env(cmd), stdin) } else { f.call(cmd, "cx", &p, stdin) }
+    };
+    let mut shapes = Vec::new();
+    for (adder, other) in [("reference", "cnibox"), ("cnibox", "reference")] {
+        let r = run(adder, "ADD", &conf);
+        let result = r.ok().json();
+        let mut c: Value = serde_json::from_str(&conf).unwrap();
+        c["prevResult"] = result.clone();
+        run(other, "CHECK", &c.to_string()).ok();
+        run(adder, "CHECK", &c.to_string()).ok();
+        run(other, "DEL", &conf).ok();
+        assert!(!ns.exec("ip link show eth0").0, "{adder} ADD, {other} DEL");
+        assert!(f.leases().is_empty(), "{adder} ADD, {other} DEL");
+        let mut shape = result.clone();
+        shape["ips"][0]["address"] = json!("-");
+        // An empty `dns` object is printed by some reference builds and omitted by newer ones.
+        if shape.get("dns") == Some(&json!({})) {
+            shape.as_object_mut().unwrap().remove("dns");
+        }
+        shapes.push(shape);
+    }
+    assert_eq!(shapes[0], shapes[1], "results differ in shape");
+}
