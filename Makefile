@@ -23,8 +23,13 @@ TEST_DEBS := iproute2 nftables iputils-ping containernetworking-plugins golang-g
 
 # What `make demo` needs on a fresh machine.
 DEMO_DEBS := iproute2 iputils-ping
+# Kernel features this host may lack (ipvlan, bridge VLAN filtering) are tested under Debian's
+# stock kernel in a throwaway VM, with the tool kept beside the clone.
+VMTEST := $(CURDIR)/../shared/tools/vm-kernel-test/run-in-vm.sh
+# cargo test binaries to run there, each as TARGET[:FILTER] (`lib` is the unit tests).
+VM_TESTS := ipvlan bridge:vlan lib:kernel_tests
 
-.PHONY: all build test deps demo-deps demo bench package install uninstall lint clean
+.PHONY: all build test test-vm deps demo-deps demo bench package install uninstall lint clean
 
 all: build
 
@@ -50,6 +55,24 @@ deps demo-deps:
 # Unit tests and integration tests in one run; integration tests exec the static release binary.
 test: deps build
 	CNIBOX_BIN=$(CURDIR)/$(BIN) CNIBOX_REQUIRE_LIBCNI=1 $(CARGO) test --locked -- --test-threads=2
+	@if [ -x "$(VMTEST)" ]; then $(MAKE) --no-print-directory test-vm; \
+	else echo "note: $(VMTEST) not found: ipvlan and bridge VLAN tests did not run under a stock kernel"; fi
+
+# The VM_TESTS binaries (debug test builds) and the static binary in one VM boot: the tests
+# find cnibox through CNIBOX_BIN, and a missing ipvlan or VLAN filtering there is a failure.
+test-vm: build
+	@if [ ! -x "$(VMTEST)" ]; then echo "test-vm: skipped: $(VMTEST) not found"; exit 0; fi; \
+	set -eo pipefail; \
+	targets=""; for t in $(VM_TESTS); do n=$${t%%:*}; \
+	  if [ "$$n" = lib ]; then targets="$$targets --lib"; else targets="$$targets --test $$n"; fi; done; \
+	json=$$($(CARGO) test --locked --no-run --message-format=json $$targets); \
+	exes=""; specs=""; \
+	for t in $(VM_TESTS); do n=$${t%%:*}; f=$${t#$$n}; [ "$$n" = lib ] && n=cnibox; \
+	  exe=$$(printf '%s\n' "$$json" | grep -o '"executable":"[^"]*/'"$$n"'-[0-9a-f]*"' | cut -d'"' -f4 | tail -n1); \
+	  [ -n "$$exe" ] || { echo "test-vm: no test binary for $$t"; exit 1; }; \
+	  exes="$$exes $$exe"; specs="$$specs $$(basename $$exe)$$f"; done; \
+	$(VMTEST) -t 600 -e CNIBOX_BIN=/payload/cnibox -e CNIBOX_REQUIRE_IPVLAN=1 -e CNIBOX_REQUIRE_VLAN_FILTERING=1 \
+	  tests/vm/payload.sh $$exes $(BIN) -- $$specs
 
 demo: demo-deps build
 	CNIBOX_BIN=$(CURDIR)/$(BIN) ./tests/demo.sh

@@ -22,10 +22,13 @@ pub static APPLETS: &[Applet] = &[
     Applet { name: "cnitool", kind: Kind::Tool(crate::cnitool::main) },
     Applet { name: "firewall", kind: Kind::Plugin(&crate::plugins::firewall::PLUGIN) },
     Applet { name: "host-local", kind: Kind::Plugin(&crate::plugins::host_local::PLUGIN) },
+    Applet { name: "ipvlan", kind: Kind::Plugin(&crate::plugins::ipvlan::PLUGIN) },
     Applet { name: "loopback", kind: Kind::Plugin(&crate::plugins::loopback::PLUGIN) },
+    Applet { name: "macvlan", kind: Kind::Plugin(&crate::plugins::macvlan::PLUGIN) },
     Applet { name: "portmap", kind: Kind::Plugin(&crate::plugins::portmap::PLUGIN) },
     Applet { name: "ptp", kind: Kind::Plugin(&crate::plugins::ptp::PLUGIN) },
     Applet { name: "static", kind: Kind::Plugin(&crate::plugins::static_ipam::PLUGIN) },
+    Applet { name: "tuning", kind: Kind::Plugin(&crate::plugins::tuning::PLUGIN) },
 ];
 
 /// IPAM plugins that main plugins call in-process instead of exec'ing.

@@ -6,9 +6,11 @@ use crate::netns::Netns;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode, State,
 };
-use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{LinkBridge, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use std::fmt;
 
 /// What kind of device a link is, as far as the plugins care.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,102 @@ pub struct Link {
     pub master: Option<u32>,
     /// For a veth: the peer's index (in the peer's namespace).
     pub peer_index: Option<u32>,
+    /// For a macvlan or ipvlan: its parent's index (in the namespace it was created in).
+    pub parent_index: Option<u32>,
+    pub allmulti: bool,
+    pub txqlen: u32,
+    /// The macvlan or ipvlan mode, as the reference spells it (`bridge`, `l2`, ...).
+    pub mode: Option<String>,
+}
+
+/// Modes of a macvlan link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacvlanMode {
+    Bridge,
+    Private,
+    Vepa,
+    Passthru,
+}
+
+impl MacvlanMode {
+    /// The configuration spelling; empty means bridge.
+    pub fn parse(s: &str) -> Option<MacvlanMode> {
+        Some(match s {
+            "" | "bridge" => MacvlanMode::Bridge,
+            "private" => MacvlanMode::Private,
+            "vepa" => MacvlanMode::Vepa,
+            "passthru" => MacvlanMode::Passthru,
+            _ => return None,
+        })
+    }
+
+    fn kernel(self) -> MacVlanMode {
+        match self {
+            MacvlanMode::Bridge => MacVlanMode::Bridge,
+            MacvlanMode::Private => MacVlanMode::Private,
+            MacvlanMode::Vepa => MacVlanMode::Vepa,
+            MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        }
+    }
+}
+
+impl fmt::Display for MacvlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MacvlanMode::Bridge => "bridge",
+            MacvlanMode::Private => "private",
+            MacvlanMode::Vepa => "vepa",
+            MacvlanMode::Passthru => "passthru",
+        })
+    }
+}
+
+/// Modes of an ipvlan link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpvlanMode {
+    L2,
+    L3,
+    L3s,
+}
+
+impl IpvlanMode {
+    /// The configuration spelling; empty means l2.
+    pub fn parse(s: &str) -> Option<IpvlanMode> {
+        Some(match s {
+            "" | "l2" => IpvlanMode::L2,
+            "l3" => IpvlanMode::L3,
+            "l3s" => IpvlanMode::L3s,
+            _ => return None,
+        })
+    }
+
+    fn kernel(self) -> IpVlanMode {
+        match self {
+            IpvlanMode::L2 => IpVlanMode::L2,
+            IpvlanMode::L3 => IpVlanMode::L3,
+            IpvlanMode::L3s => IpVlanMode::L3S,
+        }
+    }
+}
+
+impl fmt::Display for IpvlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IpvlanMode::L2 => "l2",
+            IpvlanMode::L3 => "l3",
+            IpvlanMode::L3s => "l3s",
+        })
+    }
+}
+
+/// A macvlan or ipvlan to create: `name` on the parent `parent` (an index in the namespace of
+/// the connection that creates it), born directly in `ns`.
+pub struct SubLink<'a> {
+    pub name: &'a str,
+    pub parent: u32,
+    pub ns: &'a Netns,
+    pub mtu: Option<u32>,
+    pub mac: Option<[u8; 6]>,
 }
 
 impl Link {
@@ -53,6 +151,10 @@ impl Link {
             oper_state: String::new(),
             master: None,
             peer_index: None,
+            parent_index: None,
+            allmulti: m.header.flags.contains(LinkFlags::Allmulti),
+            txqlen: 0,
+            mode: None,
         };
         for a in &m.attributes {
             match a {
@@ -61,18 +163,34 @@ impl Link {
                 LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
                 LinkAttribute::Controller(i) => link.master = Some(*i),
                 LinkAttribute::Link(i) => link.peer_index = Some(*i),
+                LinkAttribute::TxQueueLen(q) => link.txqlen = *q,
                 LinkAttribute::OperState(s) => {
                     link.oper_up = *s == State::Up;
                     link.oper_state = format!("{s:?}").to_lowercase();
                 }
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
-                        if let LinkInfo::Kind(k) = i {
-                            link.kind = match k {
-                                InfoKind::Veth => LinkKind::Veth,
-                                InfoKind::Bridge => LinkKind::Bridge,
-                                other => LinkKind::Other(other.to_string()),
-                            };
+                        match i {
+                            LinkInfo::Kind(k) => {
+                                link.kind = match k {
+                                    InfoKind::Veth => LinkKind::Veth,
+                                    InfoKind::Bridge => LinkKind::Bridge,
+                                    other => LinkKind::Other(other.to_string()),
+                                }
+                            }
+                            LinkInfo::Data(InfoData::MacVlan(d)) => {
+                                link.mode = d.iter().find_map(|x| match x {
+                                    InfoMacVlan::Mode(m) => Some(m.to_string()),
+                                    _ => None,
+                                })
+                            }
+                            LinkInfo::Data(InfoData::IpVlan(d)) => {
+                                link.mode = d.iter().find_map(|x| match x {
+                                    InfoIpVlan::Mode(m) => Some(m.to_string()),
+                                    _ => None,
+                                })
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -80,7 +198,7 @@ impl Link {
             }
         }
         if link.kind != LinkKind::Veth {
-            link.peer_index = None;
+            link.parent_index = link.peer_index.take();
         }
         link
     }
@@ -173,6 +291,59 @@ impl Netlink {
             b = b.vlan_filtering(true);
         }
         self.new_link(b.build(), format!("failed to create bridge \"{name}\""))
+    }
+
+    /// Create a macvlan on `l.parent`, born in `l.ns` (fails with `is_exists()` when the name
+    /// is taken in *this* namespace too: the kernel creates it here first, then moves it).
+    pub fn create_macvlan(&self, l: &SubLink, mode: MacvlanMode, bcqueuelen: Option<u32>) -> Result<(), Error> {
+        let mut b = LinkMacVlan::new(l.name, l.parent, mode.kernel()).setns_by_fd(l.ns.fd());
+        if let Some(q) = bcqueuelen {
+            b = b.append_info_data(InfoMacVlan::BcQueueLen(q));
+        }
+        if let Some(mtu) = l.mtu {
+            b = b.mtu(mtu);
+        }
+        if let Some(mac) = l.mac {
+            b = b.address(mac.to_vec());
+        }
+        self.new_link(b.build(), format!("failed to create macvlan \"{}\"", l.name))
+    }
+
+    /// Create an ipvlan on `l.parent`, born in `l.ns` (same name caveat as macvlan).
+    pub fn create_ipvlan(&self, l: &SubLink, mode: IpvlanMode) -> Result<(), Error> {
+        let mut b = LinkIpVlan::new(l.name, l.parent, mode.kernel()).setns_by_fd(l.ns.fd());
+        if let Some(mtu) = l.mtu {
+            b = b.mtu(mtu);
+        }
+        if let Some(mac) = l.mac {
+            b = b.address(mac.to_vec());
+        }
+        self.new_link(b.build(), format!("failed to create ipvlan \"{}\"", l.name))
+    }
+
+    /// Rename a link (it must be down).
+    pub fn rename(&self, link: &Link, name: &str) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).name(name.to_string()).build();
+        self.set_link(msg, format!("failed to rename \"{}\" to \"{name}\"", link.name))
+    }
+
+    pub fn set_allmulti(&self, link: &Link, on: bool) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).allmulticast(on).build();
+        self.set_link(msg, format!("failed to set all-multicast mode on \"{}\"", link.name))
+    }
+
+    pub fn set_txqlen(&self, link: &Link, len: u32) -> Result<(), Error> {
+        let msg = LinkUnspec::new_with_index(link.index).txqueuelen(len).build();
+        self.set_link(msg, format!("failed to set tx queue length {len} on \"{}\"", link.name))
+    }
+
+    /// The link of the first main-table default route (IPv4 first, then IPv6), if any.
+    pub fn default_route_link(&self) -> Result<Option<Link>, Error> {
+        let routes = self.list_routes()?;
+        let Some(oif) = routes.iter().filter(|r| r.table == 254 && r.dst.prefix_len() == 0).find_map(|r| r.oif) else {
+            return Ok(None);
+        };
+        self.link_by_index(oif)
     }
 
     pub fn set_up(&self, link: &Link) -> Result<(), Error> {

@@ -75,6 +75,60 @@ fn finish_veth(host: &Netlink, cont: &Netlink, host_name: &str, container_name: 
     Ok(VethPair { host: h, container: c })
 }
 
+/// Create a macvlan/ipvlan-like link for the container as `ifname`: `create` makes it, born
+/// in the container namespace, under a random temporary name (the kernel creates it in the
+/// parent's namespace first, where `ifname` may well be taken), and it is then renamed
+/// inside the container. A failed rename deletes it. `what` names the kind in errors.
+pub fn create_renamed(
+    cont: &Netlink,
+    ifname: &str,
+    what: &str,
+    create: impl Fn(&str) -> Result<(), crate::netlink::Error>,
+) -> Result<Link, CniError> {
+    let mut tries = 0;
+    let tmp = loop {
+        let tmp = random_veth_name()?;
+        match create(&tmp) {
+            Ok(()) => break tmp,
+            Err(e) if e.is_exists() && tries < 3 => tries += 1,
+            Err(e) => return Err(CniError::internal(format!("failed to create {what}: {}", e.message))),
+        }
+    };
+    let renamed = cont.link(&tmp).map_err(CniError::from).and_then(|l| {
+        cont.rename(&l, ifname)
+            .map_err(|e| CniError::internal(format!("failed to rename {what} to \"{ifname}\": {}", e.message)))
+    });
+    if let Err(e) = renamed {
+        if let Ok(Some(l)) = cont.link_by_name(&tmp) {
+            let _ = cont.del_link(&l);
+        }
+        return Err(e);
+    }
+    cont.link(ifname).map_err(|e| CniError::internal(format!("failed to refetch {what} \"{ifname}\": {e}")))
+}
+
+/// The result entry of a container interface.
+pub fn sandbox_interface(link: &Link, ns: &Netns) -> crate::cni::result::Interface {
+    crate::cni::result::Interface {
+        name: link.name.clone(),
+        mac: link.mac_string(),
+        sandbox: ns.path().display().to_string(),
+        ..Default::default()
+    }
+}
+
+/// Gratuitous ARP and unsolicited neighbour advertisements when `ifname` comes up or changes
+/// address (best effort; call inside the container namespace).
+pub fn set_notify_sysctls(ifname: &str) {
+    let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+    let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
+}
+
+/// The interface of the first default route in the namespace `nl` serves.
+pub fn default_route_iface(nl: &Netlink) -> Result<String, CniError> {
+    nl.default_route_link()?.map(|l| l.name).ok_or_else(|| CniError::internal("no default route interface found"))
+}
+
 /// Apply the addresses and routes of `result` to `ifname` in the namespace `nl` serves
 /// (the thread must be inside it for the sysctls: call within `Netns::run`), and set it up.
 /// Addresses apply when their `interface` index points at an interface named `ifname`.

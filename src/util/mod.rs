@@ -1,3 +1,4 @@
 //! Small self-contained helpers.
 pub mod base64;
+pub mod pattern;
 pub mod sha512;
