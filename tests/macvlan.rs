@@ -169,7 +169,7 @@ fn default_master_mac_precedence_mtu_and_l2_only() {
     // Unknown CNI_ARGS without IgnoreUnknown are refused.
     f.del("cb", &a, &conf);
     let r = f.call_env("ADD", "cb", &a.path(), &conf, &[("CNI_ARGS", "FOO=1")]);
-    assert_eq!(r.code(), 4);
+    assert_eq!(r.code(), 999);
 
     // MTU above the master's, unknown mode, missing master.
     let conf = f.conf("1.0.0", Value::Null, json!({"mtu": 9000}));

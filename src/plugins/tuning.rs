@@ -448,7 +448,7 @@ mod tests {
             container_id: "c".into(),
             netns: None,
             ifname: "eth0".into(),
-            args: CniArgs::parse(args).unwrap(),
+            args: CniArgs::parse(args),
             args_raw: args.into(),
             path: vec![],
             stdin: stdin.as_bytes().to_vec(),
