@@ -83,7 +83,7 @@ fn install_reinstall_uninstall() {
     // list are pruned; no temporary file stays behind.
     let list = list_file(r, &["bridge", "loopback", "host-local"]);
     run(r, &["--list-from", &list, "/opt/cni/bin"]);
-    let before = fs::symlink_metadata(d.join("bridge")).unwrap().ino();
+    let before = fs::symlink_metadata(d.join("bridge")).unwrap().modified().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let stop = stop.clone();
@@ -104,7 +104,12 @@ fn install_reinstall_uninstall() {
     }
     stop.store(true, Ordering::Relaxed);
     assert_eq!(reader.join().unwrap(), 0, "a link was missing during re-install");
-    assert_ne!(fs::symlink_metadata(d.join("bridge")).unwrap().ino(), before, "the link was not replaced");
+    // A replaced link is a new one (its inode number may be recycled; its time is not).
+    assert_ne!(
+        fs::symlink_metadata(d.join("bridge")).unwrap().modified().unwrap(),
+        before,
+        "the link was not replaced"
+    );
     assert_eq!(entries(&d), ["bridge", "host-local", "loopback"]);
 
     // A foreign plugin under an applet name is refused (non-zero, clear message) and kept;
