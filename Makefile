@@ -8,7 +8,7 @@ ARCH := $(shell uname -m)
 TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx '$(ARCH)-unknown-linux-musl' && echo $(ARCH)-unknown-linux-musl || echo $(ARCH)-unknown-linux-gnu)
 CARGO ?= cargo
 CARGO_BIN := target/$(TARGET)/release/cnibox
-# The shipped binary: cargo's, without unwind tables (panic=abort never unwinds).
+# The shipped binary: cargo's, stripped and without unwind tables (panic=abort never unwinds).
 BIN := target/cnibox
 # Static, and not position-independent, as the reference's static Go binaries are: no start-up
 # relocation pass and a smaller file.
@@ -40,7 +40,7 @@ $(CARGO_BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
 $(BIN): $(CARGO_BIN)
 	@if command -v objcopy >/dev/null; then \
-	  objcopy --remove-section=.eh_frame --remove-section=.eh_frame_hdr --remove-section=.gcc_except_table $< $@; \
+	  objcopy --strip-all --remove-section=.eh_frame --remove-section=.eh_frame_hdr --remove-section=.gcc_except_table $< $@; \
 	else cp $< $@; fi
 	@file $@ | grep -q 'statically linked' || { echo "error: $@ is not static"; exit 1; }
 	@ls -l $@

@@ -51,12 +51,32 @@ cnitool_call() { # verb chain side pod
         </dev/null >/dev/null 2>>"$W/err.$3.log"
 }
 
+# One timed call through the spawn harness: wall time, peak RSS and CPU time of the client and
+# the plugins it ran.
+spawn_call() { # verb chain side pod key
+    local confdir=$W/conf/$2-$3 cnipath label us rss rc cpu
+    if [ "$3" = A ]; then cnipath=$CNI_PATH_A; else cnipath=$CNI_PATH_B; fi
+    read -r label us rss rc cpu < <(NETCONFPATH=$confdir CNI_PATH=$cnipath \
+        "$SPAWN" -1 "$3" "$CNITOOL" "$1" "$(cat "$confdir/name")" "/run/netns/$4")
+    if [ "$rc" = 0 ]; then
+        echo "$us" >>"$W/s/$5.$3"
+        echo "$rss" >>"$W/s/${5}_rss.$3"
+        echo "$cpu" >>"$W/s/${5}_cpu.$3"
+    else
+        echo "$4" >>"$W/s/${5}_fail.$3"
+    fi
+}
+
 inner_plan() {
     local verb chain side pod key t0 t1
     while read -r verb chain side pod key; do
         if [ "$key" = - ]; then
             TIMECMD=()
             cnitool_call "$verb" "$chain" "$side" "$pod" || echo "$verb $chain $pod" >>"$W/s/fill_fail.$side"
+            continue
+        fi
+        if [ -n "$SPAWN" ]; then
+            spawn_call "$verb" "$chain" "$side" "$pod" "$key"
             continue
         fi
         TIMECMD=()
@@ -178,7 +198,18 @@ CNITOOL=${BENCH_CNITOOL:-}
 if [ -z "$CNITOOL" ]; then
     if [ -e "$W/cnibox-bin/cnitool" ]; then CNITOOL=$W/cnibox-bin/cnitool; fi
 fi
-export W CNI_PATH_A CNI_PATH_B CNITOOL TIME_BIN
+# Timing and RSS come from tests/bench/spawn.c (posix_spawn + wait4, A and B alternating; static,
+# since a child's peak RSS starts from the RSS of the process that spawned it), so
+# the harness adds the same small cost to both sides. Its floor — the same harness running an
+# empty static C program — is reported too: no process can start faster than that here.
+SPAWN=""
+if command -v gcc >/dev/null && gcc -O2 -static -o "$W/spawn" "$TOP/tests/bench/spawn.c" 2>/dev/null &&
+    printf 'int main(void){return 0;}\n' >"$W/floor.c" && gcc -O2 -static -o "$W/floor" "$W/floor.c" 2>/dev/null; then
+    SPAWN=$W/spawn
+else
+    log "no gcc: exec figures come from bash timing"
+fi
+export W CNI_PATH_A CNI_PATH_B CNITOOL TIME_BIN SPAWN
 
 metric() { # key|label|unit|scale (sample values are divided by scale for display and JSON)
     printf '%s|%s|%s|%s\n' "$1" "$2" "$3" "$4" >>"$W/metrics"
@@ -235,16 +266,6 @@ VERSION_APPLETS=()
 for a in loopback host-local bridge ptp static portmap tuning bandwidth firewall macvlan ipvlan vlan; do
     if [ ${#VERSION_APPLETS[@]} -lt "$VERSION_MAX" ] && { has_a "$a" || has_b "$a"; }; then VERSION_APPLETS+=("$a"); fi
 done
-# Timing and RSS come from tests/bench/spawn.c (posix_spawn + wait4, A and B alternating), so
-# the harness adds the same small cost to both sides. Its floor — the same harness running an
-# empty static C program — is reported too: no process can start faster than that here.
-SPAWN=""
-if command -v gcc >/dev/null && gcc -O2 -o "$W/spawn" "$TOP/tests/bench/spawn.c" 2>/dev/null &&
-    printf 'int main(void){return 0;}\n' >"$W/floor.c" && gcc -O2 -static -o "$W/floor" "$W/floor.c" 2>/dev/null; then
-    SPAWN=$W/spawn
-else
-    log "no gcc: exec figures come from bash timing"
-fi
 version_once() { # side applet key (bash fallback)
     local exe t0 t1
     if [ "$1" = A ]; then exe=$CNI_PATH_A/$2; else exe=$CNI_PATH_B/$2; fi
@@ -264,7 +285,7 @@ version_spawn() { # applet key: both sides alternating, plus the floor
     has_a "$1" && args+=("A=$CNI_PATH_A/$1")
     has_b "$1" && args+=("B=$CNI_PATH_B/$1")
     args+=("F=$W/floor")
-    CNI_COMMAND=VERSION "$SPAWN" "$VERSION_ITERS" "${args[@]}" | while read -r label us rss rc; do
+    CNI_COMMAND=VERSION "$SPAWN" "$VERSION_ITERS" "${args[@]}" | while read -r label us rss rc _cpu; do
         if [ "$label" = F ]; then
             echo "$us" >>"$W/s/floor_ms.A"
             echo "$us" >>"$W/s/floor_ms.B"
@@ -350,6 +371,7 @@ for chain in bridge ptp; do
     for k in add del; do
         metric "${chain}_$k" "per pod $chain+host-local: $k latency" ms 1000
         metric "${chain}_${k}_rss" "per pod $chain+host-local: $k peak RSS" MiB 1024
+        [ -n "$SPAWN" ] && metric "${chain}_${k}_cpu" "per pod $chain+host-local: $k CPU time (user+sys)" ms 1000
     done
     new_host
     h=$HOST
