@@ -60,8 +60,10 @@ fn message(link: &Link, net: IpNet) -> AddressMessage {
 impl Netlink {
     /// Every address on `link`, both families, in the kernel's order.
     pub fn list_addresses(&self, link: &Link) -> Result<Vec<Address>, Error> {
+        let mut query = AddressMessage::default();
+        query.header.index = link.index;
         let replies = self
-            .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+            .dump(RouteNetlinkMessage::GetAddress(query))
             .map_err(|e| e.context(format!("failed to list addresses of \"{}\"", link.name)))?;
         Ok(replies
             .iter()

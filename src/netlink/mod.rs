@@ -49,6 +49,10 @@ impl Netlink {
         // Both are best effort: without them errors carry errno text only.
         let capped = socket.set_cap_ack(true).is_ok();
         let _ = socket.set_ext_ack(true);
+        // Also best effort: with strict checking the kernel honours a dump's filters (an address
+        // dump for one link returns that link's addresses only), so a dump's cost does not grow
+        // with the number of pods on the node. Callers filter again for kernels without it.
+        let _ = socket.set_netlink_get_strict_chk(true);
         rt.spawn(conn);
         Ok(Netlink { rt, handle, capped })
     }
