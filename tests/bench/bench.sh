@@ -140,6 +140,8 @@ if [ ! -x "$REF/bridge" ] && [ "$REF" = /usr/lib/cni ]; then
     apt_install containernetworking-plugins || log "could not install containernetworking-plugins"
 fi
 [ -d "$REF" ] || log "no reference plugins in $REF: its figures are n/a"
+# The reference's portmap, firewall and ipMasq write iptables rules.
+command -v iptables >/dev/null || apt_install iptables || log "no iptables: the reference's full chain is n/a"
 TIME_BIN=
 if [ -x /usr/bin/time ] && /usr/bin/time -f %M -o /dev/null true 2>/dev/null; then
     TIME_BIN=/usr/bin/time
@@ -324,20 +326,43 @@ write_conf() { # chain side
     case $chain in
         bridge) main="{\"type\":\"bridge\",\"bridge\":\"cbx$side$SUBNET\",\"isGateway\":true,\"ipMasq\":false,$ipam}" ;;
         ptp) main="{\"type\":\"ptp\",\"ipMasq\":false,$ipam}" ;;
+        # The chain of nerdctl's default network, with bandwidth added.
+        full) main="{\"type\":\"bridge\",\"bridge\":\"cbx$side$SUBNET\",\"isGateway\":true,\"ipMasq\":true,$ipam},
+{\"type\":\"portmap\",\"capabilities\":{\"portMappings\":true}},
+{\"type\":\"bandwidth\",\"capabilities\":{\"bandwidth\":true}},
+{\"type\":\"tuning\",\"sysctl\":{\"net.ipv4.conf.IFNAME.arp_notify\":\"1\"}},
+{\"type\":\"firewall\"}" ;;
     esac
     printf '{"cniVersion":"1.0.0","name":"%s","plugins":[%s]}\n' "$TAG$chain$side" "$main" >"$dir/$chain.conflist"
 }
 fresh_ipam() { rm -rf "$W/ipam"/*/* 2>/dev/null || true; }
 
-# Sides that can run a chain: the plugin and host-local exist there, and one probe pod gets an
+chain_plugins() { # chain: the plugins it runs
+    case $1 in
+        full) echo bridge portmap bandwidth tuning firewall ;;
+        *) echo "$1" ;;
+    esac
+}
+chain_label() { # chain: how the table names it
+    case $1 in
+        full) echo "bridge+host-local+portmap+bandwidth+tuning+firewall" ;;
+        *) echo "$1+host-local" ;;
+    esac
+}
+
+# Sides that can run a chain: its plugins and host-local exist there, and one probe pod gets an
 # address on eth0 through the runtime client.
 chain_sides() { # chain: sets USABLE to the usable sides
     local chain=$1 side h p
     USABLE=
     [ -n "$CNITOOL" ] || return 0
     for side in A B; do
-        if [ $side = A ]; then has_a "$chain" && has_a host-local || continue; fi
-        if [ $side = B ]; then has_b "$chain" && has_b host-local || continue; fi
+        local missing="" plugin
+        for plugin in $(chain_plugins "$chain") host-local; do
+            if [ $side = A ]; then has_a "$plugin" || missing="$missing $plugin"; fi
+            if [ $side = B ]; then has_b "$plugin" || missing="$missing $plugin"; fi
+        done
+        [ -z "$missing" ] || { log "  side $side lacks$missing"; continue; }
         write_conf "$chain" "$side"
         new_host
         h=$HOST
@@ -362,16 +387,18 @@ chain_sides() { # chain: sets USABLE to the usable sides
 }
 
 declare -A SIDES
-for chain in bridge ptp; do
+# Capability args every call carries; only the full chain's plugins declare them.
+export CAP_ARGS='{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}],"bandwidth":{"ingressRate":100000000,"ingressBurst":10000000,"egressRate":100000000,"egressBurst":10000000}}'
+for chain in bridge ptp full; do
     log "chain $chain: probing"
     chain_sides "$chain"
     SIDES[$chain]=$USABLE
     [ -n "${SIDES[$chain]}" ] || { log "  no side can run $chain"; continue; }
     log "chain $chain (${SIDES[$chain]}): $POD_N pods, ADD then DEL"
     for k in add del; do
-        metric "${chain}_$k" "per pod $chain+host-local: $k latency" ms 1000
-        metric "${chain}_${k}_rss" "per pod $chain+host-local: $k peak RSS" MiB 1024
-        [ -n "$SPAWN" ] && metric "${chain}_${k}_cpu" "per pod $chain+host-local: $k CPU time (user+sys)" ms 1000
+        metric "${chain}_$k" "per pod $(chain_label "$chain"): $k latency" ms 1000
+        metric "${chain}_${k}_rss" "per pod $(chain_label "$chain"): $k peak RSS" MiB 1024
+        [ -n "$SPAWN" ] && metric "${chain}_${k}_cpu" "per pod $(chain_label "$chain"): $k CPU time (user+sys)" ms 1000
     done
     new_host
     h=$HOST
