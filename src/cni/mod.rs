@@ -5,6 +5,7 @@ pub mod args;
 pub mod config;
 pub mod delegate;
 pub mod error;
+pub mod gc;
 pub mod json;
 pub mod result;
 pub mod skel;

@@ -15,6 +15,7 @@
 //! would have exceeded the kernel's 255 bytes).
 
 use super::iface;
+use crate::cni::gc::GcAttachments;
 use crate::cni::result::Interface;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::netlink::tc::{INGRESS_HANDLE, TBF_MAX_BUFFER_TICKS, Tbf, TcHandle, psched_tick_in_usec};
@@ -90,14 +91,6 @@ struct Conf {
     valid_attachments: Option<Vec<(String, String)>>,
 }
 
-#[derive(Deserialize)]
-struct Attachment {
-    #[serde(rename = "containerID", default)]
-    container_id: String,
-    #[serde(default)]
-    ifname: String,
-}
-
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
     let bad = |e: serde_json::Error| CniError::internal(format!("failed to parse network configuration: {e}"));
     let raw: Map<String, Value> = serde_json::from_slice(&inv.stdin).map_err(bad)?;
@@ -121,16 +114,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         ),
         None => None,
     };
-    let attachments = |key: &str| -> Result<Option<Vec<Attachment>>, CniError> {
-        match raw.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(bad),
-        }
-    };
-    let valid_attachments = match (attachments("cni.dev/valid-attachments")?, attachments("cni.dev/attachments")?) {
-        (None, None) => None,
-        (a, b) => Some(a.into_iter().chain(b).flatten().map(|a| (a.container_id, a.ifname)).collect()),
-    };
+    let valid_attachments = serde_json::from_value::<GcAttachments>(Value::Object(raw)).map_err(bad)?.union();
     Ok(Conf { name: inv.conf.name.clone(), limits, prev, valid_attachments })
 }
 

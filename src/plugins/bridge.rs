@@ -352,8 +352,7 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
                     }
                 }
                 if !gws.is_empty() {
-                    let key = if v4 { "net/ipv4/ip_forward" } else { "net/ipv6/conf/all/forwarding" };
-                    sysctl::set(key, "1").map_err(|e| bad(format!("failed to enable forwarding: {e}")))?;
+                    iface::enable_forwarding(v4).map_err(|e| bad(format!("failed to enable forwarding: {e}")))?;
                 }
             }
         }
@@ -388,9 +387,7 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
     result.interfaces[1].mac = host.link(&pair.host.name)?.mac_string();
     result.interfaces[0].mac = bridge_by_name(host, &conf.bridge)?.mac_string();
 
-    if let Some(dns) = inv.conf.dns.as_ref().filter(|d| !d.is_empty()) {
-        result.dns = dns.clone();
-    }
+    iface::apply_conf_dns(inv, &mut result);
     Ok(result)
 }
 
@@ -585,15 +582,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 /// Masquerade rules of attachments that are no longer valid go, then the IPAM collects.
 fn gc(inv: &Invocation) -> Result<(), CniError> {
     let conf = Conf::load(inv)?;
-    let mut first_err = None;
-    if conf.ip_masq
-        && let Some(valid) = crate::firewall::valid_attachments(&inv.stdin)?
-        && let Err(e) = masq::gc(&System, &inv.conf.name, &valid)
-    {
-        first_err = Some(e);
-    }
-    ipam::gc(inv)?;
-    first_err.map_or(Ok(()), Err)
+    iface::gc_masq_and_ipam(inv, conf.ip_masq)
 }
 
 // ---- CHECK --------------------------------------------------------------------------------

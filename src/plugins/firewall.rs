@@ -286,7 +286,7 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
 
 fn gc(inv: &Invocation) -> Result<(), CniError> {
     let _conf = load(inv)?;
-    match crate::firewall::valid_attachments(&inv.stdin)? {
+    match crate::cni::gc::valid_attachments(&inv.stdin)? {
         Some(valid) => gc_with(&System, &inv.conf.name, &valid),
         None => Ok(()),
     }

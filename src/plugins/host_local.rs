@@ -3,6 +3,7 @@
 
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::error::code;
+use crate::cni::gc::{Attachment, GcAttachments};
 use crate::cni::result::{Dns, Route};
 use crate::cni::{CniError, CniResult, Command, Invocation, PluginFns, version};
 use crate::ipam::allocator::Allocator;
@@ -68,14 +69,6 @@ struct CniArgsIn {
     ips: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
-struct Attachment {
-    #[serde(rename = "containerID", default)]
-    container_id: String,
-    #[serde(default)]
-    ifname: String,
-}
-
 // ---- config as used -------------------------------------------------------------------------
 
 /// A validated host-local configuration.
@@ -129,12 +122,9 @@ impl Config {
             canonicalize_sets(&sets, inv.version)?
         };
 
-        let valid_attachments = match (n.valid_attachments, n.attachments) {
-            (None, None) => None,
-            (a, b) => {
-                Some(a.into_iter().chain(b).flatten().map(|a| (a.container_id.trim().to_string(), a.ifname)).collect())
-            }
-        };
+        let gc = GcAttachments { valid: n.valid_attachments, old: n.attachments };
+        let valid_attachments =
+            gc.union().map(|v| v.into_iter().map(|(id, ifname)| (id.trim().to_string(), ifname)).collect());
         Ok(Config {
             name: n.name,
             ranges,

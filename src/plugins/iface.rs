@@ -1,8 +1,11 @@
 //! What the interface plugins (bridge, ptp, ...) share: veth pairs with a random host name,
 //! applying an IPAM result to a container interface, checking it, and tearing it down.
 
+use crate::cni::delegate::ipam;
 use crate::cni::result::{CniResult, IpConfig, Route};
 use crate::cni::{CniError, Invocation};
+use crate::firewall::masq;
+use crate::firewall::nft::System;
 use crate::netlink::{Link, Netlink, RouteSpec};
 use crate::netns::Netns;
 use crate::sysctl;
@@ -122,6 +125,32 @@ pub fn sandbox_interface(link: &Link, ns: &Netns) -> crate::cni::result::Interfa
 pub fn set_notify_sysctls(ifname: &str) {
     let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
     let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
+}
+
+/// Turn on IPv4 (`v4`) or IPv6 forwarding for the whole node.
+pub fn enable_forwarding(v4: bool) -> Result<(), crate::netlink::Error> {
+    sysctl::set(if v4 { "net/ipv4/ip_forward" } else { "net/ipv6/conf/all/forwarding" }, "1")
+}
+
+/// The network config's `dns`, when it says anything, replaces what IPAM returned.
+pub fn apply_conf_dns(inv: &Invocation, result: &mut CniResult) {
+    if let Some(dns) = inv.conf.dns.as_ref().filter(|d| !d.is_empty()) {
+        result.dns = dns.clone();
+    }
+}
+
+/// GC of a plugin with `ipMasq`: masquerade rules of attachments that are no longer valid go,
+/// then the IPAM collects; a masquerade error is returned once the IPAM is done.
+pub fn gc_masq_and_ipam(inv: &Invocation, ip_masq: bool) -> Result<(), CniError> {
+    let mut first_err = None;
+    if ip_masq
+        && let Some(valid) = crate::cni::gc::valid_attachments(&inv.stdin)?
+        && let Err(e) = masq::gc(&System, &inv.conf.name, &valid)
+    {
+        first_err = Some(e);
+    }
+    ipam::gc(inv)?;
+    first_err.map_or(Ok(()), Err)
 }
 
 /// The interface of the first default route in the namespace `nl` serves.

@@ -450,7 +450,7 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
 /// Rules of container IDs this network recorded that are not valid any more.
 fn gc(inv: &Invocation) -> Result<(), CniError> {
     let _conf = load(inv)?;
-    let Some(valid) = crate::firewall::valid_attachments(&inv.stdin)? else { return Ok(()) };
+    let Some(valid) = crate::cni::gc::valid_attachments(&inv.stdin)? else { return Ok(()) };
     let dir = PathBuf::from(RECORDS).join(&inv.conf.name);
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
     let mut first_err = None;

@@ -12,7 +12,6 @@ use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::firewall::masq;
 use crate::firewall::nft::System;
 use crate::netlink::{LinkKind, Netlink, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RouteSpec};
-use crate::sysctl;
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -64,9 +63,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         let _ = ipam::del(inv);
         return Err(e);
     }
-    if let Some(dns) = inv.conf.dns.as_ref().filter(|d| !d.is_empty()) {
-        result.dns = dns.clone();
-    }
+    iface::apply_conf_dns(inv, &mut result);
     Ok(result)
 }
 
@@ -83,11 +80,11 @@ fn add_with(
         }
     }
     if result.ips.iter().any(|ip| ip.is_v4()) {
-        sysctl::set("net/ipv4/ip_forward", "1")
+        iface::enable_forwarding(true)
             .map_err(|e| CniError::internal(format!("Could not enable IP forwarding: {e}")))?;
     }
     if result.ips.iter().any(|ip| !ip.is_v4()) {
-        sysctl::set("net/ipv6/conf/all/forwarding", "1")
+        iface::enable_forwarding(false)
             .map_err(|e| CniError::internal(format!("Could not enable IP forwarding: {e}")))?;
     }
 
@@ -169,15 +166,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 /// Masquerade rules of attachments that are no longer valid go, then the IPAM collects.
 fn gc(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
-    let mut first_err = None;
-    if conf.ip_masq
-        && let Some(valid) = crate::firewall::valid_attachments(&inv.stdin)?
-        && let Err(e) = masq::gc(&System, &inv.conf.name, &valid)
-    {
-        first_err = Some(e);
-    }
-    ipam::gc(inv)?;
-    first_err.map_or(Ok(()), Err)
+    iface::gc_masq_and_ipam(inv, conf.ip_masq)
 }
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
