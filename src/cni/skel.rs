@@ -253,6 +253,24 @@ fn check_netns_not_own(inv: &Invocation, var: &dyn Fn(&str) -> String) -> Result
     Ok(())
 }
 
+/// For unit tests: an ADD of container `c` on `eth0` at 1.0.0, with `stdin` as the config and
+/// `args` as CNI_ARGS.
+#[cfg(test)]
+pub fn test_invocation(stdin: &str, args: &str) -> Invocation {
+    Invocation {
+        command: Command::Add,
+        container_id: "c".into(),
+        netns: None,
+        ifname: "eth0".into(),
+        args: CniArgs::parse(args),
+        args_raw: args.into(),
+        path: vec![],
+        stdin: stdin.as_bytes().to_vec(),
+        version: SpecVersion::V1_0_0,
+        conf: NetConf::parse(stdin.as_bytes()).unwrap(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

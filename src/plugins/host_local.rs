@@ -232,23 +232,11 @@ fn status(inv: &Invocation) -> Result<(), CniError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cni::args::CniArgs;
-    use crate::cni::config::NetConf;
-    use crate::cni::{Command, SpecVersion, delegate};
+    use crate::cni::delegate;
+    use crate::cni::skel::test_invocation;
 
     fn inv(stdin: &str, cid: &str) -> Invocation {
-        Invocation {
-            command: Command::Add,
-            container_id: cid.to_string(),
-            netns: None,
-            ifname: "eth0".to_string(),
-            args: CniArgs::default(),
-            args_raw: String::new(),
-            path: Vec::new(),
-            stdin: stdin.as_bytes().to_vec(),
-            version: SpecVersion::V1_0_0,
-            conf: NetConf::parse(stdin.as_bytes()).unwrap(),
-        }
+        Invocation { container_id: cid.to_string(), ..test_invocation(stdin, "") }
     }
 
     #[test]

@@ -438,24 +438,8 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cni::args::CniArgs;
-    use crate::cni::config::NetConf;
-    use crate::cni::{Command, SpecVersion};
 
-    fn inv(stdin: &str, args: &str) -> Invocation {
-        Invocation {
-            command: Command::Add,
-            container_id: "c".into(),
-            netns: None,
-            ifname: "eth0".into(),
-            args: CniArgs::parse(args),
-            args_raw: args.into(),
-            path: vec![],
-            stdin: stdin.as_bytes().to_vec(),
-            version: SpecVersion::V1_0_0,
-            conf: NetConf::parse(stdin.as_bytes()).unwrap(),
-        }
-    }
+    use crate::cni::skel::test_invocation as inv;
 
     #[test]
     fn sysctl_paths() {
