@@ -148,26 +148,27 @@ mod tests {
     }
 }
 
+/// For real-kernel tests: run `f` on a new thread that has unshared its network namespace;
+/// the namespace disappears with the thread.
+#[cfg(all(test, target_os = "linux"))]
+fn in_new_netns(f: impl FnOnce() + Send + 'static) {
+    let t = std::thread::spawn(move || {
+        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+            eprintln!("skipping: cannot make a network namespace: {e}");
+            return;
+        }
+        f();
+    });
+    if let Err(p) = t.join() {
+        std::panic::resume_unwind(p);
+    }
+}
+
 /// Real-kernel tests, each on its own thread inside a fresh network namespace.
 #[cfg(all(test, target_os = "linux"))]
 mod kernel_tests {
     use super::*;
     use nix::sched::{CloneFlags, unshare};
-
-    /// Run `f` on a new thread that has unshared its network namespace; the namespace
-    /// disappears with the thread.
-    fn in_new_netns(f: impl FnOnce() + Send + 'static) {
-        let t = std::thread::spawn(move || {
-            if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
-                eprintln!("skipping: cannot make a network namespace: {e}");
-                return;
-            }
-            f();
-        });
-        if let Err(p) = t.join() {
-            std::panic::resume_unwind(p);
-        }
-    }
 
     #[test]
     fn veth_pair_across_namespaces_with_addresses_and_routes() {

@@ -482,21 +482,8 @@ mod tests {
 #[cfg(all(test, target_os = "linux"))]
 mod kernel_tests {
     use super::*;
+    use crate::netlink::in_new_netns;
     use crate::netns::Netns;
-    use nix::sched::{CloneFlags, unshare};
-
-    fn in_new_netns(f: impl FnOnce() + Send + 'static) {
-        let t = std::thread::spawn(move || {
-            if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
-                eprintln!("skipping: cannot make a network namespace: {e}");
-                return;
-            }
-            f();
-        });
-        if let Err(p) = t.join() {
-            std::panic::resume_unwind(p);
-        }
-    }
 
     #[test]
     fn tbf_ingress_redirect_and_ifb() {
