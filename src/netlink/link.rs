@@ -236,15 +236,21 @@ impl Netlink {
     }
 
     pub fn links(&self) -> Result<Vec<Link>, Error> {
+        self.dump_links(|m| Some(Link::from_message(m)))
+    }
+
+    /// Every link of this namespace that `pick` makes something of.
+    pub(super) fn dump_links<T>(&self, pick: impl FnMut(&LinkMessage) -> Option<T>) -> Result<Vec<T>, Error> {
         let replies = self
             .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
             .map_err(|e| e.context("failed to list links"))?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {
-                RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
+                RouteNetlinkMessage::NewLink(m) => Some(m),
                 _ => None,
             })
+            .filter_map(pick)
             .collect())
     }
 

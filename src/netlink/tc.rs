@@ -343,16 +343,7 @@ impl Netlink {
 
     /// Every ifb link of this namespace.
     pub fn ifb_links(&self) -> Result<Vec<IfbLink>, Error> {
-        let replies = self
-            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
-            .map_err(|e| e.context("failed to list links"))?;
-        Ok(replies
-            .iter()
-            .filter_map(|r| match r {
-                RouteNetlinkMessage::NewLink(m) => ifb_of(m),
-                _ => None,
-            })
-            .collect())
+        self.dump_links(ifb_of)
     }
 }
 
