@@ -1,10 +1,13 @@
 //! bridge in real namespaces: the "host" is a throwaway namespace too.
 
 mod common;
+#[path = "common/reach.rs"]
+mod reach;
 use common::*;
+use reach::{Patience, reach_with};
 use serde_json::{Value, json};
-use std::net::{IpAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::Duration;
 
 /// A host namespace, an IPAM data directory and the plugin path (ours, then the distribution's
 /// for host-local while it is not built in).
@@ -99,52 +102,15 @@ fn ip_of(result: &Value, i: usize) -> IpAddr {
     a.split('/').next().and_then(|s| s.parse().ok()).expect("ip")
 }
 
-/// Run `f` on a thread inside the namespace at `path`.
-fn in_ns<T: Send + 'static>(path: String, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open netns");
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-}
-
 /// A UDP round trip from the namespace `from` to `to_ip` served in the namespace `to`.
 fn reach(from: &str, to: &str, to_ip: IpAddr) -> bool {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = in_ns(to.to_string(), move || {
-        // A fresh IPv6 address may still be tentative: retry the bind for a while.
-        let start = Instant::now();
-        let sock = loop {
-            match UdpSocket::bind((to_ip, 0)) {
-                Ok(s) => break s,
-                Err(_) if start.elapsed() < Duration::from_secs(4) => std::thread::sleep(Duration::from_millis(100)),
-                Err(e) => panic!("bind {to_ip}: {e}"),
-            }
-        };
-        tx.send(sock.local_addr().expect("addr").port()).expect("send port");
-        sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        let mut buf = [0u8; 64];
-        if let Ok((n, peer)) = sock.recv_from(&mut buf) {
-            let _ = sock.send_to(&buf[..n], peer);
-        }
-    });
-    let port = rx.recv().expect("server port");
-    let client = in_ns(from.to_string(), move || {
-        let any: IpAddr = if to_ip.is_ipv4() { "0.0.0.0".parse().unwrap() } else { "::".parse().unwrap() };
-        let sock = UdpSocket::bind((any, 0)).expect("bind client");
-        sock.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
-        let mut buf = [0u8; 64];
-        for _ in 0..8 {
-            let _ = sock.send_to(b"ping", (to_ip, port));
-            if let Ok((n, _)) = sock.recv_from(&mut buf) {
-                return &buf[..n] == b"ping";
-            }
-        }
-        false
-    });
-    let ok = client.join().unwrap_or(false);
-    let _ = server.join();
-    ok
+    let patience = Patience {
+        bind: Duration::from_secs(4),
+        serve: Duration::from_secs(5),
+        tries: 8,
+        reply: Duration::from_millis(500),
+    };
+    reach_with(from, to, to_ip, &patience)
 }
 
 #[test]

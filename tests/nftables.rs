@@ -2,10 +2,13 @@
 //! throwaway "host" namespace (nftables state is per namespace, so the real host is untouched).
 
 mod common;
+#[path = "common/reach.rs"]
+mod reach;
 use common::*;
+use reach::{Patience, in_ns, reach_with};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 fn have_nft() -> bool {
@@ -76,43 +79,11 @@ fn ip_of(result: &Value) -> IpAddr {
     a.split('/').next().and_then(|s| s.parse().ok()).expect("ip")
 }
 
-/// Run `f` on a thread inside the namespace at `path`.
-fn in_ns<T: Send + 'static>(path: String, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open netns");
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-}
-
 /// A UDP round trip from the namespace `from` to `to_ip` served in the namespace `to`.
 fn reach(from: &str, to: &str, to_ip: IpAddr) -> bool {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = in_ns(to.to_string(), move || {
-        let sock = UdpSocket::bind((to_ip, 0)).expect("bind server");
-        tx.send(sock.local_addr().expect("addr").port()).expect("send port");
-        sock.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
-        let mut buf = [0u8; 64];
-        if let Ok((n, peer)) = sock.recv_from(&mut buf) {
-            let _ = sock.send_to(&buf[..n], peer);
-        }
-    });
-    let port = rx.recv().expect("server port");
-    let client = in_ns(from.to_string(), move || {
-        let sock = UdpSocket::bind(("0.0.0.0", 0)).expect("bind client");
-        sock.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
-        let mut buf = [0u8; 64];
-        for _ in 0..8 {
-            let _ = sock.send_to(b"ping", (to_ip, port));
-            if let Ok((n, _)) = sock.recv_from(&mut buf) {
-                return &buf[..n] == b"ping";
-            }
-        }
-        false
-    });
-    let ok = client.join().unwrap_or(false);
-    let _ = server.join();
-    ok
+    let patience =
+        Patience { bind: Duration::ZERO, serve: Duration::from_secs(3), tries: 8, reply: Duration::from_millis(300) };
+    reach_with(from, to, to_ip, &patience)
 }
 
 #[test]
