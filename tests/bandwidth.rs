@@ -522,25 +522,8 @@ const REFERENCE: &str = "/usr/lib/cni/bandwidth";
 
 /// Run the reference plugin in the host namespace.
 fn reference(f: &Fixture, cmd: &str, cid: &str, ns: &Netns, conf: &Value) -> Reply {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let path = ns.path();
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &f.host.name, REFERENCE]).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    for (k, v) in cni_env(cmd, cid, &path, "eth0") {
-        c.env(k, v);
-    }
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn reference bandwidth");
-    if let Some(mut si) = child.stdin.take() {
-        let _ = si.write_all(conf.to_string().as_bytes());
-    }
-    let out = child.wait_with_output().expect("wait reference bandwidth");
-    Reply {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    reference_plugin("bandwidth", &f.host, &cni_env(cmd, cid, &path, "eth0"), &conf.to_string())
 }
 
 /// Mixed nodes: each implementation CHECKs and DELs what the other made, and both make the

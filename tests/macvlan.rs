@@ -345,24 +345,6 @@ fn check_passes_then_fails_on_drift() {
     f.del("ca", &a, &conf);
 }
 
-/// Exec the reference plugin `/usr/lib/cni/<name>` inside `host`, IPAM from our plugin dir.
-fn reference(host: &Netns, env: &[(&str, &str)], stdin: &str) -> Reply {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &host.name, "/usr/lib/cni/macvlan"]);
-    cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").envs(env.iter().copied());
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn reference plugin");
-    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
-    let out = child.wait_with_output().expect("wait reference plugin");
-    Reply {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Attachments made by one implementation pass the other's CHECK and are removed by its DEL,
 /// and both give results of the same shape.
 #[test]
@@ -385,7 +367,11 @@ fn interchangeable_with_the_reference() {
         e
     };
     let run = |who: &str, cmd: &'static str, stdin: &str| {
-        if who == "reference" { reference(&f.host, &env(cmd), stdin) } else { f.call(cmd, "cx", &p, stdin) }
+        if who == "reference" {
+            reference_plugin("macvlan", &f.host, &env(cmd), stdin)
+        } else {
+            f.call(cmd, "cx", &p, stdin)
+        }
     };
     let mut shapes = Vec::new();
     for (adder, other) in [("reference", "cnibox"), ("cnibox", "reference")] {

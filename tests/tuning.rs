@@ -184,24 +184,6 @@ fn refusals_and_args_overrides() {
     assert!(r.stdout.contains("duplicated sysctl keys are not allowed"), "{r:?}");
 }
 
-/// Exec the reference plugin `/usr/lib/cni/<name>` inside `host`.
-fn reference(name: &str, host: &Netns, env: &[(&str, &str)], stdin: &str) -> Reply {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &host.name, &format!("/usr/lib/cni/{name}")]);
-    cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").envs(env.iter().copied());
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn reference plugin");
-    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
-    let out = child.wait_with_output().expect("wait reference plugin");
-    Reply {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// A node can switch between the reference tuning and ours with attachments in place: each
 /// restores what the other backed up.
 #[test]
@@ -236,7 +218,7 @@ fn backups_interchange_with_the_reference() {
     };
     for (adder, deleter) in [("reference", "cnibox"), ("cnibox", "reference")] {
         let r = if adder == "reference" {
-            reference("tuning", &f.host, &env("ADD"), &conf)
+            reference_plugin("tuning", &f.host, &env("ADD"), &conf)
         } else {
             plugin("tuning", Some(&f.host), &env("ADD"), &conf)
         };
@@ -244,7 +226,7 @@ fn backups_interchange_with_the_reference() {
         assert_eq!(read(&ns, "cat /sys/class/net/eth0/mtu"), "1300");
         assert_eq!(f.backup_files(), vec!["cx_eth0.json".to_string()]);
         let r = if deleter == "reference" {
-            reference("tuning", &f.host, &env("DEL"), &conf)
+            reference_plugin("tuning", &f.host, &env("DEL"), &conf)
         } else {
             plugin("tuning", Some(&f.host), &env("DEL"), &conf)
         };

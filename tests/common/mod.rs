@@ -139,14 +139,23 @@ fn reply(out: Output) -> Reply {
 /// Exec the applet `name` (through its link) with exactly `env` and `stdin`.
 /// With `host` set, the plugin runs inside that namespace, as if it were the node.
 pub fn plugin(name: &str, host: Option<&Netns>, env: &[(&str, &str)], stdin: &str) -> Reply {
-    let link = plugin_dir().join(name);
+    exec_plugin(&plugin_dir().join(name), host, env, stdin)
+}
+
+/// Exec the reference plugin `/usr/lib/cni/<name>` inside `host`, with exactly `env` and `stdin`.
+pub fn reference_plugin(name: &str, host: &Netns, env: &[(&str, &str)], stdin: &str) -> Reply {
+    exec_plugin(&Path::new("/usr/lib/cni").join(name), Some(host), env, stdin)
+}
+
+/// Exec the plugin at `path` with exactly `env` and `stdin`, inside `host` when set.
+fn exec_plugin(path: &Path, host: Option<&Netns>, env: &[(&str, &str)], stdin: &str) -> Reply {
     let mut cmd = match host {
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", &ns.name]).arg(&link);
+            c.args(["netns", "exec", &ns.name]).arg(path);
             c
         }
-        None => Command::new(&link),
+        None => Command::new(path),
     };
     cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     for (k, v) in env {
