@@ -97,11 +97,6 @@ fn ipam_speaks(version: &str) -> bool {
     ok
 }
 
-fn ip_of(result: &Value, i: usize) -> IpAddr {
-    let a = result["ips"][i]["address"].as_str().expect("address");
-    a.split('/').next().and_then(|s| s.parse().ok()).expect("ip")
-}
-
 /// A UDP round trip from the namespace `from` to `to_ip` served in the namespace `to`.
 fn reach(from: &str, to: &str, to_ip: IpAddr) -> bool {
     let patience = Patience {

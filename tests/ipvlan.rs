@@ -6,18 +6,12 @@
 mod common;
 #[path = "common/reach.rs"]
 mod reach;
+#[path = "common/sublink.rs"]
+mod sublink;
 use common::*;
 use reach::reach;
 use serde_json::{Value, json};
-use std::net::IpAddr;
-
-/// Make `name` in `ns` a parent link that is up: a dummy, or a veth end where there is no dummy.
-fn parent_link(ns: &Netns, name: &str) {
-    if !ns.exec(&format!("ip link add {name} type dummy")).0 {
-        sh(&format!("ip -n {0} link add {name} type veth peer name {name}p && ip -n {0} link set {name}p up", ns.name));
-    }
-    sh(&format!("ip -n {} link set {name} up", ns.name));
-}
+use sublink::{Fixture, link_names, parent_link};
 
 /// Whether this kernel has ipvlan; without it the tests are skipped, unless required.
 fn have_ipvlan() -> bool {
@@ -35,81 +29,13 @@ fn have_ipvlan() -> bool {
     ok
 }
 
-struct Fixture {
-    host: Netns,
-    data: TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let host = Netns::new("ivh");
-        parent_link(&host, "dm0");
-        Fixture { host, data: TempDir::new("ivdata") }
-    }
-
-    fn conf(&self, version: &str, subnet: Value, extra: Value) -> String {
-        let ipam = match subnet {
-            Value::Null => json!({}),
-            Value::Array(r) => json!({"type": "host-local", "dataDir": self.data.path(), "ranges": r}),
-            s => json!({"type": "host-local", "dataDir": self.data.path(), "subnet": s}),
-        };
-        let mut c = json!({"cniVersion": version, "name": "ivnet", "type": "ipvlan", "master": "dm0", "ipam": ipam});
-        if let Value::Object(m) = extra {
-            for (k, v) in m {
-                if v.is_null() {
-                    c.as_object_mut().unwrap().remove(&k);
-                } else {
-                    c[k] = v;
-                }
-            }
-        }
-        c.to_string()
-    }
-
-    fn call(&self, cmd: &str, cid: &str, netns: &str, conf: &str) -> Reply {
-        let mut env = cni_env(cmd, cid, netns, "eth0");
-        env.retain(|(k, _)| !(*k == "CNI_NETNS" && netns.is_empty()));
-        plugin("ipvlan", Some(&self.host), &env, conf)
-    }
-
-    fn add(&self, cid: &str, ns: &Netns, conf: &str) -> Value {
-        self.call("ADD", cid, &ns.path(), conf).ok().json()
-    }
-
-    fn del(&self, cid: &str, ns: &Netns, conf: &str) {
-        self.call("DEL", cid, &ns.path(), conf).ok();
-    }
-
-    fn host_extra_links(&self) -> Vec<String> {
-        link_names(&self.host).into_iter().filter(|n| n != "lo" && n != "dm0" && n != "dm0p").collect()
-    }
-
-    fn leases(&self) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(self.data.path().join("ivnet")) else { return Vec::new() };
-        rd.filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.parse::<IpAddr>().is_ok())
-            .collect()
-    }
-}
-
-fn link_names(ns: &Netns) -> Vec<String> {
-    let (_, out) = ns.exec("ip -o link show");
-    out.lines().filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string())).collect()
-}
-
-fn ip_of(result: &Value, i: usize) -> IpAddr {
-    let a = result["ips"][i]["address"].as_str().expect("address");
-    a.split('/').next().and_then(|s| s.parse().ok()).expect("ip")
-}
-
 #[test]
 fn l2_and_l3_pods_reach_each_other() {
     if !have_ipvlan() {
         return;
     }
     for (mode, subnet) in [("l2", "10.60.0.0/24"), ("l3", "10.61.0.0/24")] {
-        let f = Fixture::new();
+        let f = Fixture::new("ipvlan", "iv");
         let conf = f.conf("1.0.0", json!(subnet), json!({"mode": mode, "dns": {"nameservers": ["10.60.0.53"]}}));
         let (a, b) = (Netns::new("iva"), Netns::new("ivb"));
         let ra = f.add("ca", &a, &conf);
@@ -154,7 +80,7 @@ fn l3s_default_master_and_mtu() {
     if !have_ipvlan() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("ipvlan", "iv");
     assert!(f.host.exec("ip addr add 192.0.2.1/24 dev dm0 && ip route add default via 192.0.2.254 dev dm0").0);
     let conf = f.conf("1.0.0", json!("10.62.0.0/24"), json!({"master": null, "mode": "l3s", "mtu": 1400}));
     let a = Netns::new("ivs");
@@ -174,7 +100,7 @@ fn chained_master_and_addresses_from_prev_result() {
     if !have_ipvlan() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("ipvlan", "iv");
     let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "dm0"}],
                       "ips": [{"address": "10.63.0.5/24", "gateway": "10.63.0.1"}],
                       "routes": [{"dst": "0.0.0.0/0"}]});
@@ -202,7 +128,7 @@ fn failed_add_leaves_nothing_and_del_is_tolerant() {
     if !have_ipvlan() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("ipvlan", "iv");
     let conf = f.conf("0.4.0", json!("10.64.0.0/24"), json!({}));
     let a = Netns::new("ivf");
     assert!(a.exec("ip link add eth0 type bridge").0);
@@ -242,7 +168,7 @@ fn result_shape_at_every_version() {
     if !have_ipvlan() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("ipvlan", "iv");
     for v in ["0.2.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
         let conf = f.conf(v, json!("10.65.0.0/24"), json!({}));
         let ns = Netns::new("ivv");

@@ -3,108 +3,19 @@
 mod common;
 #[path = "common/reach.rs"]
 mod reach;
+#[path = "common/sublink.rs"]
+mod sublink;
 use common::*;
 use reach::reach;
 use serde_json::{Value, json};
-use std::net::IpAddr;
-
-/// A host namespace with a parent `dm0` (up, MTU 1500), an IPAM data directory.
-struct Fixture {
-    host: Netns,
-    data: TempDir,
-}
-
-/// Make `name` in `ns` a parent link that is up with carrier: a dummy, or, on kernels without
-/// dummy links, one end of a veth pair whose other end (`<name>p`) is up too.
-fn parent_link(ns: &Netns, name: &str) {
-    if !ns.exec(&format!("ip link add {name} type dummy")).0 {
-        sh(&format!("ip -n {0} link add {name} type veth peer name {name}p && ip -n {0} link set {name}p up", ns.name));
-    }
-    sh(&format!("ip -n {} link set {name} up", ns.name));
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let host = Netns::new("mvh");
-        parent_link(&host, "dm0");
-        Fixture { host, data: TempDir::new("mvdata") }
-    }
-
-    /// A config at `version`: host-local on `subnet` (`null`: `"ipam": {}`), `extra` merged on top.
-    fn conf(&self, version: &str, subnet: Value, extra: Value) -> String {
-        let ipam = match subnet {
-            Value::Null => json!({}),
-            Value::Array(r) => json!({"type": "host-local", "dataDir": self.data.path(), "ranges": r}),
-            s => json!({"type": "host-local", "dataDir": self.data.path(), "subnet": s}),
-        };
-        let mut c = json!({"cniVersion": version, "name": "mvnet", "type": "macvlan", "master": "dm0", "ipam": ipam});
-        if let Value::Object(m) = extra {
-            for (k, v) in m {
-                if v.is_null() {
-                    c.as_object_mut().unwrap().remove(&k);
-                } else {
-                    c[k] = v;
-                }
-            }
-        }
-        c.to_string()
-    }
-
-    fn call_env(&self, cmd: &str, cid: &str, netns: &str, conf: &str, extra: &[(&str, &str)]) -> Reply {
-        let mut env = cni_env(cmd, cid, netns, "eth0");
-        env.retain(|(k, _)| !(*k == "CNI_NETNS" && netns.is_empty()));
-        env.extend_from_slice(extra);
-        plugin("macvlan", Some(&self.host), &env, conf)
-    }
-
-    fn call(&self, cmd: &str, cid: &str, netns: &str, conf: &str) -> Reply {
-        self.call_env(cmd, cid, netns, conf, &[])
-    }
-
-    fn add(&self, cid: &str, ns: &Netns, conf: &str) -> Value {
-        self.call("ADD", cid, &ns.path(), conf).ok().json()
-    }
-
-    fn del(&self, cid: &str, ns: &Netns, conf: &str) {
-        self.call("DEL", cid, &ns.path(), conf).ok();
-    }
-
-    fn host_sh(&self, cmd: &str) -> String {
-        let (ok, out) = self.host.exec(cmd);
-        assert!(ok, "`{cmd}` failed in host namespace");
-        out
-    }
-
-    /// Links in the host namespace other than lo and the parent.
-    fn host_extra_links(&self) -> Vec<String> {
-        link_names(&self.host).into_iter().filter(|n| n != "lo" && n != "dm0" && n != "dm0p").collect()
-    }
-
-    fn leases(&self) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(self.data.path().join("mvnet")) else { return Vec::new() };
-        rd.filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.parse::<IpAddr>().is_ok())
-            .collect()
-    }
-}
-
-fn link_names(ns: &Netns) -> Vec<String> {
-    let (_, out) = ns.exec("ip -o link show");
-    out.lines().filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string())).collect()
-}
-
-fn ip_of(result: &Value, i: usize) -> IpAddr {
-    let a = result["ips"][i]["address"].as_str().expect("address");
-    a.split('/').next().and_then(|s| s.parse().ok()).expect("ip")
-}
+use sublink::{Fixture, link_names, parent_link};
 
 #[test]
 fn two_pods_in_bridge_mode_reach_each_other() {
     if !root() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("macvlan", "mv");
     let conf = f.conf("1.0.0", json!("10.80.0.0/24"), json!({"dns": {"nameservers": ["10.80.0.53"]}}));
     let (a, b) = (Netns::new("mva"), Netns::new("mvb"));
     let ra = f.add("ca", &a, &conf);
@@ -141,7 +52,7 @@ fn default_master_mac_precedence_mtu_and_l2_only() {
     if !root() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("macvlan", "mv");
     f.host_sh("ip addr add 192.0.2.1/24 dev dm0 && ip route add default via 192.0.2.254 dev dm0");
     // No master: the default-route interface. No IPAM: link up, no IPs.
     let conf = f.conf(
@@ -188,7 +99,7 @@ fn master_inside_the_container() {
     if !root() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("macvlan", "mv");
     let a = Netns::new("mvi");
     parent_link(&a, "inner0");
     let conf = f.conf("1.0.0", json!("10.79.0.0/24"), json!({"master": "inner0", "linkInContainer": true}));
@@ -209,7 +120,7 @@ fn result_shape_at_every_version() {
     if !root() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("macvlan", "mv");
     for v in ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
         let conf = f.conf(v, json!("10.78.0.0/24"), json!({}));
         let ns = Netns::new("mvv");
@@ -247,7 +158,7 @@ fn failed_add_leaves_no_link_and_no_lease() {
     if !root() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("macvlan", "mv");
     // The name is taken in the container: the temporary link is removed, no lease is taken.
     let conf = f.conf("1.0.0", json!("10.77.0.0/24"), json!({}));
     let a = Netns::new("mvf");
@@ -292,7 +203,7 @@ fn del_twice_after_the_netns_is_gone_and_without_netns() {
     if !root() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("macvlan", "mv");
     let conf = f.conf("0.4.0", json!("10.74.0.0/24"), json!({}));
     let a = Netns::new("mvd");
     f.add("ca", &a, &conf);
@@ -323,7 +234,7 @@ fn check_passes_then_fails_on_drift() {
     if !root() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("macvlan", "mv");
     let conf = f.conf("1.0.0", json!("10.73.0.0/24"), json!({"mode": "vepa"}));
     let a = Netns::new("mvc");
     let r = f.add("ca", &a, &conf);
@@ -356,7 +267,7 @@ fn interchangeable_with_the_reference() {
         eprintln!("skipping: no reference macvlan plugin in /usr/lib/cni");
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("macvlan", "mv");
     let conf = f.conf("1.0.0", json!("10.72.0.0/24"), json!({"mode": "bridge", "mac": "0a:00:00:00:00:09"}));
     let ns = Netns::new("mvx");
     let p = ns.path();

@@ -74,11 +74,6 @@ impl Host {
     }
 }
 
-fn ip_of(result: &Value) -> IpAddr {
-    let a = result["ips"][0]["address"].as_str().expect("address");
-    a.split('/').next().and_then(|s| s.parse().ok()).expect("ip")
-}
-
 /// A UDP round trip from the namespace `from` to `to_ip` served in the namespace `to`.
 fn reach(from: &str, to: &str, to_ip: IpAddr) -> bool {
     let patience =
@@ -105,7 +100,7 @@ fn bridge_ipmasq_rules_and_traffic() {
     // With ipMasq it can, and the rule is the reference's.
     let p1 = Netns::new("m1");
     let r1 = h.call("bridge", "ADD", "c1", &p1.path(), &masq).ok().json();
-    let ip1 = ip_of(&r1);
+    let ip1 = ip_of(&r1, 0);
     let t = h.table("inet", "cni_plugins_masquerade");
     assert!(t.contains(&format!("ip saddr {ip1} ip daddr != 10.77.0.0/24 masquerade")), "{t}");
     assert!(t.contains("net: masqnet, if: eth0, id: c1\""), "{t}");
@@ -114,7 +109,7 @@ fn bridge_ipmasq_rules_and_traffic() {
     // Pod to pod on the same bridge is not masqueraded (and still works).
     let p2 = Netns::new("m2");
     let r2 = h.call("bridge", "ADD", "c2", &p2.path(), &masq).ok().json();
-    assert!(reach(&p1.path(), &p2.path(), ip_of(&r2)));
+    assert!(reach(&p1.path(), &p2.path(), ip_of(&r2, 0)));
 
     h.call("bridge", "DEL", "c1", &p1.path(), &masq).ok();
     let t = h.table("inet", "cni_plugins_masquerade");
@@ -172,7 +167,7 @@ fn ptp_ipmasq_rules_follow_the_attachment() {
     let p = Netns::new("pp");
     let r = h.call("ptp", "ADD", "c1", &p.path(), &conf).ok().json();
     let t = h.table("inet", "cni_plugins_masquerade");
-    assert!(t.contains(&format!("ip saddr {} ip daddr != 10.79.0.0/24 masquerade", ip_of(&r))), "{t}");
+    assert!(t.contains(&format!("ip saddr {} ip daddr != 10.79.0.0/24 masquerade", ip_of(&r, 0))), "{t}");
     assert!(reach(&p.path(), &out.path(), "192.168.79.2".parse().unwrap()));
     let path = p.path();
     drop(p);
@@ -199,11 +194,11 @@ fn bridge_macspoofchk_drops_a_changed_mac() {
     );
     assert!(t.contains(&format!("ether saddr {mac} return")), "{t}");
     assert!(t.contains("chain cni-br-iface-ca-eth0-mac"), "{t}");
-    assert!(reach(&a.path(), &b.path(), ip_of(&rb)));
+    assert!(reach(&a.path(), &b.path(), ip_of(&rb, 0)));
 
     // The pod takes another MAC: its frames no longer pass the bridge.
     assert!(a.exec("ip link set eth0 address 02:00:00:00:00:aa && ip neigh flush all").0);
-    assert!(!reach(&a.path(), &b.path(), ip_of(&rb)), "spoofed MAC got through");
+    assert!(!reach(&a.path(), &b.path(), ip_of(&rb, 0)), "spoofed MAC got through");
 
     h.call("bridge", "DEL", "ca", &a.path(), &conf).ok();
     let t = h.table("bridge", "nat");
@@ -283,7 +278,7 @@ fn portmap_through_cnitool_forwards_host_ports() {
     let r = cnitool(Some(&h.ns), confdir.path(), &["add", "pmnet", &pod.path()], &env);
     r.ok();
     let cid = format!("cnitool-{}", &cnibox::util::sha512::hex(pod.path().as_bytes())[..20]);
-    let cip = ip_of(&r.json());
+    let cip = ip_of(&r.json(), 0);
 
     let t = h.table("ip", "cni_hostport");
     assert!(t.contains(&format!("tcp dport 18080 dnat to {cip}:8080 comment \"{cid}\"")), "{t}");
@@ -388,7 +383,7 @@ fn firewall_isolates_bridges_and_removes_its_rules() {
     let (a, b) = (Netns::new("fa"), Netns::new("fb"));
     let ra = h.call("bridge", "ADD", "ca", &a.path(), &na).ok().json();
     let rb = h.call("bridge", "ADD", "cb", &b.path(), &nb).ok().json();
-    let (ipa, ipb) = (ip_of(&ra), ip_of(&rb));
+    let (ipa, ipb) = (ip_of(&ra, 0), ip_of(&rb, 0));
     assert!(reach(&a.path(), &b.path(), ipb), "bridges route to each other before the firewall");
 
     let fw = |net: &str, prev: &Value, policy: &str| {

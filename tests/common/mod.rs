@@ -287,3 +287,9 @@ impl Libcni<'_> {
 pub fn write_conf(dir: &Path, file: &str, conf: &serde_json::Value) {
     std::fs::write(dir.join(file), serde_json::to_vec_pretty(conf).expect("json")).expect("write conf");
 }
+
+/// The address (without prefix length) of the `i`th IP of a result.
+pub fn ip_of(result: &serde_json::Value, i: usize) -> std::net::IpAddr {
+    let a = result["ips"][i]["address"].as_str().expect("address");
+    a.split('/').next().and_then(|s| s.parse().ok()).expect("ip")
+}
