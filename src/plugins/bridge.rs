@@ -1,6 +1,6 @@
 //! bridge: a veth pair per container, its host end a port of a Linux bridge on the host.
 
-use super::iface::{self, VethPair};
+use super::iface::{self, VethPair, Wording};
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::result::{Interface, Route};
@@ -595,10 +595,9 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     }
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| bad("Required prevResult missing"))?;
     let result = CniResult::from_value(prev, inv.version)?;
-    let netns = inv.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
 
     let br_if = result.interfaces.iter().find(|i| i.name == conf.bridge);
-    let cont_if = result.interfaces.iter().find(|i| i.name == inv.ifname && i.sandbox == netns);
+    let cont_if = iface::container_entry(inv, &result, Wording::Capitalised);
 
     let host = Netlink::open()?;
     let br_if = br_if.ok_or_else(|| bad("Interface name missing "))?;
@@ -619,8 +618,7 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
         )));
     }
 
-    let cont_if =
-        cont_if.ok_or_else(|| bad(format!("Sandbox in prevResult  doesn't match configured netns: {netns}")))?;
+    let cont_if = cont_if?;
     let cont = Netlink::open_in(&cont_ns)?;
     let c =
         cont.link_by_name(&cont_if.name)?.ok_or_else(|| bad(format!("Interface name {} not found", cont_if.name)))?;

@@ -2,11 +2,11 @@
 //! applying an IPAM result to a container interface, checking it, and tearing it down.
 
 use crate::cni::delegate::ipam;
-use crate::cni::result::{CniResult, IpConfig, Route};
+use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::cni::{CniError, Invocation};
 use crate::firewall::masq;
 use crate::firewall::nft::System;
-use crate::netlink::{Link, Netlink, RouteSpec};
+use crate::netlink::{Link, LinkKind, Netlink, RouteSpec};
 use crate::netns::Netns;
 use crate::sysctl;
 use ipnet::IpNet;
@@ -153,6 +153,79 @@ pub fn gc_masq_and_ipam(inv: &Invocation, ip_masq: bool) -> Result<(), CniError>
     first_err.map_or(Ok(()), Err)
 }
 
+/// How a plugin's CHECK errors read, as its reference counterpart words them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Wording {
+    Capitalised,
+    LowerCase,
+}
+
+impl Wording {
+    fn error(self, msg: String) -> CniError {
+        match self {
+            Wording::Capitalised => CniError::internal(msg),
+            Wording::LowerCase => {
+                let mut chars = msg.chars();
+                let first = chars.next().map(|c| c.to_ascii_lowercase()).into_iter();
+                CniError::internal(first.chain(chars).collect::<String>())
+            }
+        }
+    }
+}
+
+/// The container interface's entry in a prevResult: named CNI_IFNAME, in the sandbox CNI_NETNS.
+pub fn container_entry<'a>(
+    inv: &Invocation,
+    result: &'a CniResult,
+    wording: Wording,
+) -> Result<&'a Interface, CniError> {
+    let netns = inv.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    result
+        .interfaces
+        .iter()
+        .find(|i| i.name == inv.ifname && i.sandbox == netns)
+        .ok_or_else(|| wording.error(format!("Sandbox in prevResult  doesn't match configured netns: {netns}")))
+}
+
+/// CHECK of a sublink (macvlan, ipvlan) `cont_if` in `cont_ns`: a link of `kind` in `mode`
+/// (`label` names the kind in that error) with the MAC of the entry, holding the IPs and routes
+/// of `result`.
+#[allow(clippy::too_many_arguments)]
+pub fn check_sublink(
+    cont_ns: &Netns,
+    inv: &Invocation,
+    result: &CniResult,
+    cont_if: &Interface,
+    kind: &str,
+    label: &str,
+    mode: &str,
+    wording: Wording,
+) -> Result<(), CniError> {
+    let bad = |msg: String| wording.error(msg);
+    let cont = Netlink::open_in(cont_ns)?;
+    let link = cont
+        .link_by_name(&cont_if.name)?
+        .ok_or_else(|| bad(format!("Container Interface name in prevResult: {} not found", cont_if.name)))?;
+    if link.kind != LinkKind::Other(kind.into()) {
+        return Err(bad(format!("Error: Container interface {} not of type {kind}", link.name)));
+    }
+    let have = link.mode.clone().unwrap_or_default();
+    if have != mode {
+        return Err(bad(format!("Container {label} mode {have} does not match expected value: {mode}")));
+    }
+    if !cont_if.mac.is_empty() && cont_if.mac != link.mac_string() {
+        return Err(bad(format!(
+            "Interface {} Mac {} doesn't match container Mac: {}",
+            cont_if.name,
+            cont_if.mac,
+            link.mac_string()
+        )));
+    }
+    validate_expected_ips(&cont, &inv.ifname, &result.ips)?;
+    validate_expected_routes(&cont, &result.routes)?;
+    Ok(())
+}
+
 /// The interface of the first default route in the namespace `nl` serves.
 pub fn default_route_iface(nl: &Netlink) -> Result<String, CniError> {
     nl.default_route_link()?.map(|l| l.name).ok_or_else(|| CniError::internal("no default route interface found"))
@@ -297,6 +370,14 @@ pub fn open_netns(inv: &Invocation) -> Result<Netns, CniError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wording() {
+        let msg = || "Error: Container interface eth0 not of type macvlan".to_string();
+        assert_eq!(Wording::Capitalised.error(msg()).msg, "Error: Container interface eth0 not of type macvlan");
+        assert_eq!(Wording::LowerCase.error(msg()).msg, "error: Container interface eth0 not of type macvlan");
+        assert_eq!(Wording::LowerCase.error(String::new()).msg, "");
+    }
 
     #[test]
     fn veth_names() {

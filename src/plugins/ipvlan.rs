@@ -1,11 +1,11 @@
 //! ipvlan: an ipvlan of a host (or container) interface, moved into the container.
 //! Chained after another plugin it may take its master and its addresses from prevResult.
 
-use super::iface;
+use super::iface::{self, Wording};
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
-use crate::netlink::{IpvlanMode, Link, LinkKind, Netlink, SubLink};
+use crate::netlink::{IpvlanMode, Link, Netlink, SubLink};
 use crate::netns::Netns;
 use serde::Deserialize;
 
@@ -144,37 +144,13 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
         ipam::check(inv)?;
     }
     let result = conf.prev.take().ok_or_else(|| bad("Required prevResult missing"))?;
-    let netns = inv.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let Some(cont_if) = result.interfaces.iter().find(|i| i.name == inv.ifname && i.sandbox == netns) else {
-        return Err(bad(format!("Sandbox in prevResult  doesn't match configured netns: {netns}")));
-    };
+    let cont_if = iface::container_entry(inv, &result, Wording::Capitalised)?;
     // prevResult here is this plugin's own result, so only a configured master can be checked.
     if !conf.raw.master.is_empty() {
         master(&mut conf, &cont_ns)?;
     }
-    let cont = Netlink::open_in(&cont_ns)?;
-    let link = cont
-        .link_by_name(&cont_if.name)?
-        .ok_or_else(|| bad(format!("Container Interface name in prevResult: {} not found", cont_if.name)))?;
-    if link.kind != LinkKind::Other("ipvlan".into()) {
-        return Err(bad(format!("Error: Container interface {} not of type ipvlan", link.name)));
-    }
-    let want = conf.mode.to_string();
-    let have = link.mode.clone().unwrap_or_default();
-    if have != want {
-        return Err(bad(format!("Container IPVlan mode {have} does not match expected value: {want}")));
-    }
-    if !cont_if.mac.is_empty() && cont_if.mac != link.mac_string() {
-        return Err(bad(format!(
-            "Interface {} Mac {} doesn't match container Mac: {}",
-            cont_if.name,
-            cont_if.mac,
-            link.mac_string()
-        )));
-    }
-    iface::validate_expected_ips(&cont, &inv.ifname, &result.ips)?;
-    iface::validate_expected_routes(&cont, &result.routes)?;
-    Ok(())
+    let mode = conf.mode.to_string();
+    iface::check_sublink(&cont_ns, inv, &result, cont_if, "ipvlan", "IPVlan", &mode, Wording::Capitalised)
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! macvlan: a macvlan of a host (or container) interface, moved into the container.
 
-use super::iface;
+use super::iface::{self, Wording};
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
-use crate::netlink::{Link, LinkKind, MacvlanMode, Netlink, SubLink, parse_mac};
+use crate::netlink::{Link, MacvlanMode, Netlink, SubLink, parse_mac};
 use crate::netns::Netns;
 use serde::Deserialize;
 
@@ -174,34 +174,9 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     }
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| bad("required prevResult missing"))?;
     let result = CniResult::from_value(prev, inv.version)?;
-    let netns = inv.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let cont_if = result.interfaces.iter().find(|i| i.name == inv.ifname && i.sandbox == netns);
-    let Some(cont_if) = cont_if else {
-        return Err(bad(format!("sandbox in prevResult  doesn't match configured netns: {netns}")));
-    };
-    let cont = Netlink::open_in(&cont_ns)?;
-    let link = cont
-        .link_by_name(&cont_if.name)?
-        .ok_or_else(|| bad(format!("container Interface name in prevResult: {} not found", cont_if.name)))?;
-    if link.kind != LinkKind::Other("macvlan".into()) {
-        return Err(bad(format!("error: Container interface {} not of type macvlan", link.name)));
-    }
-    let want = conf.mode.to_string();
-    let have = link.mode.clone().unwrap_or_default();
-    if have != want {
-        return Err(bad(format!("container macvlan mode {have} does not match expected value: {want}")));
-    }
-    if !cont_if.mac.is_empty() && cont_if.mac != link.mac_string() {
-        return Err(bad(format!(
-            "interface {} Mac {} doesn't match container Mac: {}",
-            cont_if.name,
-            cont_if.mac,
-            link.mac_string()
-        )));
-    }
-    iface::validate_expected_ips(&cont, &inv.ifname, &result.ips)?;
-    iface::validate_expected_routes(&cont, &result.routes)?;
-    Ok(())
+    let cont_if = iface::container_entry(inv, &result, Wording::LowerCase)?;
+    let mode = conf.mode.to_string();
+    iface::check_sublink(&cont_ns, inv, &result, cont_if, "macvlan", "macvlan", &mode, Wording::LowerCase)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! link-scope host route to the gateway itself; the host end of the veth holds the gateway
 //! address as a /32 (/128) and a host route to the container's address.
 
-use super::iface;
+use super::iface::{self, Wording};
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::result::Interface;
@@ -175,11 +175,7 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     ipam::check(inv)?;
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| CniError::internal("ptp: Required prevResult missing"))?;
     let result = CniResult::from_value(prev, inv.version)?;
-    let netns = inv.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let cont_if =
-        result.interfaces.iter().find(|i| i.name == inv.ifname && i.sandbox == netns).ok_or_else(|| {
-            CniError::internal(format!("Sandbox in prevResult  doesn't match configured netns: {netns}"))
-        })?;
+    let cont_if = iface::container_entry(inv, &result, Wording::Capitalised)?;
     let cont = Netlink::open_in(&cont_ns)?;
     let link = cont.link_by_name(&cont_if.name)?.ok_or_else(|| {
         CniError::internal(format!("ptp: Container Interface name in prevResult: {} not found", cont_if.name))
