@@ -80,14 +80,8 @@ impl Fixture {
         c
     }
 
-    fn host_sh(&self, cmd: &str) -> String {
-        let (ok, out) = self.host.exec(cmd);
-        assert!(ok, "`{cmd}` failed in the host namespace");
-        out
-    }
-
     fn host_json(&self, cmd: &str) -> Value {
-        let out = self.host_sh(cmd);
+        let out = self.host.sh(cmd);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("`{cmd}` gave no JSON ({e}): {out}"))
     }
 
@@ -101,7 +95,8 @@ impl Fixture {
     }
 
     fn ifbs(&self) -> Vec<String> {
-        self.host_sh("ip -o link show type ifb")
+        self.host
+            .sh("ip -o link show type ifb")
             .lines()
             .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))
             .collect()
@@ -190,7 +185,7 @@ fn chain_through_cnitool_at_every_version() {
         let ifs = result["interfaces"].as_array().unwrap();
         assert_eq!(ifs.last().unwrap()["name"], ifb.as_str(), "{v}: the ifb comes last");
         assert!(ifs.last().unwrap().get("sandbox").is_none());
-        let mac = f.host_sh(&format!("cat /sys/class/net/{ifb}/address"));
+        let mac = f.host.sh(&format!("cat /sys/class/net/{ifb}/address"));
         assert_eq!(ifs.last().unwrap()["mac"], mac.trim(), "{v}");
 
         // Ingress: TBF on the host veth.
@@ -216,7 +211,7 @@ fn chain_through_cnitool_at_every_version() {
         let link = &f.host_json(&format!("ip -d -j link show dev {ifb}"))[0];
         let vlink = &f.host_json(&format!("ip -j link show dev {veth}"))[0];
         assert_eq!(link["mtu"], vlink["mtu"]);
-        assert_eq!(f.host_sh(&format!("cat /sys/class/net/{ifb}/tx_queue_len")).trim(), "0");
+        assert_eq!(f.host.sh(&format!("cat /sys/class/net/{ifb}/tx_queue_len")).trim(), "0");
         assert!(link["flags"].as_array().unwrap().iter().any(|x| x == "UP"), "{link}");
         let cid = link["ifalias"].as_str().and_then(|a| a.strip_prefix("cni-bandwidth:bwnet:")).unwrap_or_default();
         assert!(cid.starts_with("cnitool-") && cid.ends_with(":eth0"), "{link}");
@@ -281,11 +276,11 @@ fn top_level_limits_win_and_each_direction_alone() {
     assert_tbf(&f, &ifb, 1_000_000, 100_000);
     f.call("bandwidth", "CHECK", "c2", &pod2, &conf2).ok();
     // CHECK notices a missing redirect and a missing bucket, naming the devices.
-    f.host_sh(&format!("tc filter del dev {veth2} parent ffff:"));
+    f.host.sh(&format!("tc filter del dev {veth2} parent ffff:"));
     let r = f.call("bandwidth", "CHECK", "c2", &pod2, &conf2);
     let want = format!("no filter on \"{veth2}\" redirects egress traffic to \"{ifb}\"");
     assert_eq!((r.code(), r.json()["msg"].as_str()), (999, Some(want.as_str())));
-    f.host_sh(&format!("tc qdisc del dev {ifb} root"));
+    f.host.sh(&format!("tc qdisc del dev {ifb} root"));
     let r = f.call("bandwidth", "CHECK", "c2", &pod2, &conf2);
     let want = format!("Failed to find tbf qdisc on \"{ifb}\"");
     assert_eq!((r.code(), r.json()["msg"].as_str()), (999, Some(want.as_str())));
@@ -317,13 +312,13 @@ fn failed_add_undoes_the_ingress_limit() {
     let r = f.call("bandwidth", "ADD", "cfail", &pod, &conf).ok().json();
     let ifb = ifb_of(&r).unwrap();
     f.call("bandwidth", "DEL", "cfail", &pod, &conf).ok();
-    f.host_sh(&format!("tc qdisc del dev {veth} root; tc qdisc del dev {veth} ingress; ip link add {ifb} type ifb"));
+    f.host.sh(&format!("tc qdisc del dev {veth} root; tc qdisc del dev {veth} ingress; ip link add {ifb} type ifb"));
     let r = f.call("bandwidth", "ADD", "cfail", &pod, &conf);
     assert_eq!(r.code(), 999);
     let msg = r.json()["msg"].as_str().unwrap().to_string();
     assert!(msg.contains(&format!("failed to create ifb \"{ifb}\"")) && msg.contains("File exists"), "{msg}");
     assert!(f.root_tbf(&veth).is_none(), "the ingress TBF must be undone: {:?}", f.qdiscs(&veth));
-    f.host_sh(&format!("ip link del {ifb}"));
+    f.host.sh(&format!("ip link del {ifb}"));
 }
 
 #[test]
@@ -423,8 +418,8 @@ fn gc_removes_ifbs_of_invalid_attachments_only() {
         ifbs.push(ifb_of(&r).unwrap());
     }
     // An ifb without our alias (another implementation's) and one of another network.
-    f.host_sh("ip link add bwpforeign0 type ifb");
-    f.host_sh("ip link add bwpothernet type ifb && ip link set bwpothernet alias cni-bandwidth:othernet:gc0:eth0");
+    f.host.sh("ip link add bwpforeign0 type ifb");
+    f.host.sh("ip link add bwpothernet type ifb && ip link set bwpothernet alias cni-bandwidth:othernet:gc0:eth0");
 
     let gc = |valid: Value| {
         let conf = f.bw_conf("1.1.0", None, json!({"cni.dev/valid-attachments": valid}));
@@ -495,7 +490,7 @@ fn limits_slow_transfers_both_ways() {
     let pod = Netns::new("bwp");
     let prev = f.bridge_add("1.0.0", "tp", &pod);
     // The gateway address lives on the bridge in the host namespace.
-    f.host_sh(&format!("ip addr add 10.98.0.1/24 dev {}", f.bridge));
+    f.host.sh(&format!("ip addr add 10.98.0.1/24 dev {}", f.bridge));
     let gw: std::net::IpAddr = "10.98.0.1".parse().unwrap();
     let pod_ip: std::net::IpAddr =
         prev["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().parse().unwrap();
@@ -553,7 +548,7 @@ fn interop_with_the_reference_plugin() {
     // The same ifb name for the same attachment: DEL it with the reference, redo it with us.
     reference(&f, "DEL", "refb", &pb, &conf_b).ok();
     assert!(!f.link_exists(&ifb_b));
-    f.host_sh(&format!("tc qdisc del dev {v} root; tc qdisc del dev {v} ingress", v = host_veth(&prev_b)));
+    f.host.sh(&format!("tc qdisc del dev {v} root; tc qdisc del dev {v} ingress", v = host_veth(&prev_b)));
     let rb = f.call("bandwidth", "ADD", "refb", &pb, &conf_b).ok().json();
     assert_eq!(ifb_of(&rb).unwrap(), ifb_b);
 

@@ -57,15 +57,10 @@ impl Fixture {
         self.call("DEL", cid, &ns.path(), "eth0", conf).ok();
     }
 
-    fn host_sh(&self, cmd: &str) -> String {
-        let (ok, out) = self.host.exec(cmd);
-        assert!(ok, "`{cmd}` failed in host namespace");
-        out
-    }
-
     /// The plugin's host-side veths (named `veth` + 8 hex digits).
     fn veths(&self) -> Vec<String> {
-        self.host_sh("ip -o link show type veth")
+        self.host
+            .sh("ip -o link show type veth")
             .lines()
             .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))
             .filter(|n| n.starts_with("veth"))
@@ -74,12 +69,7 @@ impl Fixture {
 
     /// Addresses host-local holds for this network.
     fn leases(&self) -> Vec<String> {
-        let dir = self.data.path().join("brnet");
-        let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
-        rd.filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.parse::<IpAddr>().is_ok())
-            .collect()
+        leases(self.data.path(), "brnet")
     }
 }
 
@@ -131,17 +121,17 @@ fn two_pods_reach_each_other_and_the_gateway() {
     assert_eq!(ra["ips"][0]["interface"], 2);
     assert_eq!(ra["ips"][0]["gateway"], "10.99.0.1");
     // The MACs reported are the kernel's.
-    let br_mac = f.host_sh("cat /sys/class/net/cni0/address");
+    let br_mac = f.host.sh("cat /sys/class/net/cni0/address");
     assert_eq!(ifs[0]["mac"], br_mac.trim());
     let (_, cmac) = a.exec("cat /sys/class/net/eth0/address");
     assert_eq!(ifs[2]["mac"], cmac.trim());
 
     // Host side: the gateway on the bridge, forwarding on, accept_ra off on bridge and port.
-    assert!(f.host_sh("ip -o addr show dev cni0").contains("10.99.0.1/24"));
-    assert_eq!(f.host_sh("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
-    assert_eq!(f.host_sh("cat /proc/sys/net/ipv6/conf/cni0/accept_ra").trim(), "0");
-    assert_eq!(f.host_sh(&format!("cat /proc/sys/net/ipv6/conf/{veth}/accept_ra")).trim(), "0");
-    assert!(f.host_sh(&format!("ip -o link show {veth}")).contains("master cni0"));
+    assert!(f.host.sh("ip -o addr show dev cni0").contains("10.99.0.1/24"));
+    assert_eq!(f.host.sh("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
+    assert_eq!(f.host.sh("cat /proc/sys/net/ipv6/conf/cni0/accept_ra").trim(), "0");
+    assert_eq!(f.host.sh(&format!("cat /proc/sys/net/ipv6/conf/{veth}/accept_ra")).trim(), "0");
+    assert!(f.host.sh(&format!("ip -o link show {veth}")).contains("master cni0"));
     // Container side: arp_notify on, accept_dad off.
     assert_eq!(a.exec("cat /proc/sys/net/ipv4/conf/eth0/arp_notify").1.trim(), "1");
     assert_eq!(a.exec("cat /proc/sys/net/ipv6/conf/eth0/accept_dad").1.trim(), "0");
@@ -179,8 +169,8 @@ fn default_gateway_route_and_ipv6_dual_stack() {
     assert!(routes.iter().any(|r| r["dst"] == "::/0" && r["gw"] == "fd98::1"), "{ra}");
     assert!(a.exec("ip route show default").1.contains("via 10.98.0.1 dev eth0"));
     assert!(a.exec("ip -6 route show default").1.contains("via fd98::1 dev eth0"));
-    assert!(f.host_sh("ip -o addr show dev brds").contains("fd98::1/64"));
-    assert_eq!(f.host_sh("cat /proc/sys/net/ipv6/conf/all/forwarding").trim(), "1");
+    assert!(f.host.sh("ip -o addr show dev brds").contains("fd98::1/64"));
+    assert_eq!(f.host.sh("cat /proc/sys/net/ipv6/conf/all/forwarding").trim(), "1");
 
     assert!(reach(&a.path(), &b.path(), ip_of(&rb, 1)), "v6 pod a -> pod b");
     assert!(reach(&b.path(), &a.path(), ip_of(&ra, 0)), "v4 pod b -> pod a");
@@ -249,12 +239,12 @@ fn vlan_access_and_trunk_ports() {
     }
     let ra = f.add("ca", &a, &access);
     let va = ra["interfaces"][1]["name"].as_str().unwrap().to_string();
-    let show = f.host_sh(&format!("bridge vlan show dev {va}"));
+    let show = f.host.sh(&format!("bridge vlan show dev {va}"));
     assert!(show.contains("100 PVID Egress Untagged"), "{show}");
     assert!(!show.contains(" 1 PVID"), "default VLAN must be gone: {show}");
     let rb = f.add("cb", &b, &trunk);
     let vb = rb["interfaces"][1]["name"].as_str().unwrap().to_string();
-    let show = f.host_sh(&format!("bridge vlan show dev {vb}"));
+    let show = f.host.sh(&format!("bridge vlan show dev {vb}"));
     for vid in ["101", "102", "103", "200"] {
         assert!(show.contains(vid), "{vid}: {show}");
     }
@@ -264,7 +254,7 @@ fn vlan_access_and_trunk_ports() {
     let c = Netns::new("vc");
     let rc = f.add("cc", &c, &both);
     let vc = rc["interfaces"][1]["name"].as_str().unwrap().to_string();
-    let show = f.host_sh(&format!("bridge vlan show dev {vc}"));
+    let show = f.host.sh(&format!("bridge vlan show dev {vc}"));
     assert!(show.contains("300 PVID Egress Untagged"), "{show}");
     assert!(show.contains("301"), "{show}");
     assert!(!show.contains(" 1 PVID"), "default VLAN must be gone: {show}");
@@ -289,11 +279,11 @@ fn port_flags_promisc_mtu_mac_and_l2_only() {
     let a = Netns::new("fa");
     let r = f.add("ca", &a, &conf);
     let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
-    let d = f.host_sh(&format!("ip -d link show {veth}"));
+    let d = f.host.sh(&format!("ip -d link show {veth}"));
     assert!(d.contains("hairpin on"), "{d}");
     assert!(d.contains("isolated on"), "{d}");
     assert!(d.contains("mtu 1400"), "{d}");
-    assert!(f.host_sh("ip link show brf").contains("mtu 1400"));
+    assert!(f.host.sh("ip link show brf").contains("mtu 1400"));
     assert_eq!(r["interfaces"][2]["mac"], "0a:58:00:00:00:42");
     assert!(r.get("ips").is_none(), "L2 only: {r}");
     assert_eq!(r["dns"]["nameservers"][0], "10.0.0.53");
@@ -306,7 +296,7 @@ fn port_flags_promisc_mtu_mac_and_l2_only() {
     let promisc = f.conf("1.0.0", Value::Null, json!({"bridge": "brp", "promiscMode": true}));
     let b = Netns::new("fb");
     f.add("cb", &b, &promisc);
-    assert!(f.host_sh("ip link show brp").contains("PROMISC"));
+    assert!(f.host.sh("ip link show brp").contains("PROMISC"));
     f.del("cb", &b, &promisc);
     let both = f.conf("1.0.0", Value::Null, json!({"bridge": "brp", "promiscMode": true, "hairpinMode": true}));
     let r = f.call("ADD", "cc", &b.path(), "eth0", &both);
@@ -487,7 +477,7 @@ fn a_hundred_pods_leave_nothing_behind() {
         let probe = Netns::new("hp");
         f.add("probe", &probe, &conf);
         f.del("probe", &probe, &conf);
-        f.host_sh("ip route show; ip -6 route show")
+        f.host.sh("ip route show; ip -6 route show")
     };
     for i in 0..100 {
         let ns = Netns::new("hp");
@@ -497,7 +487,7 @@ fn a_hundred_pods_leave_nothing_behind() {
     }
     assert!(f.veths().is_empty());
     assert!(f.leases().is_empty());
-    assert_eq!(f.host_sh("ip route show; ip -6 route show"), routes_before);
+    assert_eq!(f.host.sh("ip route show; ip -6 route show"), routes_before);
 }
 
 #[test]
@@ -540,14 +530,14 @@ fn existing_bridge_name_and_addresses() {
     let f = Fixture::new();
     let a = Netns::new("ex");
     // A link of another kind under the bridge's name.
-    f.host_sh("ip link add brx type veth peer name brxpeer");
+    f.host.sh("ip link add brx type veth peer name brxpeer");
     let conf = f.conf("1.0.0", json!("10.87.0.0/24"), json!({"bridge": "brx"}));
     let r = f.call("ADD", "ca", &a.path(), "eth0", &conf);
     assert!(r.stdout.contains("\\\"brx\\\" already exists but is not a bridge"), "{r:?}");
     assert!(f.leases().is_empty());
 
     // A bridge with another IPv4 address: refused, unless forceAddress.
-    f.host_sh("ip link add bry type bridge && ip addr add 10.86.5.1/16 dev bry");
+    f.host.sh("ip link add bry type bridge && ip addr add 10.86.5.1/16 dev bry");
     let conf = f.conf("1.0.0", json!("10.86.0.0/24"), json!({"bridge": "bry", "isGateway": true}));
     let r = f.call("ADD", "ca", &a.path(), "eth0", &conf);
     assert!(r.stdout.contains("\\\"bry\\\" already has an IP address different from 10.86.0.1/24"), "{r:?}");
@@ -556,7 +546,7 @@ fn existing_bridge_name_and_addresses() {
     let conf =
         f.conf("1.0.0", json!("10.86.0.0/24"), json!({"bridge": "bry", "isGateway": true, "forceAddress": true}));
     f.add("ca", &a, &conf);
-    let addrs = f.host_sh("ip -o -4 addr show dev bry");
+    let addrs = f.host.sh("ip -o -4 addr show dev bry");
     assert!(addrs.contains("10.86.0.1/24") && !addrs.contains("10.86.5.1"), "{addrs}");
     f.del("ca", &a, &conf);
 }

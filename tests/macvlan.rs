@@ -53,7 +53,7 @@ fn default_master_mac_precedence_mtu_and_l2_only() {
         return;
     }
     let f = Fixture::new("macvlan", "mv");
-    f.host_sh("ip addr add 192.0.2.1/24 dev dm0 && ip route add default via 192.0.2.254 dev dm0");
+    f.host.sh("ip addr add 192.0.2.1/24 dev dm0 && ip route add default via 192.0.2.254 dev dm0");
     // No master: the default-route interface. No IPAM: link up, no IPs.
     let conf = f.conf(
         "1.0.0",

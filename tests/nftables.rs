@@ -32,12 +32,6 @@ impl Host {
         Host { ns: Netns::new("nh"), data: TempDir::new("nftdata"), path }
     }
 
-    fn sh(&self, cmd: &str) -> String {
-        let (ok, out) = self.ns.exec(cmd);
-        assert!(ok, "`{cmd}` failed in host namespace");
-        out
-    }
-
     /// `nft list table`, or "" when the table is not there.
     fn table(&self, family: &str, name: &str) -> String {
         self.ns.exec(&format!("nft list table {family} {name} 2>/dev/null")).1
@@ -143,7 +137,7 @@ fn bridge_ipmasq_rules_and_traffic() {
     plugin("bridge", Some(&h.ns), &env, &gc.to_string()).ok();
     let t = h.table("inet", "cni_plugins_masquerade");
     assert!(!t.contains("id: c4\"") && t.contains("id: c5\""), "{t}");
-    h.sh("nft flush chain inet cni_plugins_masquerade masq_checks");
+    h.ns.sh("nft flush chain inet cni_plugins_masquerade masq_checks");
     let r = h.call("bridge", "CHECK", "c5", &p5.path(), &check.to_string());
     assert!(r.stdout.contains("expected 1 masquerade rules"), "{r:?}");
     h.call("bridge", "DEL", "c4", &p4.path(), &masq).ok();
@@ -401,7 +395,7 @@ fn firewall_isolates_bridges_and_removes_its_rules() {
     assert!(reach(&a.path(), &b.path(), ipb));
 
     // The admin chain is the operators': what they add survives our ADDs.
-    h.sh("nft add rule inet cni_firewall CNI-ADMIN ip saddr 192.0.2.1 drop comment \\\"operator\\\"");
+    h.ns.sh("nft add rule inet cni_firewall CNI-ADMIN ip saddr 192.0.2.1 drop comment \\\"operator\\\"");
 
     // Isolated policy on both bridges: no traffic across.
     let fa = fw("fwa", &ra, "isolated");
@@ -450,11 +444,11 @@ fn portmap_ipv6_through_the_ip6_table() {
     }
     let h = Host::new();
     let client = h.outside("p6", "192.168.71");
-    let hv = h.sh("ip -o link show type veth").lines().find_map(|l| {
+    let hv = h.ns.sh("ip -o link show type veth").lines().find_map(|l| {
         l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()).filter(|n| n.starts_with("ho"))
     });
     let hv = hv.expect("host side of the outside link");
-    h.sh(&format!("ip addr add fd71::1/64 dev {hv} nodad"));
+    h.ns.sh(&format!("ip addr add fd71::1/64 dev {hv} nodad"));
     assert!(client.exec("ip addr add fd71::2/64 dev ox nodad").0);
     let ranges = json!([[{"subnet": "10.71.0.0/24"}], [{"subnet": "fd72::/64"}]]);
     let conf = json!({"cniVersion": "1.0.0", "name": "pm6", "type": "bridge", "bridge": "brpm6",
@@ -473,7 +467,7 @@ fn portmap_ipv6_through_the_ip6_table() {
 
     // The gateway address on the bridge must finish DAD before the pod's replies can use it.
     let start = Instant::now();
-    while !h.sh("ip -6 addr show dev brpm6 tentative").is_empty() && start.elapsed() < Duration::from_secs(5) {
+    while !h.ns.sh("ip -6 addr show dev brpm6 tentative").is_empty() && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let s = serve_tcp(pod.path(), 8090, b"over v6");

@@ -40,22 +40,12 @@ impl Fixture {
         plugin("ptp", Some(&self.host), &env, conf)
     }
 
-    fn host_sh(&self, cmd: &str) -> String {
-        let (ok, out) = self.host.exec(cmd);
-        assert!(ok, "`{cmd}` failed in host namespace");
-        out
-    }
-
     fn veths(&self) -> usize {
-        self.host_sh("ip -o link show type veth").lines().count()
+        self.host.sh("ip -o link show type veth").lines().count()
     }
 
     fn leases(&self) -> usize {
-        std::fs::read_dir(self.data.path().join("ptpnet"))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().parse::<IpAddr>().is_ok()).count()
-            })
-            .unwrap_or(0)
+        leases(self.data.path(), "ptpnet").len()
     }
 }
 
@@ -98,9 +88,9 @@ fn two_pods_routed_through_the_host() {
     assert!(routes.contains("default via 10.85.0.1 dev eth0"), "{routes}");
     assert!(a.exec("ip link show eth0").1.contains("mtu 1400"));
     // Host: the gateway as /32 on the veth, a host route to the pod.
-    assert!(f.host_sh(&format!("ip -o addr show dev {veth}")).contains("10.85.0.1/32"));
-    assert!(f.host_sh("ip route show").contains(&format!("{ipa} dev {veth} scope host")));
-    assert_eq!(f.host_sh("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
+    assert!(f.host.sh(&format!("ip -o addr show dev {veth}")).contains("10.85.0.1/32"));
+    assert!(f.host.sh("ip route show").contains(&format!("{ipa} dev {veth} scope host")));
+    assert_eq!(f.host.sh("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
 
     assert!(reach(&a.path(), &b.path(), ip_of(&rb, 0)), "pod a -> pod b");
     assert!(reach(&b.path(), &a.path(), ipa), "pod b -> pod a");
@@ -118,7 +108,7 @@ fn two_pods_routed_through_the_host() {
     f.call("DEL", "cb", &b.path(), &conf).ok();
     assert_eq!(f.veths(), 0);
     assert_eq!(f.leases(), 0);
-    assert!(!f.host_sh("ip route show").contains("10.85.0."));
+    assert!(!f.host.sh("ip route show").contains("10.85.0."));
 }
 
 #[test]
@@ -132,7 +122,7 @@ fn dual_stack() {
     let ra = f.call("ADD", "ca", &a.path(), &conf).ok().json();
     let rb = f.call("ADD", "cb", &b.path(), &conf).ok().json();
     assert_eq!(ra["ips"].as_array().unwrap().len(), 2);
-    assert_eq!(f.host_sh("cat /proc/sys/net/ipv6/conf/all/forwarding").trim(), "1");
+    assert_eq!(f.host.sh("cat /proc/sys/net/ipv6/conf/all/forwarding").trim(), "1");
     assert!(reach(&a.path(), &b.path(), ip_of(&rb, 1)), "v6 pod a -> pod b");
     assert!(reach(&b.path(), &a.path(), ip_of(&ra, 0)), "v4 pod b -> pod a");
     f.call("DEL", "ca", &a.path(), &conf).ok();
@@ -178,5 +168,5 @@ fn failures_and_missing_netns_leave_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(f.veths(), 0);
-    assert!(!f.host_sh("ip route show").contains("10.83.0."));
+    assert!(!f.host.sh("ip route show").contains("10.83.0."));
 }

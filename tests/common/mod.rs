@@ -85,6 +85,13 @@ impl Netns {
             Command::new("ip").args(["netns", "exec", &self.name, "sh", "-c", cmd]).output().expect("ip netns exec");
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
     }
+
+    /// Run a shell command inside this namespace, panicking when it fails; returns stdout.
+    pub fn sh(&self, cmd: &str) -> String {
+        let (ok, out) = self.exec(cmd);
+        assert!(ok, "`{cmd}` failed in namespace {}", self.name);
+        out
+    }
 }
 
 impl Drop for Netns {
@@ -292,4 +299,13 @@ pub fn write_conf(dir: &Path, file: &str, conf: &serde_json::Value) {
 pub fn ip_of(result: &serde_json::Value, i: usize) -> std::net::IpAddr {
     let a = result["ips"][i]["address"].as_str().expect("address");
     a.split('/').next().and_then(|s| s.parse().ok()).expect("ip")
+}
+
+/// The addresses host-local holds for the network `net` in its data directory `data`.
+pub fn leases(data: &Path, net: &str) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(data.join(net)) else { return Vec::new() };
+    rd.filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect()
 }

@@ -4,7 +4,6 @@
 
 use crate::common::*;
 use serde_json::{Value, json};
-use std::net::IpAddr;
 
 /// Make `name` in `ns` a parent link that is up with carrier: a dummy, or, on kernels without
 /// dummy links, one end of a veth pair whose other end (`<name>p`) is up too.
@@ -78,12 +77,6 @@ impl Fixture {
         self.call("DEL", cid, &ns.path(), conf).ok();
     }
 
-    pub fn host_sh(&self, cmd: &str) -> String {
-        let (ok, out) = self.host.exec(cmd);
-        assert!(ok, "`{cmd}` failed in host namespace");
-        out
-    }
-
     /// Links in the host namespace other than lo and the parent.
     pub fn host_extra_links(&self) -> Vec<String> {
         link_names(&self.host).into_iter().filter(|n| n != "lo" && n != "dm0" && n != "dm0p").collect()
@@ -91,10 +84,6 @@ impl Fixture {
 
     /// The addresses host-local holds for the network.
     pub fn leases(&self) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(self.data.path().join(&self.net)) else { return Vec::new() };
-        rd.filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.parse::<IpAddr>().is_ok())
-            .collect()
+        leases(self.data.path(), &self.net)
     }
 }
