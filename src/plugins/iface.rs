@@ -153,6 +153,37 @@ pub fn gc_masq_and_ipam(inv: &Invocation, ip_masq: bool) -> Result<(), CniError>
     first_err.map_or(Ok(()), Err)
 }
 
+/// ADD of a sublink (macvlan, ipvlan) once its link is CNI_IFNAME in the container `cont`:
+/// `finish` completes it, setting its flag once IPAM has leased addresses; when it fails, the
+/// link and the lease go again.
+pub fn finish_sublink_add(
+    inv: &Invocation,
+    cont: &Netlink,
+    finish: impl FnOnce(&mut bool) -> Result<CniResult, CniError>,
+) -> Result<CniResult, CniError> {
+    let mut leased = false;
+    let out = finish(&mut leased);
+    if out.is_err() {
+        if let Ok(Some(l)) = cont.link_by_name(&inv.ifname) {
+            let _ = cont.del_link(&l);
+        }
+        if leased {
+            let _ = ipam::del(inv);
+        }
+    }
+    out
+}
+
+/// Apply `result` to the sublink `ifname` in `cont_ns`, with gratuitous ARP and unsolicited
+/// neighbour advertisements on.
+pub fn configure_sublink(cont_ns: &Netns, cont: &Netlink, ifname: &str, result: &CniResult) -> Result<(), CniError> {
+    cont_ns.run(|| {
+        set_notify_sysctls(ifname);
+        configure_iface(cont, ifname, result)
+    })??;
+    Ok(())
+}
+
 /// How a plugin's CHECK errors read, as its reference counterpart words them.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Wording {

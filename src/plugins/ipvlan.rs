@@ -81,17 +81,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     };
     let link = iface::create_renamed(&cont, &inv.ifname, "ipvlan", sub)?;
 
-    let mut leased = false;
-    let out = finish_add(inv, &conf, &cont_ns, &cont, &link, &mut leased);
-    if out.is_err() {
-        if let Ok(Some(l)) = cont.link_by_name(&inv.ifname) {
-            let _ = cont.del_link(&l);
-        }
-        if leased {
-            let _ = ipam::del(inv);
-        }
-    }
-    out
+    iface::finish_sublink_add(inv, &cont, |leased| finish_add(inv, &conf, &cont_ns, &cont, &link, leased))
 }
 
 fn finish_add(
@@ -115,12 +105,7 @@ fn finish_add(
         ip.interface = Some(0);
     }
     result.interfaces = vec![iface::sandbox_interface(link, cont_ns)];
-    let ifname = inv.ifname.as_str();
-    let applied = &result;
-    cont_ns.run(|| {
-        iface::set_notify_sysctls(ifname);
-        iface::configure_iface(cont, ifname, applied)
-    })??;
+    iface::configure_sublink(cont_ns, cont, &inv.ifname, &result)?;
     result.dns = inv.conf.dns.clone().unwrap_or_default();
     Ok(result)
 }

@@ -112,17 +112,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     };
     let link = iface::create_renamed(&cont, &inv.ifname, "macvlan", sub)?;
 
-    let mut leased = false;
-    let out = finish_add(inv, &conf, &cont_ns, &cont, &link, &mut leased);
-    if out.is_err() {
-        if let Ok(Some(l)) = cont.link_by_name(&inv.ifname) {
-            let _ = cont.del_link(&l);
-        }
-        if leased {
-            let _ = ipam::del(inv);
-        }
-    }
-    out
+    iface::finish_sublink_add(inv, &cont, |leased| finish_add(inv, &conf, &cont_ns, &cont, &link, leased))
 }
 
 fn finish_add(
@@ -142,11 +132,7 @@ fn finish_add(
         for ip in &mut result.ips {
             ip.interface = Some(0);
         }
-        let ifname = inv.ifname.as_str();
-        cont_ns.run(|| {
-            iface::set_notify_sysctls(ifname);
-            iface::configure_iface(cont, ifname, &result)
-        })??;
+        iface::configure_sublink(cont_ns, cont, &inv.ifname, &result)?;
     } else {
         cont.set_up(link).map_err(|e| bad(format!("failed to set \"{}\" UP: {}", inv.ifname, e.message)))?;
     }
