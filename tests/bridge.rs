@@ -20,7 +20,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let host = Netns::new("host");
-        let path = format!("{}:/usr/lib/cni", plugin_dir().display());
+        let path = path_with_distribution();
         Fixture { host, data: TempDir::new("brdata"), path }
     }
 
@@ -43,9 +43,7 @@ impl Fixture {
     }
 
     fn call(&self, cmd: &str, cid: &str, netns: &str, ifname: &str, conf: &str) -> Reply {
-        let mut env = cni_env(cmd, cid, netns, ifname);
-        env.retain(|(k, _)| *k != "CNI_PATH" && !(*k == "CNI_NETNS" && netns.is_empty()));
-        env.push(("CNI_PATH", &self.path));
+        let env = call_env(cmd, cid, netns, ifname, Some(&self.path));
         plugin("bridge", Some(&self.host), &env, conf)
     }
 
@@ -307,9 +305,7 @@ fn port_flags_promisc_mtu_mac_and_l2_only() {
         f.conf("1.0.0", Value::Null, json!({"bridge": "brm", "args": {"cni": {"mac": "0a:58:00:00:00:43"}}}));
     let c = Netns::new("fc");
     let cpath = c.path();
-    let mut env = cni_env("ADD", "cm", &cpath, "eth0");
-    env.retain(|(k, _)| *k != "CNI_PATH");
-    env.push(("CNI_PATH", &f.path));
+    let mut env = call_env("ADD", "cm", &cpath, "eth0", Some(&f.path));
     env.push(("CNI_ARGS", "IgnoreUnknown=1;MAC=0a:58:00:00:00:44"));
     let r = plugin("bridge", Some(&f.host), &env, &args_mac).ok().json();
     assert_eq!(r["interfaces"][2]["mac"], "0a:58:00:00:00:43");

@@ -28,7 +28,7 @@ struct Host {
 
 impl Host {
     fn new() -> Host {
-        let path = format!("{}:/usr/lib/cni", plugin_dir().display());
+        let path = path_with_distribution();
         Host { ns: Netns::new("nh"), data: TempDir::new("nftdata"), path }
     }
 
@@ -38,9 +38,7 @@ impl Host {
     }
 
     fn call(&self, plugin_name: &str, cmd: &str, cid: &str, netns: &str, conf: &str) -> Reply {
-        let mut env = cni_env(cmd, cid, netns, "eth0");
-        env.retain(|(k, _)| *k != "CNI_PATH" && !(*k == "CNI_NETNS" && netns.is_empty()));
-        env.push(("CNI_PATH", &self.path));
+        let env = call_env(cmd, cid, netns, "eth0", Some(&self.path));
         plugin(plugin_name, Some(&self.ns), &env, conf)
     }
 

@@ -17,7 +17,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let path = format!("{}:/usr/lib/cni", plugin_dir().display());
+        let path = path_with_distribution();
         Fixture { host: Netns::new("phost"), data: TempDir::new("ptpdata"), path }
     }
 
@@ -34,9 +34,7 @@ impl Fixture {
     }
 
     fn call(&self, cmd: &str, cid: &str, netns: &str, conf: &str) -> Reply {
-        let mut env = cni_env(cmd, cid, netns, "eth0");
-        env.retain(|(k, _)| *k != "CNI_PATH" && !(*k == "CNI_NETNS" && netns.is_empty()));
-        env.push(("CNI_PATH", &self.path));
+        let env = call_env(cmd, cid, netns, "eth0", Some(&self.path));
         plugin("ptp", Some(&self.host), &env, conf)
     }
 

@@ -190,6 +190,28 @@ pub fn cni_env<'a>(command: &'a str, cid: &'a str, netns: &'a str, ifname: &'a s
     ]
 }
 
+/// Our plugin directory, then the distribution's (`/usr/lib/cni`): for plugins we delegate to
+/// that cnibox may not build in.
+pub fn path_with_distribution() -> String {
+    format!("{}:/usr/lib/cni", plugin_dir().display())
+}
+
+/// `cni_env` of a call that leaves CNI_NETNS out when `netns` is empty, with `path` as CNI_PATH
+/// when given.
+pub fn call_env<'a>(
+    command: &'a str,
+    cid: &'a str,
+    netns: &'a str,
+    ifname: &'a str,
+    path: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut env = cni_env(command, cid, netns, ifname);
+    let dropped = |k: &str| (k == "CNI_PATH" && path.is_some()) || (k == "CNI_NETNS" && netns.is_empty());
+    env.retain(|(k, _)| !dropped(k));
+    env.extend(path.map(|p| ("CNI_PATH", p)));
+    env
+}
+
 /// Run the cnitool applet: `cnitool <verb> <net> <netns-path>` with NETCONFPATH and extra env.
 /// With `host` set, it runs inside that namespace (so bridges and rules stay there).
 pub fn cnitool(host: Option<&Netns>, confdir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Reply {

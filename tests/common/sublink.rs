@@ -59,8 +59,7 @@ impl Fixture {
     }
 
     pub fn call_env(&self, cmd: &str, cid: &str, netns: &str, conf: &str, extra: &[(&str, &str)]) -> Reply {
-        let mut env = cni_env(cmd, cid, netns, "eth0");
-        env.retain(|(k, _)| !(*k == "CNI_NETNS" && netns.is_empty()));
+        let mut env = call_env(cmd, cid, netns, "eth0", None);
         env.extend_from_slice(extra);
         plugin(self.plugin, Some(&self.host), &env, conf)
     }
