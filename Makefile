@@ -12,7 +12,10 @@ CARGO_BIN := target/$(TARGET)/release/cnibox
 BIN := target/cnibox
 # Static, and not position-independent, as the reference's static Go binaries are: no start-up
 # relocation pass and a smaller file.
-RUSTFLAGS_STATIC := -C target-feature=+crt-static -C relocation-model=static
+# Build paths are remapped so the binary does not depend on where it was built.
+CARGO_HOME ?= $(HOME)/.cargo
+RUSTFLAGS_STATIC := -C target-feature=+crt-static -C relocation-model=static \
+  --remap-path-prefix=$(CARGO_HOME)/registry/src=crates --remap-path-prefix=$(CURDIR)=cnibox
 PREFIX ?= /usr
 DESTDIR ?=
 CNI_BIN_DIR ?= /opt/cni/bin
