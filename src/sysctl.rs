@@ -14,9 +14,10 @@ pub fn get(name: &str) -> Result<String, Error> {
         .map_err(|e| Error::io(format!("failed to read sysctl {name}"), &e))
 }
 
-/// Write `value` unless the parameter already holds it.
+/// Write `value` unless the parameter already holds it. A parameter that cannot be read
+/// (write-only ones such as `net/ipv4/route/flush`) is written all the same.
 pub fn set(name: &str, value: &str) -> Result<(), Error> {
-    if get(name)? == value {
+    if get(name).is_ok_and(|v| v == value) {
         return Ok(());
     }
     std::fs::write(path(name), value).map_err(|e| Error::io(format!("failed to set sysctl {name}={value}"), &e))
@@ -32,6 +33,19 @@ mod tests {
         let e = get("net/nonexistent/x").unwrap_err();
         assert!(e.is_not_found());
         assert!(e.to_string().contains("net/nonexistent/x"));
+    }
+
+    #[test]
+    fn write_only_parameters_are_written() {
+        // Mode 0200: reading fails even for root, writing works. Flushing the route cache of a
+        // fresh namespace's thread would touch the host's, so only the read failure is checked
+        // here; `set` no longer depends on it.
+        if let Ok(m) = std::fs::metadata(path("net/ipv4/route/flush")) {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(m.permissions().mode() & 0o444, 0);
+            assert!(get("net/ipv4/route/flush").is_err());
+        }
+        assert!(set("net/nonexistent/x", "1").unwrap_err().is_not_found());
     }
 
     #[test]

@@ -161,6 +161,11 @@ fn refusals_and_args_overrides() {
     // bridge's part was undone by the runtime's DEL.
     f.tool("del", &net, &ns, &[]).ok();
 
+    // A write-only parameter (mode 0200) is written, not refused because it cannot be read.
+    let net = f.network("tuflush", "1.0.0", json!({"sysctl": {"net.ipv6.route.flush": "1"}}));
+    f.tool("add", &net, &ns, &[]).ok();
+    f.tool("del", &net, &ns, &[]).ok();
+
     // args.cni overrides the configuration.
     let net =
         f.network("tuargs", "0.4.0", json!({"mtu": 1400, "args": {"cni": {"mtu": 1450, "mac": "0a:58:0a:46:00:42"}}}));

@@ -122,19 +122,39 @@ fn policy_comment(policy: &str, bridge: &str) -> String {
     nft::clip_comment(&format!("CNI firewall plugin rules (ingressPolicy: {policy}, bridge: {bridge})"))
 }
 
+/// The admin chains `forward` already jumps to (networks may name different ones), then ours.
+fn admin_chains(listing: Option<&Listing>, ours: &str) -> Vec<String> {
+    let jump_target =
+        |expr: &Value| expr.as_array()?.iter().find_map(|s| s.get("jump")?.get("target")?.as_str().map(str::to_string));
+    let mut out: Vec<String> = listing
+        .map(|l| l.rules.iter().filter(|r| r.chain == FORWARD).filter_map(|r| jump_target(&r.expr)).collect())
+        .unwrap_or_default();
+    out.retain(|c| c != STAGE1 && c != PODS);
+    if !out.iter().any(|c| c == ours) {
+        out.push(ours.to_string());
+    }
+    out
+}
+
 /// The whole ADD: structure, this attachment's rules (replacing stale ones), and isolation.
+/// `forward` is rewritten in the same atomic batch, keeping every admin chain it jumped to.
 fn add_batch(conf: &Conf, listing: Option<&Listing>, result: &CniResult, comment: &str, bridge: Option<&str>) -> Batch {
     let mut b = Batch::new();
-    b.add_table(TABLE, Some("CNI firewall plugin rules"))
-        .add_chain(TABLE, &conf.admin, None)
-        .add_chain(TABLE, PODS, None)
+    let admins = admin_chains(listing, &conf.admin);
+    b.add_table(TABLE, Some("CNI firewall plugin rules"));
+    for admin in &admins {
+        b.add_chain(TABLE, admin, None);
+    }
+    b.add_chain(TABLE, PODS, None)
         .add_chain(TABLE, STAGE1, None)
         .add_chain(TABLE, STAGE2, None)
         .add_chain(TABLE, FORWARD, Some(Hook { kind: "filter", hook: "forward", prio: nft::prio::FILTER }))
         .flush_chain(TABLE, FORWARD)
-        .add_rule(TABLE, FORWARD, vec![nft::jump(STAGE1)], None)
-        .add_rule(TABLE, FORWARD, vec![nft::jump(&conf.admin)], Some("CNI firewall plugin admin overrides"))
-        .add_rule(TABLE, FORWARD, vec![nft::jump(PODS)], Some("CNI firewall plugin rules"));
+        .add_rule(TABLE, FORWARD, vec![nft::jump(STAGE1)], None);
+    for admin in &admins {
+        b.add_rule(TABLE, FORWARD, vec![nft::jump(admin)], Some("CNI firewall plugin admin overrides"));
+    }
+    b.add_rule(TABLE, FORWARD, vec![nft::jump(PODS)], Some("CNI firewall plugin rules"));
     if let Some(l) = listing {
         for r in l.rules_where(PODS, |c| c == comment) {
             b.delete_rule(TABLE, PODS, r.handle);
@@ -376,6 +396,28 @@ mod tests {
         assert!(!cmds.iter().any(|c| c["add"]["rule"]["chain"] == "isolation_stage_2"));
         let deletes: Vec<_> = cmds.iter().filter_map(|c| c["delete"]["rule"]["handle"].as_u64()).collect();
         assert_eq!(deletes, vec![7]);
+    }
+
+    #[test]
+    fn admin_chains_of_other_networks_are_kept() {
+        let jump = |t: &str| {
+            json!({"rule": {"family": "inet", "table": "cni_firewall", "chain": "forward",
+            "handle": 1, "expr": [{"jump": {"target": t}}]}})
+        };
+        let listing = Listing::parse(
+            &json!({"nftables": [jump("isolation_stage_1"), jump("OTHER-ADMIN"), jump("pods")]}).to_string(),
+        )
+        .unwrap();
+        assert_eq!(admin_chains(Some(&listing), "CNI-ADMIN"), ["OTHER-ADMIN", "CNI-ADMIN"]);
+        assert_eq!(admin_chains(Some(&listing), "OTHER-ADMIN"), ["OTHER-ADMIN"]);
+        assert_eq!(admin_chains(None, "CNI-ADMIN"), ["CNI-ADMIN"]);
+        let text = add_batch(&conf(Policy::Open), Some(&listing), &result(), "C", None).to_json();
+        let (other, ours, pods) = (
+            text.find(r#""target":"OTHER-ADMIN""#).unwrap(),
+            text.find(r#""target":"CNI-ADMIN""#).unwrap(),
+            text.find(r#""target":"pods""#).unwrap(),
+        );
+        assert!(other < ours && ours < pods, "{text}");
     }
 
     #[test]
