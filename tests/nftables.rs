@@ -477,3 +477,73 @@ fn portmap_ipv6_through_the_ip6_table() {
     assert!(!h.table("ip", "cni_hostport").contains("c6"));
     h.call("bridge", "DEL", "c6", &pod.path(), &conf.to_string()).ok();
 }
+
+fn have_iptables() -> bool {
+    let ok = ["/usr/sbin/iptables", "/usr/lib/cni/bridge", "/usr/lib/cni/portmap"]
+        .iter()
+        .all(|p| std::path::Path::new(p).exists());
+    if !ok {
+        eprintln!("skipping: iptables or the distribution's plugins are not installed");
+    }
+    ok
+}
+
+/// The reference's per-container iptables chain: `CNI-<prefix>` + sha512(net + cid) in hex,
+/// 28 characters in all.
+fn ref_chain(net: &str, cid: &str, prefix: &str) -> String {
+    let out = sh(&format!("printf '%s' '{net}{cid}' | sha512sum"));
+    let mut s = format!("CNI-{prefix}{}", out.split_whitespace().next().unwrap());
+    s.truncate(28);
+    s
+}
+
+#[test]
+fn del_and_gc_remove_the_reference_plugins_iptables_chains() {
+    if !root() || !have_nft() || !have_iptables() {
+        return;
+    }
+    let h = Host::new();
+    let (pod, pod2) = (Netns::new("ri"), Netns::new("ri"));
+    let br = unique("br");
+    let net = "iptnet";
+    let conf = h.bridge_conf("1.0.0", net, &br, "10.76.0.0/24", json!({"ipMasq": true}));
+    let ref_call = |name: &str, cmd: &str, cid: &str, ns: &Netns, stdin: &str| {
+        let path = ns.path();
+        let env = call_env(cmd, cid, &path, "eth0", Some(&h.path));
+        reference_plugin(name, &h.ns, &env, stdin)
+    };
+    let r = ref_call("bridge", "ADD", "ipt1", &pod, &conf).ok().json();
+    let pm = json!({"cniVersion": "1.0.0", "name": net, "type": "portmap", "prevResult": r,
+        "runtimeConfig": {"portMappings": [{"hostPort": 8088, "containerPort": 80, "protocol": "tcp"}]}})
+    .to_string();
+    ref_call("portmap", "ADD", "ipt1", &pod, &pm).ok();
+    ref_call("bridge", "ADD", "ipt2", &pod2, &conf).ok();
+
+    let save = || h.ns.sh("iptables-save -t nat");
+    let (masq1, dnat1, masq2) = (ref_chain(net, "ipt1", ""), ref_chain(net, "ipt1", "DN-"), ref_chain(net, "ipt2", ""));
+    let before = save();
+    for c in [&masq1, &dnat1, &masq2] {
+        assert!(before.contains(&format!("-j {c}")), "{c} missing from\n{before}");
+    }
+
+    // cnibox's DEL removes the jumps and the chains of ipt1, and leaves ipt2's alone.
+    h.call("portmap", "DEL", "ipt1", &pod.path(), &pm).ok();
+    h.call("bridge", "DEL", "ipt1", &pod.path(), &conf).ok();
+    let after = save();
+    assert!(!after.contains(&masq1) && !after.contains(&dnat1), "{after}");
+    assert!(after.contains(&format!("-j {masq2}")), "{after}");
+
+    // GC finds ipt2's chain by the comment of its jump.
+    let mut gc: Value = serde_json::from_str(&conf).unwrap();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", h.path.as_str())];
+    plugin("bridge", Some(&h.ns), &env, &gc.to_string()).ok();
+    let after = save();
+    assert!(!after.contains(&masq2), "{after}");
+    h.call("bridge", "DEL", "ipt2", &pod2.path(), &conf).ok();
+
+    // Nothing left, or no chain at all: DEL still succeeds.
+    h.call("portmap", "DEL", "ipt1", &pod.path(), &pm).ok();
+    h.call("bridge", "DEL", "ipt1", &pod.path(), &conf).ok();
+}

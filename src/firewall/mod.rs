@@ -5,6 +5,7 @@
 //! Every rule cnibox writes carries a comment naming its owner, so teardown and GC find the
 //! rules by listing the table and deleting by handle, never by rebuilding rule text.
 
+pub mod iptables;
 pub mod masq;
 pub mod nft;
 pub mod spoofcheck;

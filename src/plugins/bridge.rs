@@ -6,7 +6,7 @@ use crate::cni::delegate::ipam;
 use crate::cni::result::{Interface, Route};
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::firewall::nft::System;
-use crate::firewall::{masq, spoofcheck};
+use crate::firewall::{iptables, masq, spoofcheck};
 use crate::netlink::{Link, LinkKind, Netlink, parse_mac};
 use crate::netns::Netns;
 use crate::sysctl;
@@ -572,6 +572,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     // Rules are found by their comment: this works when the namespace (and with it the
     // container's addresses) is already gone.
     if conf.layer3 && conf.ip_masq {
+        iptables::teardown_masq(&inv.conf.name, &inv.container_id);
         masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id)?;
     }
     Ok(())

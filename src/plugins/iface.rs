@@ -143,11 +143,11 @@ pub fn apply_conf_dns(inv: &Invocation, result: &mut CniResult) {
 /// then the IPAM collects; a masquerade error is returned once the IPAM is done.
 pub fn gc_masq_and_ipam(inv: &Invocation, ip_masq: bool) -> Result<(), CniError> {
     let mut first_err = None;
-    if ip_masq
-        && let Some(valid) = crate::cni::gc::valid_attachments(&inv.stdin)?
-        && let Err(e) = masq::gc(&System, &inv.conf.name, &valid)
-    {
-        first_err = Some(e);
+    if ip_masq && let Some(valid) = crate::cni::gc::valid_attachments(&inv.stdin)? {
+        crate::firewall::iptables::gc_masq(&inv.conf.name, &valid);
+        if let Err(e) = masq::gc(&System, &inv.conf.name, &valid) {
+            first_err = Some(e);
+        }
     }
     ipam::gc(inv)?;
     first_err.map_or(Ok(()), Err)

@@ -23,6 +23,7 @@
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::result::CniResult;
 use crate::cni::{CniError, Invocation, PluginFns, version};
+use crate::firewall::iptables;
 use crate::firewall::nft::{self, Batch, Hook, Nft, System, Table};
 use crate::netlink::Netlink;
 use crate::sysctl;
@@ -426,6 +427,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     if conf.mappings.is_empty() {
         return Ok(());
     }
+    iptables::teardown_portmap(&inv.conf.name, &inv.container_id);
     unforward(&System, &inv.container_id)?;
     unrecord(&inv.conf.name, &inv.container_id);
     Ok(())
@@ -451,6 +453,8 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
 fn gc(inv: &Invocation) -> Result<(), CniError> {
     let _conf = load(inv)?;
     let Some(valid) = crate::cni::gc::valid_attachments(&inv.stdin)? else { return Ok(()) };
+    // The reference's iptables chains are named after network and container ID; only those
+    // of containers recorded here can be named.
     let dir = PathBuf::from(RECORDS).join(&inv.conf.name);
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
     let mut first_err = None;
@@ -459,6 +463,7 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
         if valid.iter().any(|(v, _)| *v == id) {
             continue;
         }
+        iptables::teardown_portmap(&inv.conf.name, &id);
         match unforward(&System, &id) {
             Ok(()) => unrecord(&inv.conf.name, &id),
             Err(e) => {

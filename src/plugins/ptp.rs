@@ -9,8 +9,8 @@ use crate::cni::config::parse_plugin_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::result::Interface;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
-use crate::firewall::masq;
 use crate::firewall::nft::System;
+use crate::firewall::{iptables, masq};
 use crate::netlink::{LinkKind, Netlink, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RouteSpec};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -158,6 +158,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     }
     // By comment: works when the namespace and the container's addresses are already gone.
     if conf.ip_masq {
+        iptables::teardown_masq(&inv.conf.name, &inv.container_id);
         masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id)?;
     }
     Ok(())
