@@ -122,9 +122,44 @@ impl Pattern {
     }
 
     /// Whether the pattern matches anywhere in `s`.
+    /// Unanchored, as Go's `MatchString`. Runs in O(pattern × text): the set of positions each
+    /// node can end at is computed once, so no input makes it backtrack.
     pub fn is_match(&self, s: &str) -> bool {
         let text: Vec<char> = s.chars().collect();
-        (0..=text.len()).any(|start| match_here(&self.nodes, &text, start))
+        let mut at = vec![true; text.len() + 1];
+        for (atom, repeat) in &self.nodes {
+            at = step(atom, *repeat, &text, &at);
+            if !at.iter().any(|x| *x) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The positions reachable after one node, from the positions `from`.
+fn step(atom: &Atom, repeat: Repeat, text: &[char], from: &[bool]) -> Vec<bool> {
+    let len = text.len();
+    match atom {
+        Atom::Start => return (0..=len).map(|p| from[p] && p == 0).collect(),
+        Atom::End => return (0..=len).map(|p| from[p] && p == len).collect(),
+        _ => {}
+    }
+    let one = |src: &[bool]| -> Vec<bool> {
+        (0..=len).map(|p| p > 0 && src[p - 1] && atom_matches(atom, text[p - 1])).collect()
+    };
+    match repeat {
+        Repeat::One => one(from),
+        Repeat::Opt => one(from).iter().zip(from).map(|(a, b)| *a || *b).collect(),
+        Repeat::Star | Repeat::Plus => {
+            let mut out = if repeat == Repeat::Star { from.to_vec() } else { one(from) };
+            for p in 0..len {
+                if out[p] && atom_matches(atom, text[p]) {
+                    out[p + 1] = true;
+                }
+            }
+            out
+        }
     }
 }
 
@@ -135,27 +170,6 @@ fn atom_matches(atom: &Atom, c: char) -> bool {
         Atom::Class { negated, ranges } => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated,
         Atom::Start | Atom::End => false,
     }
-}
-
-fn match_here(nodes: &[(Atom, Repeat)], text: &[char], pos: usize) -> bool {
-    let Some(((atom, repeat), rest)) = nodes.split_first() else { return true };
-    match atom {
-        Atom::Start => return pos == 0 && match_here(rest, text, pos),
-        Atom::End => return pos == text.len() && match_here(rest, text, pos),
-        _ => {}
-    }
-    let (min, max) = match repeat {
-        Repeat::One => (1, 1),
-        Repeat::Opt => (0, 1),
-        Repeat::Star => (0, usize::MAX),
-        Repeat::Plus => (1, usize::MAX),
-    };
-    let mut n = 0;
-    while n < max && pos + n < text.len() && atom_matches(atom, text[pos + n]) {
-        n += 1;
-    }
-    // Greedy, backing off one character at a time.
-    (min..=n).rev().any(|k| match_here(rest, text, pos + k))
 }
 
 #[cfg(test)]
@@ -182,6 +196,25 @@ mod tests {
         assert!(m(r"^a\d+b?$", "a12"));
         assert!(m(r"^[-a]\w*$", "-x_1"));
         assert!(m("", "anything"));
+    }
+
+    #[test]
+    fn repetition_and_anchors_in_the_middle() {
+        assert!(m("a*b", "b"));
+        assert!(m("^a+$", "aaa"));
+        assert!(!m("^a+$", ""));
+        assert!(m("^x?y$", "y") && m("^x?y$", "xy") && !m("^x?y$", "xxy"));
+        assert!(!m("a$b", "ab"));
+    }
+
+    #[test]
+    fn no_input_makes_it_slow() {
+        // A backtracking matcher takes exponential time here.
+        let p = ".*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*x$";
+        let text = "a".repeat(5000);
+        let t = std::time::Instant::now();
+        assert!(!m(p, &text));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]
