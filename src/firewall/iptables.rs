@@ -1,0 +1,237 @@
+//! Removing what the iptables backend of the reference plugins left behind.
+//!
+//! cnibox never writes iptables rules, but a node switched over from the reference plugins
+//! still holds their per-container chains in the `nat` table:
+//!
+//! ```text
+//! ipMasq:   POSTROUTING       -s <ip> ... -j CNI-<24 hex>         (hash of network + container ID)
+//! portmap:  CNI-HOSTPORT-DNAT ... -j CNI-DN-<21 hex>
+//!           CNI-HOSTPORT-SNAT ... -j CNI-SN-<21 hex>              (from old versions)
+//! ```
+//!
+//! DEL (and GC, where the chain name can be derived) removes them best-effort, with the
+//! `iptables`/`ip6tables` programs when they are installed: every failure is only logged, and
+//! a host without iptables or without the chain sees nothing at all.
+
+use crate::util::sha512;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+const TABLE: &str = "nat";
+const MAX_CHAIN_LEN: usize = 28;
+
+/// The reference's per-container chain name: `CNI-<prefix>` filled up to 28 characters with
+/// the hex SHA-512 of network name + container ID.
+pub fn chain_name(network: &str, container_id: &str, prefix: &str) -> String {
+    let mut s = format!("CNI-{prefix}{}", sha512::hex(format!("{network}{container_id}").as_bytes()));
+    s.truncate(MAX_CHAIN_LEN);
+    s
+}
+
+/// The ipMasq chain of one container.
+pub fn masq_chain(network: &str, container_id: &str) -> String {
+    chain_name(network, container_id, "")
+}
+
+/// Remove the reference's ipMasq chain of one container (IPv4 and IPv6).
+pub fn teardown_masq(network: &str, container_id: &str) {
+    remove_chain(&masq_chain(network, container_id), "POSTROUTING");
+}
+
+/// Remove the reference's portmap chains of one container (IPv4 and IPv6).
+pub fn teardown_portmap(network: &str, container_id: &str) {
+    remove_chain(&chain_name(network, container_id, "DN-"), "CNI-HOSTPORT-DNAT");
+    remove_chain(&chain_name(network, container_id, "SN-"), "CNI-HOSTPORT-SNAT");
+}
+
+/// GC of the reference's ipMasq chains of `network`: the container ID is read back from the
+/// comment of each jump in POSTROUTING (`name: "<net>" id: "<cid>"`) and trusted only when it
+/// hashes to the chain jumped to.
+pub fn gc_masq(network: &str, valid: &[(String, String)]) {
+    for prog in programs() {
+        let Some(rules) = list(&prog, "POSTROUTING") else { continue };
+        let mut stale = Vec::new();
+        for rule in &rules {
+            let args = split(rule);
+            let (Some(target), Some(comment)) = (arg_after(&args, "-j"), arg_after(&args, "--comment")) else {
+                continue;
+            };
+            let Some(id) = masq_comment_id(network, comment) else { continue };
+            if masq_chain(network, &id) == target && !valid.iter().any(|(v, _)| *v == id) && !stale.contains(&id) {
+                stale.push(id);
+            }
+        }
+        for id in stale {
+            remove_chain_with(&prog, &masq_chain(network, &id), "POSTROUTING");
+        }
+    }
+}
+
+/// The container ID of a reference ipMasq comment of `network`.
+fn masq_comment_id(network: &str, comment: &str) -> Option<String> {
+    let rest = comment.strip_prefix(&format!("name: {} id: ", go_quote(network)))?;
+    let inner = rest.strip_prefix('"')?.strip_suffix('"')?;
+    let id = inner.replace("\\\"", "\"").replace("\\\\", "\\");
+    (go_quote(&id) == rest).then_some(id)
+}
+
+/// Go's `%q` for the plain strings network names and container IDs are.
+fn go_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+const DIRS: &[&str] = &["/usr/sbin", "/sbin"];
+
+/// `name` at its usual places, then through PATH.
+fn find(name: &str) -> Option<PathBuf> {
+    let fixed = DIRS.iter().map(|d| PathBuf::from(d).join(name));
+    let from_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    fixed.chain(from_path).find(|p| p.is_file())
+}
+
+/// The installed `iptables` and `ip6tables`.
+fn programs() -> Vec<PathBuf> {
+    ["iptables", "ip6tables"].into_iter().filter_map(find).collect()
+}
+
+/// Run one iptables command on the nat table; its stdout on success.
+fn run(prog: &PathBuf, args: &[&str]) -> Option<String> {
+    let out = Command::new(prog)
+        .args(["-w", "-t", TABLE])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| log::debug!("{}: {e}", prog.display()))
+        .ok()?;
+    if !out.status.success() {
+        log::debug!(
+            "{} -t {TABLE} {}: {}",
+            prog.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The `-A <chain> ...` lines of `iptables -S <chain>`, without the `-A`; None when the chain
+/// is not there.
+fn list(prog: &PathBuf, chain: &str) -> Option<Vec<String>> {
+    let text = run(prog, &["-S", chain])?;
+    let head = format!("-A {chain} ");
+    Some(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("-A ").filter(|_| l.starts_with(&head)))
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+fn remove_chain(chain: &str, parent: &str) {
+    for prog in programs() {
+        remove_chain_with(&prog, chain, parent);
+    }
+}
+
+/// Delete the jumps from `parent` to `chain`, then flush and delete `chain`.
+fn remove_chain_with(prog: &PathBuf, chain: &str, parent: &str) {
+    if list(prog, chain).is_none() {
+        return;
+    }
+    for rule in list(prog, parent).unwrap_or_default() {
+        let args = split(&rule);
+        if arg_after(&args, "-j") == Some(chain) || arg_after(&args, "-g") == Some(chain) {
+            let mut del = vec!["-D"];
+            del.extend(args.iter().map(String::as_str));
+            run(prog, &del);
+        }
+    }
+    run(prog, &["-F", chain]);
+    run(prog, &["-X", chain]);
+}
+
+fn arg_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+/// Split a rule as `iptables -S` prints it: words, with `"..."` quoting and `\` escapes.
+fn split(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                in_word = true;
+            }
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_names_match_the_reference() {
+        let h = sha512::hex(b"mynetcid1");
+        assert_eq!(masq_chain("mynet", "cid1"), format!("CNI-{}", &h[..24]));
+        assert_eq!(chain_name("mynet", "cid1", "DN-"), format!("CNI-DN-{}", &h[..21]));
+        assert_eq!(chain_name("mynet", "cid1", "SN-").len(), 28);
+    }
+
+    #[test]
+    fn split_rules_as_listed() {
+        let rule = r#"POSTROUTING -s 10.88.0.5/32 -m comment --comment "name: \"mynet\" id: \"c 1\"" -j CNI-abc"#;
+        assert_eq!(
+            split(rule),
+            vec![
+                "POSTROUTING",
+                "-s",
+                "10.88.0.5/32",
+                "-m",
+                "comment",
+                "--comment",
+                r#"name: "mynet" id: "c 1""#,
+                "-j",
+                "CNI-abc"
+            ]
+        );
+        assert_eq!(split("  a  b "), vec!["a", "b"]);
+        assert_eq!(split(r#"x """#), vec!["x", ""]);
+    }
+
+    #[test]
+    fn masq_comments() {
+        assert_eq!(masq_comment_id("mynet", r#"name: "mynet" id: "c1""#).as_deref(), Some("c1"));
+        assert_eq!(masq_comment_id("mynet", r#"name: "other" id: "c1""#), None);
+        assert_eq!(masq_comment_id("my\"net", r#"name: "my\"net" id: "a\"b""#).as_deref(), Some("a\"b"));
+        assert_eq!(masq_comment_id("mynet", r#"name: "mynet" id: "c1"x"#), None);
+    }
+}
