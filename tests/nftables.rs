@@ -547,3 +547,29 @@ fn del_and_gc_remove_the_reference_plugins_iptables_chains() {
     h.call("portmap", "DEL", "ipt1", &pod.path(), &pm).ok();
     h.call("bridge", "DEL", "ipt1", &pod.path(), &conf).ok();
 }
+
+#[test]
+fn container_ids_too_long_for_a_comment_are_refused() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let pod = Netns::new("lc");
+    let long = "a".repeat(200);
+    let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": pod.path()}],
+        "ips": [{"address": "10.73.0.5/24", "interface": 0}]});
+    let pm = json!({"cniVersion": "1.0.0", "name": "lc", "type": "portmap", "prevResult": prev,
+        "runtimeConfig": {"portMappings": [{"hostPort": 9100, "containerPort": 90, "protocol": "tcp"}]}})
+    .to_string();
+    let r = h.call("portmap", "ADD", &long, &pod.path(), &pm);
+    assert!(r.status != 0 && r.stdout.contains("more than the 128 nftables allows"), "{r:?}");
+    assert!(!h.table("ip", "cni_hostport").contains("aaaa"));
+    h.call("portmap", "DEL", &long, &pod.path(), &pm).ok();
+
+    let br = unique("br");
+    let conf = h.bridge_conf("1.0.0", "lc", &br, "10.72.0.0/24", json!({"macspoofchk": true}));
+    let r = h.call("bridge", "ADD", &long, &pod.path(), &conf);
+    assert!(r.status != 0 && r.stdout.contains("more than the 128 nftables allows"), "{r:?}");
+    assert!(!h.table("bridge", "nat").contains("aaaa"), "{}", h.table("bridge", "nat"));
+    h.call("bridge", "DEL", &long, &pod.path(), &conf).ok();
+}

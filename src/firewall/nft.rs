@@ -59,6 +59,25 @@ pub fn clip_comment(s: &str) -> String {
     s[..end].to_string()
 }
 
+/// Whether a listed rule's `comment` is `wanted` as it was written (every written comment is
+/// clipped, so the comparison is against the clipped form).
+pub fn comment_is(comment: &str, wanted: &str) -> bool {
+    comment == clip_comment(wanted)
+}
+
+/// Refuse a comment that alone identifies its rules when nftables could not hold it whole: a
+/// clipped one could name another owner's rules too.
+pub fn check_whole_comment(what: &str, comment: &str) -> Result<(), CniError> {
+    if comment.len() > COMMENT_MAX {
+        return Err(CniError::invalid_config(format!(
+            "{what}: the rule comment \"{}...\" is {} bytes, more than the {COMMENT_MAX} nftables allows",
+            clip_comment(comment),
+            comment.len()
+        )));
+    }
+    Ok(())
+}
+
 impl Batch {
     pub fn new() -> Batch {
         Batch::default()

@@ -40,6 +40,7 @@ pub fn setup(nft: &dyn Nft, host_veth: &str, mac: &str, container_id: &str, ifna
     let iface = iface_chain(container_id, ifname);
     let mac_chain = format!("{iface}-mac");
     let comment = comment(container_id, ifname);
+    nft::check_whole_comment("macspoofchk", &comment)?;
     // A jump left over from an earlier ADD of the same attachment would be doubled.
     let stale = prerouting_rules(nft, &comment)?;
     let mut b = Batch::new();
@@ -81,7 +82,7 @@ pub fn teardown(nft: &dyn Nft, container_id: &str, ifname: &str) -> Result<(), C
     let mac_chain = format!("{iface}-mac");
     let comment = comment(container_id, ifname);
     let mut b = Batch::new();
-    for r in listing.rules_where(PREROUTING, |c| c == comment) {
+    for r in listing.rules_where(PREROUTING, |c| nft::comment_is(c, &comment)) {
         b.delete_rule(TABLE, PREROUTING, r.handle);
     }
     for chain in [&iface, &mac_chain] {
@@ -99,7 +100,7 @@ pub fn teardown(nft: &dyn Nft, container_id: &str, ifname: &str) -> Result<(), C
 
 fn prerouting_rules(nft: &dyn Nft, comment: &str) -> Result<Vec<u64>, CniError> {
     let Some(listing) = nft.list_table(TABLE)? else { return Ok(Vec::new()) };
-    Ok(listing.rules_where(PREROUTING, |c| c == comment).map(|r| r.handle).collect())
+    Ok(listing.rules_where(PREROUTING, |c| nft::comment_is(c, comment)).map(|r| r.handle).collect())
 }
 
 #[cfg(test)]
@@ -170,5 +171,24 @@ mod tests {
         let fake = Fake::default();
         teardown(&fake, "c1", "eth0").unwrap();
         assert!(fake.applied.borrow().is_empty());
+    }
+
+    #[test]
+    fn long_container_ids() {
+        // Too long for a whole comment: ADD refuses before writing anything.
+        let long = "x".repeat(200);
+        let fake = Fake::default();
+        let e = setup(&fake, "veth1", "0a:58:0a:00:00:05", &long, "eth0").unwrap_err();
+        assert!(e.msg.contains("more than the 128 nftables allows"), "{}", e.msg);
+        assert!(fake.applied.borrow().is_empty());
+        // Teardown compares with the comment as nft holds it.
+        let clipped = nft::clip_comment(&comment(&long, "eth0"));
+        let listing = json!({"nftables": [
+            {"rule": {"family": "bridge", "table": "nat", "chain": "PREROUTING", "handle": 9,
+                "comment": clipped, "expr": []}},
+        ]});
+        let fake = Fake::with_table(TABLE, &listing.to_string());
+        teardown(&fake, &long, "eth0").unwrap();
+        assert_eq!(fake.commands()[0]["delete"]["rule"]["handle"], 9);
     }
 }

@@ -334,7 +334,7 @@ fn unforward(nft: &dyn Nft, container_id: &str) -> Result<(), CniError> {
         let Some(listing) = listing else { continue };
         let mut b = Batch::new();
         for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING] {
-            for r in listing.rules_where(chain, |c| c == container_id) {
+            for r in listing.rules_where(chain, |c| nft::comment_is(c, container_id)) {
                 b.delete_rule(t, chain, r.handle);
             }
         }
@@ -353,7 +353,7 @@ fn check_ports(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> R
     };
     let listing = nft.list_table(t)?.unwrap_or_default();
     for (chain, want) in [(HOSTPORTS, host_ports), (MASQUERADING, masq)] {
-        if want > 0 && listing.rules_where(chain, |c| c == container_id).count() < want {
+        if want > 0 && listing.rules_where(chain, |c| nft::comment_is(c, container_id)).count() < want {
             return Err(CniError::internal(format!("missing hostport rules in \"{chain}\" chain")));
         }
     }
@@ -409,6 +409,8 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     if conf.mappings.is_empty() {
         return Ok(prev);
     }
+    // Rules are found again by their comment, the container ID, which must fit whole.
+    nft::check_whole_comment("portmap", &inv.container_id)?;
     record(&inv.conf.name, &inv.container_id);
     if let Some(ip) = conf.cont_v4 {
         forward(&System, &conf, ip, &inv.container_id)?;
@@ -647,6 +649,23 @@ mod tests {
         assert_eq!(dels, vec![("ip".into(), 3), ("ip".into(), 8), ("ip6".into(), 3), ("ip6".into(), 8)]);
         // Nothing there at all is fine.
         unforward(&Fake::default(), "cid").unwrap();
+    }
+
+    #[test]
+    fn long_container_id_comments_compare_clipped() {
+        let long = "y".repeat(200);
+        let clipped = nft::clip_comment(&long);
+        let listing = json!({"nftables": [
+            {"rule": {"family": "ip", "table": "cni_hostport", "chain": "hostports", "handle": 3, "comment": clipped, "expr": []}},
+            {"rule": {"family": "ip", "table": "cni_hostport", "chain": "hostports", "handle": 4, "comment": "y", "expr": []}},
+        ]})
+        .to_string();
+        let fake = Fake::with_table(V4, &listing);
+        unforward(&fake, &long).unwrap();
+        let handles: Vec<_> = fake.commands().iter().map(|c| c["delete"]["rule"]["handle"].clone()).collect();
+        assert_eq!(handles, vec![json!(3)]);
+        assert!(nft::check_whole_comment("portmap", &long).is_err());
+        assert!(nft::check_whole_comment("portmap", &"y".repeat(128)).is_ok());
     }
 
     #[test]
