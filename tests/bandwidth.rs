@@ -371,10 +371,13 @@ fn config_validation() {
         (json!({"ingressRate": 5, "ingressBurst": 800}), "rate must be at least 8 bits per second"),
     ];
     for (extra, msg) in cases {
-        for cmd in ["ADD", "DEL"] {
-            let r = f.call("bandwidth", cmd, "cv", &pod, &f.bw_conf("1.0.0", None, extra.clone()));
+        let conf = f.bw_conf("1.0.0", None, extra.clone());
+        for cmd in ["ADD", "CHECK"] {
+            let r = f.call("bandwidth", cmd, "cv", &pod, &conf);
             assert_eq!((r.code(), r.json()["msg"].as_str()), (999, Some(msg)), "{cmd} {extra}");
         }
+        // Limits matter only to ADD and CHECK: a pod whose ADD was refused can still be deleted.
+        f.call("bandwidth", "DEL", "cv", &pod, &conf).ok();
     }
     let r = f.call("bandwidth", "ADD", "cv", &pod, &f.bw_conf("1.0.0", None, json!({"ingressRate": -1})));
     assert!(r.json()["msg"].as_str().unwrap().starts_with("failed to parse network configuration"), "{r:?}");

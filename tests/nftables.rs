@@ -337,8 +337,28 @@ fn portmap_errors_and_pass_through() {
     assert!(r.stdout.contains("iptables-specific options [conditionsV4]"), "{r:?}");
     let bad_port =
         json!({"runtimeConfig": {"portMappings": [{"hostPort": 0, "containerPort": 90, "protocol": "tcp"}]}});
-    let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(bad_port));
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(bad_port.clone()));
     assert!(r.stdout.contains("Invalid host port number: 0"), "{r:?}");
+    let r = h.call("portmap", "CHECK", "c1", &pod.path(), &conf(bad_port.clone()));
+    assert!(r.stdout.contains("Invalid host port number: 0"), "{r:?}");
+    // Mappings matter only to ADD and CHECK: DEL of a bad one succeeds, and still removes
+    // the container's rules.
+    h.call("portmap", "ADD", "c1", &pod.path(), &conf(json!({}))).ok();
+    assert!(h.table("ip", "cni_hostport").contains("comment \"c1\""));
+    h.call("portmap", "DEL", "c1", &pod.path(), &conf(bad_port)).ok();
+    assert!(!h.table("ip", "cni_hostport").contains("comment \"c1\""));
+    for bad in [
+        json!({"hostPort": 9000, "containerPort": 90, "protocol": "icmp"}),
+        json!({"hostPort": 9000, "containerPort": 90, "hostIP": "nope"}),
+        json!({"hostPort": 9000, "containerPort": 70000}),
+    ] {
+        let c = conf(json!({"runtimeConfig": {"portMappings": [bad]}}));
+        assert!(h.call("portmap", "ADD", "c1", &pod.path(), &c).status != 0);
+        h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
+    }
+    let c = conf(json!({"markMasqBit": 40}));
+    assert!(h.call("portmap", "ADD", "c1", &pod.path(), &c).stdout.contains("MasqMarkBit"));
+    h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
     // nft conditions, snat off.
     let c = conf(json!({"conditionsV4": ["ip", "saddr", "!=", "10.1.0.0/16"], "snat": false}));
     h.call("portmap", "ADD", "c1", &pod.path(), &c).ok();

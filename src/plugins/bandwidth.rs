@@ -86,6 +86,8 @@ struct Conf {
     name: String,
     /// None when neither the top level nor runtimeConfig says anything.
     limits: Option<Limits>,
+    /// What is wrong with `limits`, reported by ADD and CHECK.
+    limits_error: Option<CniError>,
     prev: Option<CniResult>,
     /// For GC: the attachments to keep, or None when the config lists none.
     valid_attachments: Option<Vec<(String, String)>>,
@@ -103,10 +105,12 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
             Some(v) => Some(serde_json::from_value::<Limits>(v.clone()).map_err(bad)?),
         }
     };
-    if let Some(l) = &limits {
-        validate_rate_and_burst(l.ingress_rate, l.ingress_burst)?;
-        validate_rate_and_burst(l.egress_rate, l.egress_burst)?;
-    }
+    // Only ADD and CHECK insist on valid limits: DEL and GC of a refused config must still work.
+    let limits_error = limits.as_ref().and_then(|l| {
+        validate_rate_and_burst(l.ingress_rate, l.ingress_burst)
+            .and_then(|_| validate_rate_and_burst(l.egress_rate, l.egress_burst))
+            .err()
+    });
     let prev = match &inv.conf.prev_result {
         Some(v) => Some(
             CniResult::from_value(v, inv.version)
@@ -115,7 +119,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         None => None,
     };
     let valid_attachments = serde_json::from_value::<GcAttachments>(Value::Object(raw)).map_err(bad)?.union();
-    Ok(Conf { name: inv.conf.name.clone(), limits, prev, valid_attachments })
+    Ok(Conf { name: inv.conf.name.clone(), limits, limits_error, prev, valid_attachments })
 }
 
 /// `bwp` and the hex sha512 of network name and container ID, 15 characters.
@@ -174,6 +178,9 @@ fn host_interface(inv: &Invocation, host: &Netlink, prev: &CniResult) -> Result<
 
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
+    if let Some(e) = conf.limits_error {
+        return Err(e);
+    }
     let limits = match conf.limits {
         Some(l) if !l.is_zero() => l,
         // Nothing to shape: hand on what came before (nothing, if nothing did).
@@ -260,6 +267,9 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
+    if let Some(e) = conf.limits_error {
+        return Err(e);
+    }
     let prev = conf.prev.as_ref().ok_or_else(|| CniError::internal("must be called as a chained plugin"))?;
     let host = Netlink::open()?;
     let hv = host_interface(inv, &host, prev)?;

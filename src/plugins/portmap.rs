@@ -104,7 +104,10 @@ struct Conf {
     cont_v4: Option<IpAddr>,
     cont_v6: Option<IpAddr>,
     prev: Option<CniResult>,
-    backend_error: Option<CniError>,
+    /// Whether runtimeConfig lists any mapping, valid or not.
+    has_mappings: bool,
+    /// What is wrong with the config for ADD and CHECK.
+    add_error: Option<CniError>,
 }
 
 /// iptables syntax starts with `-` or `!`; nft syntax never does.
@@ -144,19 +147,11 @@ fn check_backend(raw: &RawConf) -> Result<(), CniError> {
     Ok(())
 }
 
-fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    let raw: RawConf = parse_plugin_conf("portmap", &inv.stdin)?;
+/// The port mappings, validated.
+fn parse_mappings(raw: Vec<RawMapping>) -> Result<Vec<Mapping>, CniError> {
     let bad = |m: String| CniError::internal(format!("failed to parse config: {m}"));
-    if raw.mark_masq_bit.is_some() && raw.external_set_mark_chain.is_some() {
-        return Err(bad("Cannot specify externalSetMarkChain and markMasqBit".into()));
-    }
-    if raw.mark_masq_bit.is_some_and(|b| !(0..=31).contains(&b)) {
-        return Err(bad("MasqMarkBit must be between 0 and 31".into()));
-    }
-    // Only ADD and CHECK insist on the backend: DEL and GC of a refused config have nothing to undo.
-    let backend_error = check_backend(&raw).err();
     let mut mappings = Vec::new();
-    for m in raw.runtime_config.unwrap_or_default().port_mappings {
+    for m in raw {
         if m.container_port <= 0 || m.container_port > 65535 {
             return Err(bad(format!("Invalid container port number: {}", m.container_port)));
         }
@@ -181,6 +176,32 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
             v6_only,
         });
     }
+    Ok(mappings)
+}
+
+/// What only ADD and CHECK need to be right: the backend, the mark bit and the mappings.
+fn check_for_add(raw: &RawConf) -> Result<(), CniError> {
+    let bad = |m: &str| CniError::internal(format!("failed to parse config: {m}"));
+    if raw.mark_masq_bit.is_some() && raw.external_set_mark_chain.is_some() {
+        return Err(bad("Cannot specify externalSetMarkChain and markMasqBit"));
+    }
+    if raw.mark_masq_bit.is_some_and(|b| !(0..=31).contains(&b)) {
+        return Err(bad("MasqMarkBit must be between 0 and 31"));
+    }
+    check_backend(raw)
+}
+
+fn load(inv: &Invocation) -> Result<Conf, CniError> {
+    let mut raw: RawConf = parse_plugin_conf("portmap", &inv.stdin)?;
+    // DEL and GC of a config ADD refused have nothing more to undo than those of a good one:
+    // they go ahead, and only ADD and CHECK report what is wrong.
+    let mut add_error = check_for_add(&raw).err();
+    let raw_mappings = raw.runtime_config.take().unwrap_or_default().port_mappings;
+    let has_mappings = !raw_mappings.is_empty();
+    let mappings = parse_mappings(raw_mappings).unwrap_or_else(|e| {
+        add_error.get_or_insert(e);
+        Vec::new()
+    });
 
     let prev = match &inv.conf.prev_result {
         Some(v) => Some(CniResult::from_value(v, inv.version).map_err(|e| e.context("could not parse prevResult"))?),
@@ -193,10 +214,11 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         conditions_v4: raw.conditions_v4.unwrap_or_default(),
         conditions_v6: raw.conditions_v6.unwrap_or_default(),
         mappings,
+        has_mappings,
         cont_v4,
         cont_v6,
         prev,
-        backend_error,
+        add_error,
     })
 }
 
@@ -402,7 +424,7 @@ fn unrecord(network: &str, container_id: &str) {
 
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
-    if let Some(e) = conf.backend_error {
+    if let Some(e) = conf.add_error {
         return Err(e);
     }
     let prev = conf.prev.clone().ok_or_else(|| CniError::internal("must be called as chained plugin"))?;
@@ -426,7 +448,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
-    if conf.mappings.is_empty() {
+    if !conf.has_mappings {
         return Ok(());
     }
     iptables::teardown_portmap(&inv.conf.name, &inv.container_id);
@@ -437,7 +459,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
-    if let Some(e) = conf.backend_error {
+    if let Some(e) = conf.add_error {
         return Err(e);
     }
     if conf.prev.is_none() {
@@ -492,7 +514,8 @@ mod tests {
             cont_v4: None,
             cont_v6: None,
             prev: None,
-            backend_error: None,
+            has_mappings: true,
+            add_error: None,
         }
     }
 
