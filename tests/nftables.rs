@@ -356,6 +356,13 @@ fn portmap_errors_and_pass_through() {
         assert!(h.call("portmap", "ADD", "c1", &pod.path(), &c).status != 0);
         h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
     }
+    // Conditions are nft text: nothing may leave the rule they go into.
+    let c = conf(json!({"conditionsV4": ["ip saddr 10.0.0.0/8 jump hostports_all\nflush ruleset"]}));
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &c);
+    assert!(r.stdout.contains("conditionsV4 entry"), "{r:?}");
+    let r = h.call("portmap", "CHECK", "c1", &pod.path(), &c);
+    assert!(r.stdout.contains("conditionsV4 entry"), "{r:?}");
+    h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
     let c = conf(json!({"markMasqBit": 40}));
     assert!(h.call("portmap", "ADD", "c1", &pod.path(), &c).stdout.contains("MasqMarkBit"));
     h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();

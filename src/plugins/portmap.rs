@@ -188,7 +188,22 @@ fn check_for_add(raw: &RawConf) -> Result<(), CniError> {
     if raw.mark_masq_bit.is_some_and(|b| !(0..=31).contains(&b)) {
         return Err(bad("MasqMarkBit must be between 0 and 31"));
     }
-    check_backend(raw)
+    check_backend(raw)?;
+    check_conditions("conditionsV4", &raw.conditions_v4)?;
+    check_conditions("conditionsV6", &raw.conditions_v6)
+}
+
+/// Conditions are pasted into an `nft -f` script: nothing in them may end the rule or start
+/// another command, a block or a comment.
+fn check_conditions(field: &str, conds: &Option<Vec<String>>) -> Result<(), CniError> {
+    for c in conds.iter().flatten() {
+        if let Some(bad) = c.chars().find(|ch| matches!(ch, '\n' | '\r' | ';' | '{' | '}' | '#')) {
+            return Err(CniError::invalid_config(format!(
+                "portmap: {field} entry {c:?} contains {bad:?}: conditions must be match expressions of one nft rule"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
@@ -702,6 +717,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(container_ips(&r, "eth0"), (Some("10.1.0.5".parse().unwrap()), Some("fd00::5".parse().unwrap())));
+    }
+
+    #[test]
+    fn conditions_cannot_leave_their_rule() {
+        let c = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(check_conditions("conditionsV4", &c(&["ip saddr != 10.0.0.0/8", "tcp dport 80"])).is_ok());
+        assert!(check_conditions("conditionsV4", &None).is_ok());
+        for bad in ["ip saddr 1.2.3.4\nflush ruleset", "accept; drop", "ip saddr { 1.2.3.4 }", "x # y", "a\rb"] {
+            let e = check_conditions("conditionsV6", &c(&["ip saddr 1.1.1.1", bad])).unwrap_err();
+            assert!(e.msg.starts_with("portmap: conditionsV6 entry"), "{}", e.msg);
+        }
     }
 
     #[test]
