@@ -210,6 +210,11 @@ mod kernel_tests {
 
             let r = RouteSpec::new("10.10.0.0/16".parse().unwrap()).via(Some("10.9.0.1".parse().unwrap())).dev(c.index);
             cont.add_route(&r).unwrap();
+            // The kernel's choice for one address of it.
+            let got = cont.route_get("10.10.3.4".parse().unwrap()).unwrap();
+            assert_eq!((got.oif, got.gw), (Some(c.index), Some("10.9.0.1".parse().unwrap())), "{got:?}");
+            assert_eq!(got.dst.to_string(), "10.10.3.4/32");
+            assert!(cont.route_get("192.0.2.1".parse().unwrap()).unwrap_err().errno.is_some());
             let routes = cont.list_routes().unwrap();
             assert!(routes.iter().any(|x| x.dst.to_string() == "10.10.0.0/16"
                 && x.gw == Some("10.9.0.1".parse().unwrap())

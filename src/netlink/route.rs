@@ -156,37 +156,62 @@ impl Netlink {
                 if m.header.kind != RouteType::Unicast {
                     continue;
                 }
-                let v4 = m.header.address_family == AddressFamily::Inet;
-                let mut dst = None;
-                let mut info = RouteInfo {
-                    dst: if v4 { "0.0.0.0/0".parse().unwrap_or_default() } else { IpNet::V6(Default::default()) },
-                    gw: None,
-                    oif: None,
-                    table: u32::from(m.header.table),
-                    priority: 0,
-                    scope: u8::from(m.header.scope),
-                };
-                for a in &m.attributes {
-                    match a {
-                        RouteAttribute::Destination(d) => dst = ip_of(d),
-                        RouteAttribute::Gateway(g) => info.gw = ip_of(g),
-                        RouteAttribute::Oif(i) => info.oif = Some(*i),
-                        RouteAttribute::Table(t) => info.table = *t,
-                        RouteAttribute::Priority(p) => info.priority = *p,
-                        _ => {}
-                    }
-                }
-                if let Some(d) = dst {
-                    match IpNet::new(d, m.header.destination_prefix_length) {
-                        Ok(n) => info.dst = n,
-                        Err(_) => continue,
-                    }
-                }
-                out.push(info);
+                out.extend(route_info(&m));
             }
         }
         Ok(out)
     }
+
+    /// The route the kernel picks to reach `dst` (RTM_GETROUTE), as `ip route get` shows it.
+    pub fn route_get(&self, dst: IpAddr) -> Result<RouteInfo, Error> {
+        let context = || format!("failed to get the route to {dst}");
+        let replies =
+            self.request(RouteNetlinkMessage::GetRoute(get_message(dst)), 0).map_err(|e| e.context(context()))?;
+        replies
+            .iter()
+            .find_map(|r| match r {
+                RouteNetlinkMessage::NewRoute(m) => route_info(m),
+                _ => None,
+            })
+            .ok_or_else(|| Error::new(context(), "the kernel returned no route"))
+    }
+}
+
+/// An RTM_GETROUTE query for the route to one address.
+fn get_message(dst: IpAddr) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = if dst.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    m.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
+    m.attributes.push(RouteAttribute::Destination(route_address(dst)));
+    m
+}
+
+/// A route message as `RouteInfo`; None for a destination that is not a valid prefix.
+fn route_info(m: &RouteMessage) -> Option<RouteInfo> {
+    let v4 = m.header.address_family == AddressFamily::Inet;
+    let mut dst = None;
+    let mut info = RouteInfo {
+        dst: if v4 { IpNet::V4(Default::default()) } else { IpNet::V6(Default::default()) },
+        gw: None,
+        oif: None,
+        table: u32::from(m.header.table),
+        priority: 0,
+        scope: u8::from(m.header.scope),
+    };
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = ip_of(d),
+            RouteAttribute::Gateway(g) => info.gw = ip_of(g),
+            RouteAttribute::Oif(i) => info.oif = Some(*i),
+            RouteAttribute::Table(t) => info.table = *t,
+            RouteAttribute::Priority(p) => info.priority = *p,
+            _ => {}
+        }
+    }
+    if let Some(d) = dst {
+        info.dst = IpNet::new(d, m.header.destination_prefix_length).ok()?;
+    }
+    Some(info)
 }
 
 #[cfg(test)]
@@ -238,6 +263,19 @@ mod tests {
             8, 0, 4, 0, 7, 0, 0, 0,
         ];
         assert_eq!(bytes(&message(&r, true)), want);
+    }
+
+    #[test]
+    fn route_get_query() {
+        #[rustfmt::skip]
+        let want = [
+            2, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // AF_INET /32, everything else left to the kernel
+            8, 0, 1, 0, 10, 88, 0, 5,            // RTA_DST
+        ];
+        assert_eq!(bytes(&get_message("10.88.0.5".parse().unwrap())), want);
+        let b = bytes(&get_message("fd00::5".parse().unwrap()));
+        assert_eq!(&b[..4], &[10, 128, 0, 0]);
+        assert_eq!(&b[12..16], &[20, 0, 1, 0]);
     }
 
     #[test]

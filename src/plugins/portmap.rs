@@ -401,12 +401,8 @@ fn check_ports(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> R
 /// interface that routes to it.
 fn enable_localnet(cip: IpAddr) -> Result<(), CniError> {
     let Ok(nl) = Netlink::open() else { return Ok(()) };
-    let Ok(routes) = nl.list_routes() else { return Ok(()) };
-    let best = routes
-        .iter()
-        .filter(|r| r.table == 254 && r.oif.is_some() && r.dst.contains(&cip))
-        .max_by_key(|r| (r.dst.prefix_len(), std::cmp::Reverse(r.priority)));
-    let Some(oif) = best.and_then(|r| r.oif) else { return Ok(()) };
+    // The kernel's own choice, policy routing included.
+    let Some(oif) = nl.route_get(cip).ok().and_then(|r| r.oif) else { return Ok(()) };
     let Ok(Some(link)) = nl.link_by_index(oif) else { return Ok(()) };
     sysctl::set(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1")
         .map_err(|e| CniError::internal(format!("unable to enable route_localnet: {e}")))
