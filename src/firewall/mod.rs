@@ -4,6 +4,9 @@
 //!
 //! Every rule cnibox writes carries a comment naming its owner, so teardown and GC find the
 //! rules by listing the table and deleting by handle, never by rebuilding rule text.
+//!
+//! `iptables` only removes, on DEL and GC, the per-container chains the reference plugins'
+//! iptables backend left behind; nothing here writes iptables rules.
 
 pub mod iptables;
 pub mod masq;

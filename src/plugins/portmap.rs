@@ -15,8 +15,10 @@
 //! ```
 //!
 //! The base chains are rewritten on every ADD; DEL deletes the rules whose comment is the
-//! container ID in both families. `conditionsV4`/`conditionsV6` are nft syntax and are applied
-//! as text in a transaction of their own, before any rule of the container is written.
+//! container ID in both families, and the reference's iptables chains of the container
+//! (`CNI-DN-`/`CNI-SN-` + hash) where iptables is installed. `conditionsV4`/`conditionsV6`
+//! are nft syntax and are applied as text in a transaction of their own, before any rule of
+//! the container is written; entries that could leave their rule are refused.
 //! GC only collects container IDs this network's ADD recorded under `/run/cni/portmap`, since
 //! the rule comments do not name the network. Stale UDP conntrack entries are not flushed.
 
