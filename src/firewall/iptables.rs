@@ -91,9 +91,20 @@ fn find(name: &str) -> Option<PathBuf> {
     fixed.chain(from_path).find(|p| p.is_file())
 }
 
-/// The installed `iptables` and `ip6tables`.
+/// The installed `iptables` and `ip6tables` whose nat table exists here, legacy or nft-based:
+/// where there is none, nothing of the reference's can be left, and no iptables process (each a
+/// few milliseconds of CPU) is started.
 fn programs() -> Vec<PathBuf> {
-    ["iptables", "ip6tables"].into_iter().filter_map(find).collect()
+    static NFT_TABLES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    let has_nat = |legacy: &str, family: &str| {
+        std::fs::read_to_string(legacy).is_ok_and(|t| t.lines().any(|l| l == TABLE))
+            || NFT_TABLES.get_or_init(crate::firewall::nft::tables).iter().any(|(f, n)| f == family && n == TABLE)
+    };
+    [("iptables", "/proc/net/ip_tables_names", "ip"), ("ip6tables", "/proc/net/ip6_tables_names", "ip6")]
+        .into_iter()
+        .filter(|(_, legacy, family)| has_nat(legacy, family))
+        .filter_map(|(name, _, _)| find(name))
+        .collect()
 }
 
 /// Run one iptables command on the nat table; its stdout on success.

@@ -261,6 +261,24 @@ fn run_nft(args: &[&str], stdin: &[u8]) -> Result<Output, CniError> {
     })
 }
 
+/// The (family, name) of every table in this namespace; empty when nft is missing or fails.
+pub fn tables() -> Vec<(String, String)> {
+    let Ok(out) = run_nft(&["-j", "list", "tables"], b"") else { return Vec::new() };
+    let Ok(v) = serde_json::from_str::<Value>(&out.stdout) else { return Vec::new() };
+    v.get("nftables")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| {
+                    let t = i.get("table")?;
+                    Some((t.get("family")?.as_str()?.to_string(), t.get("name")?.as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn failed(what: &str, out: &Output, input: &str) -> CniError {
     CniError::internal(format!("nftables: {what} failed: {}", out.stderr)).with_details(input.to_string())
 }
