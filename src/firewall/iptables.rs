@@ -40,8 +40,12 @@ pub fn teardown_masq(network: &str, container_id: &str) {
 
 /// Remove the reference's portmap chains of one container (IPv4 and IPv6).
 pub fn teardown_portmap(network: &str, container_id: &str) {
-    remove_chain(&chain_name(network, container_id, "DN-"), "CNI-HOSTPORT-DNAT");
-    remove_chain(&chain_name(network, container_id, "SN-"), "CNI-HOSTPORT-SNAT");
+    for prog in programs() {
+        if let Some(nat) = NatTable::read(&prog) {
+            remove_chain_with(&prog, &nat, &chain_name(network, container_id, "DN-"), "CNI-HOSTPORT-DNAT");
+            remove_chain_with(&prog, &nat, &chain_name(network, container_id, "SN-"), "CNI-HOSTPORT-SNAT");
+        }
+    }
 }
 
 /// GC of the reference's ipMasq chains of `network`: the container ID is read back from the
@@ -49,9 +53,9 @@ pub fn teardown_portmap(network: &str, container_id: &str) {
 /// hashes to the chain jumped to.
 pub fn gc_masq(network: &str, valid: &[(String, String)]) {
     for prog in programs() {
-        let Some(rules) = list(&prog, "POSTROUTING") else { continue };
+        let Some(nat) = NatTable::read(&prog) else { continue };
         let mut stale = Vec::new();
-        for rule in &rules {
+        for rule in nat.rules("POSTROUTING") {
             let args = split(rule);
             let (Some(target), Some(comment)) = (arg_after(&args, "-j"), arg_after(&args, "--comment")) else {
                 continue;
@@ -62,7 +66,7 @@ pub fn gc_masq(network: &str, valid: &[(String, String)]) {
             }
         }
         for id in stale {
-            remove_chain_with(&prog, &masq_chain(network, &id), "POSTROUTING");
+            remove_chain_with(&prog, &nat, &masq_chain(network, &id), "POSTROUTING");
         }
     }
 }
@@ -128,32 +132,44 @@ fn run(prog: &PathBuf, args: &[&str]) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The `-A <chain> ...` lines of `iptables -S <chain>`, without the `-A`; None when the chain
-/// is not there.
-fn list(prog: &PathBuf, chain: &str) -> Option<Vec<String>> {
-    let text = run(prog, &["-S", chain])?;
-    let head = format!("-A {chain} ");
-    Some(
-        text.lines()
-            .filter_map(|l| l.strip_prefix("-A ").filter(|_| l.starts_with(&head)))
-            .map(str::to_string)
-            .collect(),
-    )
+/// The nat table as `iptables -S` prints it, read once per program and call.
+struct NatTable {
+    lines: Vec<String>,
+}
+
+impl NatTable {
+    fn read(prog: &PathBuf) -> Option<NatTable> {
+        Some(NatTable { lines: run(prog, &["-S"])?.lines().map(str::to_string).collect() })
+    }
+
+    fn has_chain(&self, chain: &str) -> bool {
+        self.lines.iter().any(|l| l.strip_prefix("-N ") == Some(chain))
+    }
+
+    /// The rules of `chain`, without the leading `-A`.
+    fn rules<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.lines.iter().filter_map(move |l| {
+            let rest = l.strip_prefix("-A ")?;
+            rest.strip_prefix(chain)?.starts_with(' ').then_some(rest)
+        })
+    }
 }
 
 fn remove_chain(chain: &str, parent: &str) {
     for prog in programs() {
-        remove_chain_with(&prog, chain, parent);
+        if let Some(nat) = NatTable::read(&prog) {
+            remove_chain_with(&prog, &nat, chain, parent);
+        }
     }
 }
 
 /// Delete the jumps from `parent` to `chain`, then flush and delete `chain`.
-fn remove_chain_with(prog: &PathBuf, chain: &str, parent: &str) {
-    if list(prog, chain).is_none() {
+fn remove_chain_with(prog: &PathBuf, nat: &NatTable, chain: &str, parent: &str) {
+    if !nat.has_chain(chain) {
         return;
     }
-    for rule in list(prog, parent).unwrap_or_default() {
-        let args = split(&rule);
+    for rule in nat.rules(parent) {
+        let args = split(rule);
         if arg_after(&args, "-j") == Some(chain) || arg_after(&args, "-g") == Some(chain) {
             let mut del = vec!["-D"];
             del.extend(args.iter().map(String::as_str));
