@@ -44,20 +44,22 @@ now_us() {
 # ---- inner mode: runs inside a host netns (ip netns exec), driven by a plan ------------------
 # Plan lines: "<verb> <chain> <side> <pod> <key>"; key "-" runs untimed (filling a bridge).
 # Latency and RSS go to $W/s/<key>.<side> and <key>_rss.<side>; failures to <key>_fail.<side>.
-cnitool_call() { # verb chain side pod
-    local confdir=$W/conf/$2-$3 cnipath
+cnitool_call() { # verb chain side pod [host]
+    local confdir=$W/conf/$2-$3 cnipath ns=()
     if [ "$3" = A ]; then cnipath=$CNI_PATH_A; else cnipath=$CNI_PATH_B; fi
-    NETCONFPATH=$confdir CNI_PATH=$cnipath "${TIMECMD[@]}" "$CNITOOL" "$1" "$(cat "$confdir/name")" "/run/netns/$4" \
-        </dev/null >/dev/null 2>>"$W/err.$3.log"
+    [ -n "${5:-}" ] && ns=(ip netns exec "$5")
+    NETCONFPATH=$confdir CNI_PATH=$cnipath "${TIMECMD[@]}" "${ns[@]}" "$CNITOOL" "$1" "$(cat "$confdir/name")" \
+        "/run/netns/$4" </dev/null >/dev/null 2>>"$W/err.$3.log"
 }
 
 # One timed call through the spawn harness: wall time, peak RSS and CPU time of the client and
 # the plugins it ran.
-spawn_call() { # verb chain side pod key
-    local confdir=$W/conf/$2-$3 cnipath label us rss rc cpu
+spawn_call() { # verb chain side pod key [host]
+    local confdir=$W/conf/$2-$3 cnipath label us rss rc cpu ns=()
     if [ "$3" = A ]; then cnipath=$CNI_PATH_A; else cnipath=$CNI_PATH_B; fi
+    [ -n "${6:-}" ] && ns=(-n "/run/netns/$6")
     read -r label us rss rc cpu < <(NETCONFPATH=$confdir CNI_PATH=$cnipath \
-        "$SPAWN" -1 "$3" "$CNITOOL" "$1" "$(cat "$confdir/name")" "/run/netns/$4")
+        "$SPAWN" -1 "$3" "${ns[@]}" "$CNITOOL" "$1" "$(cat "$confdir/name")" "/run/netns/$4")
     if [ "$rc" = 0 ]; then
         echo "$us" >>"$W/s/$5.$3"
         echo "$rss" >>"$W/s/${5}_rss.$3"
@@ -68,21 +70,21 @@ spawn_call() { # verb chain side pod key
 }
 
 inner_plan() {
-    local verb chain side pod key t0 t1
-    while read -r verb chain side pod key; do
+    local verb chain side pod key host t0 t1
+    while read -r verb chain side pod key host; do
         if [ "$key" = - ]; then
             TIMECMD=()
-            cnitool_call "$verb" "$chain" "$side" "$pod" || echo "$verb $chain $pod" >>"$W/s/fill_fail.$side"
+            cnitool_call "$verb" "$chain" "$side" "$pod" "$host" || echo "$verb $chain $pod" >>"$W/s/fill_fail.$side"
             continue
         fi
         if [ -n "$SPAWN" ]; then
-            spawn_call "$verb" "$chain" "$side" "$pod" "$key"
+            spawn_call "$verb" "$chain" "$side" "$pod" "$key" "$host"
             continue
         fi
         TIMECMD=()
         [ -n "$TIME_BIN" ] && TIMECMD=("$TIME_BIN" -f %M -o "$W/rss.tmp")
         t0=$(now_us)
-        if cnitool_call "$verb" "$chain" "$side" "$pod"; then
+        if cnitool_call "$verb" "$chain" "$side" "$pod" "$host"; then
             t1=$(now_us)
             echo $((t1 - t0)) >>"$W/s/$key.$side"
             if [ -n "$TIME_BIN" ] && [ -s "$W/rss.tmp" ]; then tail -n 1 "$W/rss.tmp" >>"$W/s/${key}_rss.$side"; fi
@@ -400,10 +402,12 @@ for chain in bridge ptp full; do
         metric "${chain}_${k}_rss" "per pod $(chain_label "$chain"): $k peak RSS" MiB 1024
         [ -n "$SPAWN" ] && metric "${chain}_${k}_cpu" "per pod $(chain_label "$chain"): $k CPU time (user+sys)" ms 1000
     done
-    new_host
-    h=$HOST
-    declare -A PODS=()
+    # Each side on a node namespace of its own, as a node runs one implementation: neither sees
+    # the other's bridge, rules or nat tables. Calls still alternate A B A B.
+    declare -A PODS=() NODES=()
     for side in ${SIDES[$chain]}; do
+        new_host
+        NODES[$side]=$HOST
         new_pods "$side" "$POD_N"
         PODS[$side]="${NEW[*]}"
     done
@@ -412,13 +416,13 @@ for chain in bridge ptp full; do
         for ((i = 1; i <= POD_N; i++)); do
             for side in ${SIDES[$chain]}; do
                 pod=$(echo ${PODS[$side]} | cut -d' ' -f"$i")
-                echo "$verb $chain $side $pod ${chain}_$verb" >>"$W/plan"
+                echo "$verb $chain $side $pod ${chain}_$verb ${NODES[$side]}" >>"$W/plan"
             done
         done
     done
-    in_host "$h" plan "$W/plan"
-    del_netns "$h" ${PODS[A]:-} ${PODS[B]:-}
-    unset PODS
+    "$SELF" --inner plan "$W/plan"
+    del_netns ${NODES[A]:-} ${NODES[B]:-} ${PODS[A]:-} ${PODS[B]:-}
+    unset PODS NODES
     fresh_ipam
 done
 

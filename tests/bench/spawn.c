@@ -2,13 +2,14 @@
  * of its tree and the CPU time (user + system) of the whole tree.
  *
  *   spawn N LABEL=PATH [LABEL=PATH ...]   N rounds of each PATH in turn (A B A B ...)
- *   spawn -1 LABEL PROG [ARG ...]         one run of PROG with its arguments
+ *   spawn -1 LABEL [-n NETNS] PROG [ARG ...]   one run of PROG, in network namespace NETNS if given
  *
  * Children get the caller's environment and /dev/null for stdin, stdout and stderr. Each run
  * prints "LABEL usec maxrss_kib status cpu_usec". posix_spawn + wait4 keep the harness's own
  * cost per run small and equal for both sides. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +31,29 @@ static posix_spawn_file_actions_t fa;
 
 static long long usec(struct timeval tv) { return (long long)tv.tv_sec * 1000000LL + tv.tv_usec; }
 
-/* Run argv once and print its line. */
-static void run(const char *label, int label_len, char **cargv) {
+/* Run argv once, in the network namespace `netns` (an open fd) unless it is -1, and print its
+   line. With a namespace the child is forked, joins it and execs; otherwise posix_spawn. */
+static void run(const char *label, int label_len, char **cargv, int netns) {
     pid_t pid;
     int status = 0;
     struct rusage ru;
     long long t0 = now_ns();
-    if (posix_spawn(&pid, cargv[0], &fa, NULL, cargv, environ) != 0) {
+    if (netns >= 0) {
+        pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_RDWR);
+            if (setns(netns, CLONE_NEWNET) != 0 || null < 0) _exit(127);
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+            execve(cargv[0], cargv, environ);
+            _exit(127);
+        }
+        if (pid < 0) {
+            printf("%.*s -1 -1 -1 -1\n", label_len, label);
+            return;
+        }
+    } else if (posix_spawn(&pid, cargv[0], &fa, NULL, cargv, environ) != 0) {
         printf("%.*s -1 -1 -1 -1\n", label_len, label);
         return;
     }
@@ -59,8 +76,14 @@ int main(int argc, char **argv) {
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     if (strcmp(argv[1], "-1") == 0) {
-        if (argc < 4) return 2;
-        run(argv[2], (int)strlen(argv[2]), argv + 3);
+        int first = 3, netns = -1;
+        if (argc > 5 && strcmp(argv[3], "-n") == 0) {
+            netns = open(argv[4], O_RDONLY | O_CLOEXEC);
+            if (netns < 0) return 2;
+            first = 5;
+        }
+        if (argc <= first) return 2;
+        run(argv[2], (int)strlen(argv[2]), argv + first, netns);
         return 0;
     }
     int rounds = atoi(argv[1]);
@@ -69,7 +92,7 @@ int main(int argc, char **argv) {
             char *eq = strchr(argv[i], '=');
             if (!eq) return 2;
             char *cargv[] = {eq + 1, NULL};
-            run(argv[i], (int)(eq - argv[i]), cargv);
+            run(argv[i], (int)(eq - argv[i]), cargv, -1);
         }
     }
     return 0;
