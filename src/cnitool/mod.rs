@@ -282,7 +282,7 @@ fn del(list: &ConfList, rt: &Runtime) -> Result<(), String> {
     let prev = if list.at_least(SpecVersion::V0_4_0) {
         // A cache entry that cannot be read must not block DEL forever: go on without prevResult.
         cached_result(list, rt).unwrap_or_else(|e| {
-            log::warn!("network \"{}\": ignoring unusable cached result: {e}", list.name);
+            crate::logger::warn(format_args!("network \"{}\": ignoring unusable cached result: {e}", list.name));
             None
         })
     } else {

@@ -166,7 +166,7 @@ impl Link {
                 LinkAttribute::TxQueueLen(q) => link.txqlen = *q,
                 LinkAttribute::OperState(s) => {
                     link.oper_up = *s == State::Up;
-                    link.oper_state = format!("{s:?}").to_lowercase();
+                    link.oper_state = oper_state_name(s);
                 }
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
@@ -387,5 +387,20 @@ impl Netlink {
         let msg = LinkUnspec::new_with_index(link.index).build();
         self.change(RouteNetlinkMessage::DelLink(msg), 0)
             .map_err(|e| e.context(format!("failed to delete \"{}\"", link.name)))
+    }
+}
+
+/// The kernel's name for an operational state (IF_OPER_*), as `ip link` prints it.
+fn oper_state_name(s: &State) -> String {
+    match s {
+        State::Unknown => "unknown".into(),
+        State::NotPresent => "notpresent".into(),
+        State::Down => "down".into(),
+        State::LowerLayerDown => "lowerlayerdown".into(),
+        State::Testing => "testing".into(),
+        State::Dormant => "dormant".into(),
+        State::Up => "up".into(),
+        State::Other(n) => format!("state {n}"),
+        _ => "unknown".into(),
     }
 }

@@ -20,6 +20,7 @@ pub use route::{RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERS
 
 use crate::netns::Netns;
 use futures::StreamExt;
+use nix::errno::Errno;
 use rtnetlink::Handle;
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -69,7 +70,7 @@ impl Netlink {
             let mut handle = self.handle.clone();
             let mut req = NetlinkMessage::from(msg);
             req.header.flags = NLM_F_REQUEST | flags;
-            let mut replies = handle.request(req).map_err(|e| NlFailure::Other(e.to_string()))?;
+            let mut replies = handle.request(req).map_err(|e| NlFailure::Other(describe(&e)))?;
             let mut out = Vec::new();
             while let Some(reply) = replies.next().await {
                 match reply.payload {
@@ -93,6 +94,21 @@ impl Netlink {
     /// A dump.
     fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
         self.request(msg, NLM_F_DUMP)
+    }
+}
+
+/// rtnetlink's error in words, without its Display: that prints unexpected messages with
+/// `{:?}`, which would link a Debug formatter for every netlink message type (about 90 KB).
+fn describe(e: &rtnetlink::Error) -> String {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => match m.code {
+            Some(code) => Errno::from_raw(-code.get()).desc().to_string(),
+            None => "unexpected ACK".into(),
+        },
+        rtnetlink::Error::UnexpectedMessage(_) => "unexpected netlink message".into(),
+        rtnetlink::Error::RequestFailed => "the netlink connection closed".into(),
+        rtnetlink::Error::NamespaceError(s) | rtnetlink::Error::InvalidNla(s) => s.clone(),
+        _ => "malformed netlink attribute".into(),
     }
 }
 

@@ -339,7 +339,10 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
         match host.link_by_index(ifb.index) {
             Ok(Some(l)) => match host.del_link(&l) {
                 Err(e) if !e.is_not_found() => errors.push(e.to_string()),
-                _ => log::info!("bandwidth GC: deleted \"{}\" of {cid}/{ifname} on network {net}", ifb.name),
+                _ => crate::logger::info(format_args!(
+                    "bandwidth GC: deleted \"{}\" of {cid}/{ifname} on network {net}",
+                    ifb.name
+                )),
             },
             Ok(None) => {}
             Err(e) => errors.push(e.to_string()),

@@ -567,7 +567,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     if conf.macspoofchk
         && let Err(e) = spoofcheck::teardown(&System, &inv.container_id, &inv.ifname)
     {
-        log::warn!("{e}");
+        crate::logger::warn(format_args!("{e}"));
     }
     // Rules are found by their comment: this works when the namespace (and with it the
     // container's addresses) is already gone.

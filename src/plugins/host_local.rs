@@ -205,7 +205,7 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
         None => valid.iter().any(|(id, _)| *id == owner.id),
     })?;
     for ip in released {
-        log::info!("host-local GC: released {ip} of network {}", conf.name);
+        crate::logger::info(format_args!("host-local GC: released {ip} of network {}", conf.name));
     }
     Ok(())
 }
