@@ -8,7 +8,8 @@ ARCH := $(shell uname -m)
 TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx '$(ARCH)-unknown-linux-musl' && echo $(ARCH)-unknown-linux-musl || echo $(ARCH)-unknown-linux-gnu)
 CARGO ?= cargo
 CARGO_BIN := target/$(TARGET)/release/cnibox
-# The shipped binary: cargo's, stripped and without unwind tables (panic=abort never unwinds).
+# The shipped binary: cargo's (built with its symbols, which name the functions of src/hot.order),
+# stripped and without unwind tables (panic=abort never unwinds).
 BIN := target/cnibox
 # Static, and not position-independent, as the reference's static Go binaries are: no start-up
 # relocation pass and a smaller file.
@@ -53,7 +54,7 @@ build: $(BIN)
 $(CARGO_BIN): $(shell find src -name '*.rs') src/hot.order Cargo.toml Cargo.lock
 	@# cargo does not see the order file: a binary older than it is removed so that cargo relinks.
 	@if [ -e $@ ] && [ src/hot.order -nt $@ ]; then rm -f $@ $(dir $@)deps/cnibox-*; fi
-	RUSTFLAGS="$(RUSTFLAGS_STATIC)" $(CARGO) build --release --locked --target $(TARGET)
+	RUSTFLAGS="$(RUSTFLAGS_STATIC)" CARGO_PROFILE_RELEASE_STRIP=false $(CARGO) build --release --locked --target $(TARGET)
 
 $(BIN): $(CARGO_BIN)
 	@if command -v objcopy >/dev/null; then \
@@ -102,12 +103,10 @@ package: build
 bench: build
 	CNIBOX_BIN=$(CURDIR)/$(BIN) ./tests/bench/bench.sh
 
-# Regenerate src/hot.order from a build with symbols run under valgrind (root: it makes netns).
-hot-order:
-	rm -f target/order/$(TARGET)/release/deps/cnibox-*
-	RUSTFLAGS="$(RUSTFLAGS_STATIC)" CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=target/order \
-	  $(CARGO) build --release --locked --target $(TARGET)
-	./tests/bench/hot-order.sh target/order/$(TARGET)/release/cnibox
+# Regenerate src/hot.order from cargo's binary, which keeps its symbols (the shipped one is
+# stripped by objcopy), run under valgrind (root: it makes network namespaces).
+hot-order: build
+	./tests/bench/hot-order.sh $(CARGO_BIN)
 
 lint:
 	$(CARGO) fmt --check
