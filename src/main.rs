@@ -6,6 +6,11 @@ use cnibox::applets::{self, APPLETS};
 use cnibox::cni::CniError;
 use std::path::Path;
 
+mod alloc;
+
+#[global_allocator]
+static ALLOC: alloc::Pool = alloc::Pool::new();
+
 /// cnibox: the standard CNI plugins in one binary. Link it under a plugin's name, or run `cnibox <applet>`.
 #[derive(FromArgs)]
 struct Front {

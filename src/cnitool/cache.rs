@@ -32,7 +32,9 @@ pub fn path(dir: &Path, net: &str, cid: &str, ifname: &str) -> PathBuf {
     dir.join("results").join(format!("{net}-{cid}-{ifname}"))
 }
 
-/// Write atomically: a crash never leaves a half-written entry.
+/// Write atomically: a crash of the process never leaves a half-written entry. Not synced, as
+/// libcni does not sync it either: the attachments it describes do not outlive the node, and an
+/// entry a power loss emptied is ignored by DEL (`unusable cached result`).
 pub fn store(dir: &Path, entry: &Entry) -> Result<(), String> {
     let file = path(dir, &entry.network_name, &entry.container_id, &entry.if_name);
     let parent = file.parent().unwrap_or(dir);
@@ -49,7 +51,6 @@ pub fn store(dir: &Path, entry: &Entry) -> Result<(), String> {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         f.write_all(&bytes)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, &file)
     };
     write().map_err(|e| {

@@ -67,10 +67,13 @@ fn fault(point: &str) {
     }
 }
 
-/// A network's directory in the store, with its lock file open.
+/// A network's directory in the store, with the directory itself and its lock file open.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
+    /// Reservations are read relative to this: one path component to resolve per file, not
+    /// the whole data directory path, for each of the node's leases on every ADD.
+    dir_fd: File,
     lock: File,
 }
 
@@ -93,7 +96,8 @@ impl Store {
             .open(&path)
             .or_else(|_| File::open(&path))
             .map_err(|e| IpamError::store("open", &path, e))?;
-        Ok(Store { dir, lock })
+        let dir_fd = File::open(&dir).map_err(|e| IpamError::store("open", &dir, e))?;
+        Ok(Store { dir, dir_fd, lock })
     }
 
     pub fn dir(&self) -> &Path {
@@ -134,6 +138,30 @@ impl Locked<'_> {
         self.dir().join(format!("{TEMP_PREFIX}{}{suffix}", std::process::id()))
     }
 
+    /// The content of the store's file `name`; None if it cannot be read. Three system calls
+    /// per lease (openat, read, close; `fs::read` adds a stat, a seek, a second read and a walk
+    /// of the whole path), which matters as every ADD reads every lease. A read of a regular
+    /// file that returns less than asked for has reached its end.
+    fn read_entry(&self, name: &str) -> Option<Vec<u8>> {
+        use nix::fcntl::{OFlag, openat};
+        use nix::sys::stat::Mode;
+        let fd = openat(&self.store.dir_fd, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            match nix::unistd::read(&fd, &mut buf) {
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if n < buf.len() {
+                        return Some(out);
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     fn entries(&self) -> Result<Vec<Entry>, IpamError> {
         let rd = fs::read_dir(self.dir()).map_err(|e| IpamError::store("read directory", self.dir(), e))?;
         let mut out = Vec::new();
@@ -153,7 +181,7 @@ impl Locked<'_> {
         let mut out = Vec::new();
         for e in self.entries()? {
             let Ok(ip) = e.name.parse::<IpAddr>() else { continue };
-            let Ok(bytes) = fs::read(&e.path) else { continue };
+            let Some(bytes) = self.read_entry(&e.name) else { continue };
             out.push(Reservation { ip, owner: Owner::parse(&String::from_utf8_lossy(&bytes)) });
         }
         Ok(out)
@@ -245,7 +273,7 @@ impl Locked<'_> {
             if e.name == LOCK_FILE || e.name.starts_with(LAST_IP_PREFIX) {
                 continue;
             }
-            let Ok(bytes) = fs::read(&e.path) else { continue };
+            let Some(bytes) = self.read_entry(&e.name) else { continue };
             if matches(String::from_utf8_lossy(&bytes).trim()) && fs::remove_file(&e.path).is_ok() {
                 n += 1;
             }
