@@ -20,6 +20,13 @@ pub fn set(name: &str, value: &str) -> Result<(), Error> {
     if get(name).is_ok_and(|v| v == value) {
         return Ok(());
     }
+    write(name, value)
+}
+
+/// Write `value` without reading first: for parameters of a device this call has just
+/// created, where reading would only cost another open of a /proc file (each a lookup among
+/// every device's entries on a busy node).
+pub fn write(name: &str, value: &str) -> Result<(), Error> {
     std::fs::write(path(name), value).map_err(|e| Error::io(format!("failed to set sysctl {name}={value}"), &e))
 }
 

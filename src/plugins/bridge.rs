@@ -320,12 +320,12 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         let enabledad = conf.enabledad;
         cont_ns.run(|| {
             if enabledad {
-                let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
-                let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+                let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+                let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
             } else {
-                let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
+                let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
             }
-            let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+            let _ = sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
             iface::configure_iface(&cont, ifname, &result)
         })??;
 
@@ -367,24 +367,28 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
     }
 
     // The port must come up (both ends up, bridge up) before the pod can talk.
+    // The host end's MAC and the bridge's may have changed once the port joined.
+    let mut port = None;
     if !conf.disable_container_interface {
         let mut state = String::new();
-        let mut up = false;
         for sleep in [0u64, 50, 500, 1000, 1000] {
             std::thread::sleep(Duration::from_millis(sleep));
             let l = host.link(&pair.host.name)?;
             if l.oper_up {
-                up = true;
+                port = Some(l);
                 break;
             }
             state = l.oper_state;
         }
-        if !up {
+        if port.is_none() {
             return Err(bad(format!("bridge port in error state: {state}")));
         }
     }
-    // The host end's MAC and the bridge's may have changed once the port joined.
-    result.interfaces[1].mac = host.link(&pair.host.name)?.mac_string();
+    let port = match port {
+        Some(l) => l,
+        None => host.link(&pair.host.name)?,
+    };
+    result.interfaces[1].mac = port.mac_string();
     result.interfaces[0].mac = bridge_by_name(host, &conf.bridge)?.mac_string();
 
     iface::apply_conf_dns(inv, &mut result);
@@ -442,28 +446,43 @@ fn first_host(net: &IpNet) -> Option<IpAddr> {
 }
 
 fn bridge_by_name(nl: &Netlink, name: &str) -> Result<Link, CniError> {
-    let l = nl.link_by_name(name)?.ok_or_else(|| bad(format!("could not lookup \"{name}\": Link not found")))?;
+    is_bridge(nl.link_by_name(name)?, name)
+}
+
+fn is_bridge(link: Option<Link>, name: &str) -> Result<Link, CniError> {
+    let l = link.ok_or_else(|| bad(format!("could not lookup \"{name}\": Link not found")))?;
     if l.kind != LinkKind::Bridge {
         return Err(bad(format!("\"{name}\" already exists but is not a bridge")));
     }
     Ok(l)
 }
 
+/// The bridge, created if missing (another plugin may create it at the same moment: EEXIST
+/// is fine). Looked up first, since it almost always exists: a lookup is cheaper than a
+/// failed creation, which takes the kernel's RTNL lock that every pod on the node contends for.
 fn ensure_bridge(nl: &Netlink, conf: &Conf) -> Result<Link, CniError> {
-    match nl.create_bridge(&conf.bridge, conf.mtu, conf.vlan_filtering()) {
-        Err(e) if !e.is_exists() => return Err(e.into()),
-        _ => {}
-    }
-    let br = bridge_by_name(nl, &conf.bridge)?;
+    let br = match nl.link_by_name(&conf.bridge)? {
+        Some(l) => is_bridge(Some(l), &conf.bridge)?,
+        None => {
+            match nl.create_bridge(&conf.bridge, conf.mtu, conf.vlan_filtering()) {
+                Err(e) if !e.is_exists() => return Err(e.into()),
+                _ => {}
+            }
+            bridge_by_name(nl, &conf.bridge)?
+        }
+    };
+    let mut changed = false;
     if conf.promisc_mode && !br.promisc {
         nl.set_promisc(&br, true)?;
+        changed = true;
     }
     // We want to own the routes for this interface.
     let _ = sysctl::set(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
     if !br.up {
         nl.set_up(&br)?;
+        changed = true;
     }
-    bridge_by_name(nl, &conf.bridge)
+    if changed { bridge_by_name(nl, &conf.bridge) } else { Ok(br) }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -69,11 +69,11 @@ pub fn create_veth(
 }
 
 fn finish_veth(host: &Netlink, cont: &Netlink, host_name: &str, container_name: &str) -> Result<VethPair, CniError> {
-    let h = host.link(host_name)?;
+    let mut h = host.link(host_name)?;
     host.set_up(&h)?;
+    h.up = true;
     // We want to own the routes for this interface.
-    let _ = sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
-    let h = host.link(host_name)?;
+    let _ = sysctl::write(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
     let c = cont.link(container_name)?;
     Ok(VethPair { host: h, container: c })
 }
@@ -123,8 +123,8 @@ pub fn sandbox_interface(link: &Link, ns: &Netns) -> crate::cni::result::Interfa
 /// Gratuitous ARP and unsolicited neighbour advertisements when `ifname` comes up or changes
 /// address (best effort; call inside the container namespace).
 pub fn set_notify_sysctls(ifname: &str) {
-    let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
-    let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
+    let _ = sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+    let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
 }
 
 /// Turn on IPv4 (`v4`) or IPv6 forwarding for the whole node.
@@ -285,7 +285,7 @@ pub fn configure_iface(nl: &Netlink, ifname: &str, result: &CniResult) -> Result
                 sysctl::set(&format!("net/ipv6/conf/{dev}/disable_ipv6"), "0")
                     .map_err(|e| CniError::internal(format!("failed to enable IPv6 for interface \"{dev}\": {e}")))?;
             }
-            let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1");
+            let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1");
         }
         nl.add_address(&link, ip.address)?;
         match ip.gateway {
