@@ -10,12 +10,15 @@
 //! Beyond the reference, a reservation appears atomically: the content is written to a
 //! temp file in the same directory and synced, then hard-linked to the address's name
 //! (EEXIST means taken), then the temp is removed. A crash therefore never leaves an
-//! empty or partial reservation. Temp files are only ever written while the lock is held,
-//! so any temp file seen under the lock is stale; release and GC remove them. Their names
-//! start with a dot and never parse as an address, so the Go plugin ignores them (and its
-//! release, which matches on content, removes them like a reservation of the same owner).
+//! empty or partial reservation. The temp file is written before the lock is taken (its
+//! content does not depend on the address), so the fsync stays out of the critical section;
+//! release and GC, under the lock, remove every temp file they see, and a reservation whose
+//! temp was taken that way writes it again under the lock. Temp names start with a dot and
+//! never parse as an address, so the Go plugin ignores them (and its release, which matches
+//! on content, removes them like a reservation of the same owner).
 
 use super::IpamError;
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
@@ -75,6 +78,8 @@ pub struct Store {
     /// the whole data directory path, for each of the node's leases on every ADD.
     dir_fd: File,
     lock: File,
+    /// A reservation file written and synced ahead of the lock, with its content.
+    prepared: RefCell<Option<(PathBuf, String)>>,
 }
 
 impl Store {
@@ -97,17 +102,43 @@ impl Store {
             .or_else(|_| File::open(&path))
             .map_err(|e| IpamError::store("open", &path, e))?;
         let dir_fd = File::open(&dir).map_err(|e| IpamError::store("open", &dir, e))?;
-        Ok(Store { dir, dir_fd, lock })
+        Ok(Store { dir, dir_fd, lock, prepared: RefCell::new(None) })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// Write and sync, before taking the lock, the file a reservation for (`id`, `ifname`)
+    /// will be: its content does not depend on the address, and so the one fsync of an ADD
+    /// stays out of the section every pod of the network serialises on. `reserve` links it.
+    /// Until then it is a temp file like any other: a crash leaves it to release or GC.
+    pub fn prepare(&self, id: &str, ifname: &str) -> Result<(), IpamError> {
+        self.discard_prepared();
+        let path = self.dir.join(format!("{TEMP_PREFIX}{}.prepared", std::process::id()));
+        let content = content(id, ifname);
+        write_file(&path, content.as_bytes(), true)?;
+        fault("ipam-after-write");
+        *self.prepared.borrow_mut() = Some((path, content));
+        Ok(())
+    }
+
+    fn discard_prepared(&self) {
+        if let Some((path, _)) = self.prepared.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
+
     /// Take the exclusive lock; it is released when the guard drops.
     pub fn lock(&self) -> Result<Locked<'_>, IpamError> {
         self.lock.lock().map_err(|e| IpamError::store("lock", self.dir.join(LOCK_FILE), e))?;
         Ok(Locked { store: self })
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.discard_prepared();
     }
 }
 
@@ -194,27 +225,32 @@ impl Locked<'_> {
         if fs::symlink_metadata(&name).is_ok() {
             return Ok(false);
         }
-        let temp = self.temp_path("");
+        let content = content(id, ifname);
         // The content reaches the disk before the name exists: no crash, of the process or the
         // node, can leave an empty or partial reservation. That one fsync is the only one an ADD
-        // pays: the name itself and the cursor need no durability to stay correct.
-        write_file(&temp, content(id, ifname).as_bytes(), true)?;
-        fault("ipam-after-write");
-        let linked = match fs::hard_link(&temp, &name) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            // A filesystem without hard links: fall back to an exclusive create.
-            Err(e) if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::PermissionDenied) => {
-                create_exclusive(&name, content(id, ifname).as_bytes())
-            }
-            Err(e) => Err(IpamError::store("link", &name, e)),
+        // pays (the name itself and the cursor need no durability to stay correct), and it was
+        // normally paid before the lock was taken (`Store::prepare`).
+        let prepared = self.store.prepared.borrow().as_ref().filter(|(_, c)| *c == content).map(|(p, _)| p.clone());
+        let mut linked = match &prepared {
+            Some(temp) => link(temp, &name, &content),
+            None => Err(ErrorKind::NotFound.into()),
         };
-        if linked.as_ref().is_ok_and(|l| *l) {
-            fault("ipam-after-link");
+        // Not prepared, or a release or GC under the lock took the prepared file for a stale
+        // one: write it now.
+        if linked.as_ref().is_err_and(|e| e.kind() == ErrorKind::NotFound) {
+            let temp = self.temp_path("");
+            write_file(&temp, content.as_bytes(), true)?;
+            fault("ipam-after-write");
+            linked = link(&temp, &name, &content);
+            let _ = fs::remove_file(&temp);
         }
-        let _ = fs::remove_file(&temp);
-        if !linked? {
+        let linked = linked.map_err(|e| IpamError::store("link", &name, e))?;
+        if !linked {
             return Ok(false);
+        }
+        fault("ipam-after-link");
+        if prepared.is_some() {
+            self.store.discard_prepared();
         }
         let last = self.dir().join(format!("{LAST_IP_PREFIX}{range_id}"));
         let temp = self.temp_path(".last");
@@ -328,6 +364,19 @@ fn write_file(path: &Path, data: &[u8], durable: bool) -> Result<(), IpamError> 
     })
 }
 
+/// Give the reservation file `temp` the address's `name`: Ok(false) when the name is taken.
+fn link(temp: &Path, name: &Path, content: &str) -> std::io::Result<bool> {
+    match fs::hard_link(temp, name) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        // A filesystem without hard links: fall back to an exclusive create.
+        Err(e) if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::PermissionDenied) => {
+            create_exclusive(name, content.as_bytes()).map_err(std::io::Error::other)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn create_exclusive(path: &Path, data: &[u8]) -> Result<bool, IpamError> {
     let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(f) => f,
@@ -371,6 +420,38 @@ mod tests {
             fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn prepared_reservations() {
+        let t = Tmp::new("prep");
+        let s = Store::open(&t.0, "net1").unwrap();
+        let dir = t.0.join("net1");
+        // Written and synced ahead of the lock, then linked; nothing else is left behind.
+        s.prepare("c1", "eth0").unwrap();
+        assert_eq!(names(&dir).len(), 2, "the prepared temp and the lock");
+        {
+            let l = s.lock().unwrap();
+            // Another owner's reservation does not use it.
+            assert!(l.reserve("c0", "eth0", ip("10.0.0.9"), 0).unwrap());
+            assert!(l.reserve("c1", "eth0", ip("10.0.0.2"), 0).unwrap());
+        }
+        assert_eq!(fs::read(dir.join("10.0.0.2")).unwrap(), b"c1\r\neth0");
+        assert_eq!(fs::read(dir.join("10.0.0.9")).unwrap(), b"c0\r\neth0", "another owner's reservation");
+        assert_eq!(names(&dir), ["10.0.0.2", "10.0.0.9", "last_reserved_ip.0", "lock"]);
+        // A release under the lock takes the prepared temp for a stale one: the reservation
+        // writes it again.
+        s.prepare("c2", "eth0").unwrap();
+        {
+            let l = s.lock().unwrap();
+            l.release_by_id("nobody", "eth0").unwrap();
+            assert!(l.reserve("c2", "eth0", ip("10.0.0.3"), 0).unwrap());
+        }
+        assert_eq!(fs::read(dir.join("10.0.0.3")).unwrap(), b"c2\r\neth0");
+        // One left unused goes with the store.
+        s.prepare("c3", "eth0").unwrap();
+        drop(s);
+        assert_eq!(names(&dir), ["10.0.0.2", "10.0.0.3", "10.0.0.9", "last_reserved_ip.0", "lock"]);
     }
 
     #[test]

@@ -156,7 +156,10 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     for (idx, set) in conf.ranges.iter().enumerate() {
         let want = requested.iter().position(|ip| set.contains(*ip)).map(|i| requested.remove(i));
         let alloc = Allocator { set, range_id: idx };
-        let got = store.lock().and_then(|l| alloc.get(&l, &inv.container_id, &inv.ifname, want));
+        let got = store
+            .prepare(&inv.container_id, &inv.ifname)
+            .and_then(|_| store.lock())
+            .and_then(|l| alloc.get(&l, &inv.container_id, &inv.ifname, want));
         match got {
             Ok(ip) => ips.push(ip),
             Err(e) => {
