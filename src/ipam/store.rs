@@ -8,12 +8,15 @@
 //! - `lock` is flock'ed exclusively around every allocation and release.
 //!
 //! Beyond the reference, a reservation appears atomically: the content is written to a
-//! temp file in the same directory and synced, then hard-linked to the address's name
-//! (EEXIST means taken), then the temp is removed. A crash therefore never leaves an
-//! empty or partial reservation. The temp file is written before the lock is taken (its
-//! content does not depend on the address), so the fsync stays out of the critical section;
-//! release and GC, under the lock, remove every temp file they see, and a reservation whose
-//! temp was taken that way writes it again under the lock. Temp names start with a dot and
+//! temp file in the same directory, then hard-linked to the address's name (EEXIST means
+//! taken), then the temp is removed. A crashed plugin therefore never leaves an empty or
+//! partial reservation. Nothing is synced: a lease only means something while its
+//! container's network namespace exists, and none survives the node going down; what a
+//! power loss leaves behind (an empty file at worst) is stale either way, and GC releases
+//! it. The temp file is written before the lock is taken (its content does not depend on
+//! the address), so the critical section is a link and a rename; release and GC, under the
+//! lock, remove every temp file they see, and a reservation whose temp was taken that way
+//! writes it again under the lock. Temp names start with a dot and
 //! never parse as an address, so the Go plugin ignores them (and its release, which matches
 //! on content, removes them like a reservation of the same owner).
 
@@ -62,7 +65,7 @@ pub struct Reservation {
 
 /// Test hook: when the environment has `CNIBOX_FAULT=<point>`, the process kills itself with
 /// SIGKILL at that point, so tests can prove that a crash there leaves the store consistent.
-/// Points: `ipam-after-write` (temp file written and synced, not yet linked to the address's
+/// Points: `ipam-after-write` (temp file written, not yet linked to the address's
 /// name) and `ipam-after-link` (address file in place, temp file not yet removed).
 fn fault(point: &str) {
     if std::env::var_os("CNIBOX_FAULT").is_some_and(|v| v == point) {
@@ -78,7 +81,7 @@ pub struct Store {
     /// the whole data directory path, for each of the node's leases on every ADD.
     dir_fd: File,
     lock: File,
-    /// A reservation file written and synced ahead of the lock, with its content.
+    /// A reservation file written ahead of the lock, with its content.
     prepared: RefCell<Option<(PathBuf, String)>>,
 }
 
@@ -109,15 +112,15 @@ impl Store {
         &self.dir
     }
 
-    /// Write and sync, before taking the lock, the file a reservation for (`id`, `ifname`)
-    /// will be: its content does not depend on the address, and so the one fsync of an ADD
-    /// stays out of the section every pod of the network serialises on. `reserve` links it.
-    /// Until then it is a temp file like any other: a crash leaves it to release or GC.
+    /// Write, before taking the lock, the file a reservation for (`id`, `ifname`) will be: its
+    /// content does not depend on the address, so creating it stays out of the section every
+    /// pod of the network serialises on. `reserve` links it. Until then it is a temp file like
+    /// any other: a crash leaves it to release or GC.
     pub fn prepare(&self, id: &str, ifname: &str) -> Result<(), IpamError> {
         self.discard_prepared();
         let path = self.dir.join(format!("{TEMP_PREFIX}{}.prepared", std::process::id()));
         let content = content(id, ifname);
-        write_file(&path, content.as_bytes(), true)?;
+        write_file(&path, content.as_bytes(), false)?;
         fault("ipam-after-write");
         *self.prepared.borrow_mut() = Some((path, content));
         Ok(())
@@ -226,10 +229,8 @@ impl Locked<'_> {
             return Ok(false);
         }
         let content = content(id, ifname);
-        // The content reaches the disk before the name exists: no crash, of the process or the
-        // node, can leave an empty or partial reservation. That one fsync is the only one an ADD
-        // pays (the name itself and the cursor need no durability to stay correct), and it was
-        // normally paid before the lock was taken (`Store::prepare`).
+        // The file is complete before the name exists; normally it was written before the lock
+        // was taken (`Store::prepare`).
         let prepared = self.store.prepared.borrow().as_ref().filter(|(_, c)| *c == content).map(|(p, _)| p.clone());
         let mut linked = match &prepared {
             Some(temp) => link(temp, &name, &content),
@@ -239,7 +240,7 @@ impl Locked<'_> {
         // one: write it now.
         if linked.as_ref().is_err_and(|e| e.kind() == ErrorKind::NotFound) {
             let temp = self.temp_path("");
-            write_file(&temp, content.as_bytes(), true)?;
+            write_file(&temp, content.as_bytes(), false)?;
             fault("ipam-after-write");
             linked = link(&temp, &name, &content);
             let _ = fs::remove_file(&temp);
@@ -383,7 +384,7 @@ fn create_exclusive(path: &Path, data: &[u8]) -> Result<bool, IpamError> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
         Err(e) => return Err(IpamError::store("create", path, e)),
     };
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| {
+    f.write_all(data).map_err(|e| {
         let _ = fs::remove_file(path);
         IpamError::store("write", path, e)
     })?;
@@ -427,7 +428,7 @@ mod tests {
         let t = Tmp::new("prep");
         let s = Store::open(&t.0, "net1").unwrap();
         let dir = t.0.join("net1");
-        // Written and synced ahead of the lock, then linked; nothing else is left behind.
+        // Written ahead of the lock, then linked; nothing else is left behind.
         s.prepare("c1", "eth0").unwrap();
         assert_eq!(names(&dir).len(), 2, "the prepared temp and the lock");
         {
