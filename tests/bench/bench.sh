@@ -4,6 +4,7 @@
 # Measures, with A (cnibox) and B (reference) interleaved A B A B …, medians and min–max of:
 #   install size      one cnibox binary vs the sum of the reference binaries for the same plugins
 #   exec              latency and peak RSS of CNI_COMMAND=VERSION for several applets
+#   kernel floor      what creating and deleting a veth pair costs the kernel alone
 #   per pod           ADD and DEL latency and peak RSS through one runtime client, per chain
 #                     (bridge + host-local, ptp + host-local), each pod in its own netns
 #   concurrency       32 and 64 simultaneous ADDs then DELs on one network, from a cold start:
@@ -316,6 +317,27 @@ for a in "${VERSION_APPLETS[@]}"; do
         has_b "$a" && version_once B "$a" "$key"
     done
 done
+
+# ---- the kernel's floor --------------------------------------------------------------------------
+# What the kernel alone charges for a pod's veth pair (tests/bench/vethfloor.c: one RTM_NEWLINK
+# with the peer in the pod's namespace, one RTM_DELLINK), in a node namespace of its own: no
+# plugin, of either side, can ADD or DEL a veth-attached pod faster. Deletion waits for an RCU
+# barrier in the kernel.
+if command -v gcc >/dev/null && gcc -O2 -static -o "$W/vethfloor" "$TOP/tests/bench/vethfloor.c" 2>/dev/null; then
+    log "kernel floor: veth pair create and delete"
+    metric veth_add_floor "kernel floor: veth pair create (one RTM_NEWLINK)" ms 1000
+    metric veth_del_floor "kernel floor: veth pair delete (one RTM_DELLINK)" ms 1000
+    new_host
+    new_pods F 1
+    if ip netns exec "$HOST" "$W/vethfloor" "$POD_N" "/run/netns/${NEW[0]}" >"$W/floor.out"; then
+        while read -r op us; do
+            for side in A B; do echo "$us" >>"$W/s/veth_${op}_floor.$side"; done
+        done <"$W/floor.out"
+    else
+        log "  vethfloor failed"
+    fi
+    del_netns "$HOST" "${NEW[0]}"
+fi
 
 # ---- per-pod chains ----------------------------------------------------------------------------
 SUBNET=0
