@@ -253,14 +253,24 @@ impl Locked<'_> {
         if prepared.is_some() {
             self.store.discard_prepared();
         }
+        // Only a hint for where to continue, read and written under the lock; an unreadable
+        // one means "start of the range". Rewritten in place, as the reference does, but
+        // without truncating it first: the file keeps its block, which a replacement or a
+        // truncation would free (on a filesystem mounted with `discard`, a synchronous discard
+        // request to the disk on every ADD).
         let last = self.dir().join(format!("{LAST_IP_PREFIX}{range_id}"));
-        let temp = self.temp_path(".last");
-        // Only a hint for where to continue; an unreadable one means "start of the range".
-        write_file(&temp, ip.to_string().as_bytes(), false)?;
-        fs::rename(&temp, &last).map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            IpamError::store("rename", &last, e)
-        })?;
+        let text = ip.to_string();
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&last)
+            .and_then(|mut f| {
+                f.write_all(text.as_bytes())?;
+                f.set_len(text.len() as u64)
+            })
+            .map_err(|e| IpamError::store("write", &last, e))?;
         Ok(true)
     }
 
