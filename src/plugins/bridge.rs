@@ -497,7 +497,11 @@ fn attach_port(
     preserve_default_vlan: bool,
 ) -> Result<(), CniError> {
     nl.set_master(port, br)?;
-    nl.set_hairpin(port, hairpin)?;
+    // A new port starts with hairpin off: only turning it on takes a request (and the RTNL
+    // lock that every pod on the node contends for).
+    if hairpin {
+        nl.set_hairpin(port, true)?;
+    }
     if isolated {
         nl.set_isolated(port, true)?;
     }
