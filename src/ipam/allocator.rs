@@ -76,16 +76,19 @@ pub struct Allocator<'a> {
 
 impl Allocator<'_> {
     /// Reserve one address for (`id`, `ifname`): `requested` if given, else the next free one.
+    /// `held` is what the attachment already holds in the store (`Store::held_by`): a second
+    /// address from the same set is refused.
     pub fn get(
         &self,
         store: &Locked<'_>,
         id: &str,
         ifname: &str,
         requested: Option<IpAddr>,
+        held: &[IpAddr],
     ) -> Result<IpConfig, IpamError> {
         let (ip, range) = match requested {
             Some(ip) => self.get_requested(store, id, ifname, ip)?,
-            None => self.get_next(store, id, ifname)?,
+            None => self.get_next(store, id, ifname, held)?,
         };
         Ok(IpConfig { interface: None, address: range.with_prefix(ip), gateway: Some(range.gateway) })
     }
@@ -111,9 +114,15 @@ impl Allocator<'_> {
         Ok((ip, range))
     }
 
-    fn get_next(&self, store: &Locked<'_>, id: &str, ifname: &str) -> Result<(IpAddr, &Range), IpamError> {
+    fn get_next(
+        &self,
+        store: &Locked<'_>,
+        id: &str,
+        ifname: &str,
+        held: &[IpAddr],
+    ) -> Result<(IpAddr, &Range), IpamError> {
         // Two ADDs for one attachment are a runtime bug; the spec lets us refuse the second.
-        if let Some(held) = store.get_by_id(id, ifname)?.into_iter().find(|ip| self.set.contains(*ip)) {
+        if let Some(held) = held.iter().find(|ip| self.set.contains(**ip)) {
             return Err(IpamError::Alloc(format!(
                 "{held} has been allocated to {id}, duplicate allocation is not allowed"
             )));
@@ -143,6 +152,11 @@ mod tests {
     use crate::ipam::range::RangeConf;
     use crate::ipam::store::Store;
     use std::path::PathBuf;
+
+    /// What host-local does for one range set: look up what "eth0" of `id` holds, then allocate.
+    fn get(a: &Allocator<'_>, l: &Locked<'_>, id: &str, want: Option<IpAddr>) -> Result<IpConfig, IpamError> {
+        a.get(l, id, "eth0", want, &l.get_by_id(id, "eth0")?)
+    }
 
     struct Tmp(PathBuf);
     impl Tmp {
@@ -212,19 +226,19 @@ mod tests {
         let l = store.lock().unwrap();
         let mut got = Vec::new();
         for i in 0..5 {
-            let c = a.get(&l, &format!("c{i}"), "eth0", None).unwrap();
+            let c = get(&a, &l, &format!("c{i}"), None).unwrap();
             assert_eq!(c.gateway, Some(ip("10.0.0.1")));
             got.push(c.address.to_string());
         }
         assert_eq!(got, ["10.0.0.2/29", "10.0.0.3/29", "10.0.0.4/29", "10.0.0.5/29", "10.0.0.6/29"]);
-        let e = a.get(&l, "c9", "eth0", None).unwrap_err();
+        let e = get(&a, &l, "c9", None).unwrap_err();
         assert_eq!(e.to_string(), "no IP addresses available in range set: 10.0.0.1-10.0.0.6");
         assert!(!a.has_free(&l).unwrap());
         // Release .3: the next allocation wraps around to it.
         l.release_by_id("c1", "eth0").unwrap();
         assert!(a.has_free(&l).unwrap());
-        assert_eq!(a.get(&l, "c9", "eth0", None).unwrap().address.to_string(), "10.0.0.3/29");
-        let e = a.get(&l, "c9", "eth0", None).unwrap_err();
+        assert_eq!(get(&a, &l, "c9", None).unwrap().address.to_string(), "10.0.0.3/29");
+        let e = get(&a, &l, "c9", None).unwrap_err();
         assert_eq!(e.to_string(), "10.0.0.3 has been allocated to c9, duplicate allocation is not allowed");
     }
 
@@ -235,9 +249,9 @@ mod tests {
         let s = set(&[("10.0.0.0/24", None, None, None)]);
         let a = Allocator { set: &s, range_id: 0 };
         let l = store.lock().unwrap();
-        assert_eq!(a.get(&l, "a", "eth0", None).unwrap().address.addr(), ip("10.0.0.2"));
+        assert_eq!(get(&a, &l, "a", None).unwrap().address.addr(), ip("10.0.0.2"));
         l.release_by_id("a", "eth0").unwrap();
-        assert_eq!(a.get(&l, "b", "eth0", None).unwrap().address.addr(), ip("10.0.0.3"));
+        assert_eq!(get(&a, &l, "b", None).unwrap().address.addr(), ip("10.0.0.3"));
     }
 
     #[test]
@@ -247,17 +261,17 @@ mod tests {
         let s = set(&[("10.0.0.0/24", Some("10.0.0.10"), Some("10.0.0.20"), None)]);
         let a = Allocator { set: &s, range_id: 0 };
         let l = store.lock().unwrap();
-        assert_eq!(a.get(&l, "a", "eth0", Some(ip("10.0.0.15"))).unwrap().address.to_string(), "10.0.0.15/24");
-        let e = a.get(&l, "b", "eth0", Some(ip("10.0.0.15"))).unwrap_err();
+        assert_eq!(get(&a, &l, "a", Some(ip("10.0.0.15"))).unwrap().address.to_string(), "10.0.0.15/24");
+        let e = get(&a, &l, "b", Some(ip("10.0.0.15"))).unwrap_err();
         assert_eq!(e.to_string(), "requested IP address 10.0.0.15 is not available in range set 10.0.0.10-10.0.0.20");
-        let e = a.get(&l, "b", "eth0", Some(ip("10.0.0.30"))).unwrap_err();
+        let e = get(&a, &l, "b", Some(ip("10.0.0.30"))).unwrap_err();
         assert_eq!(e.to_string(), "10.0.0.30 not in range set 10.0.0.10-10.0.0.20");
         let s2 = set(&[("10.0.0.0/24", None, None, None)]);
         let a2 = Allocator { set: &s2, range_id: 1 };
-        let e = a2.get(&l, "b", "eth0", Some(ip("10.0.0.1"))).unwrap_err();
+        let e = get(&a2, &l, "b", Some(ip("10.0.0.1"))).unwrap_err();
         assert_eq!(e.to_string(), "requested ip 10.0.0.1 is subnet's gateway");
         // The next allocation continues after the requested one.
-        assert_eq!(a.get(&l, "c", "eth0", None).unwrap().address.addr(), ip("10.0.0.16"));
+        assert_eq!(get(&a, &l, "c", None).unwrap().address.addr(), ip("10.0.0.16"));
     }
 
     #[test]
@@ -267,8 +281,8 @@ mod tests {
         let v4 = set(&[("10.0.0.0/24", None, None, None)]);
         let v6 = set(&[("2001:db8::/64", None, None, None)]);
         let l = store.lock().unwrap();
-        let a = Allocator { set: &v4, range_id: 0 }.get(&l, "c", "eth0", None).unwrap();
-        let b = Allocator { set: &v6, range_id: 1 }.get(&l, "c", "eth0", None).unwrap();
+        let a = get(&Allocator { set: &v4, range_id: 0 }, &l, "c", None).unwrap();
+        let b = get(&Allocator { set: &v6, range_id: 1 }, &l, "c", None).unwrap();
         assert_eq!(a.address.to_string(), "10.0.0.2/24");
         assert_eq!(b.address.to_string(), "2001:db8::2/64");
         assert_eq!(b.gateway, Some(ip("2001:db8::1")));

@@ -7,6 +7,10 @@
 //! - `last_reserved_ip.<N>` holds the last address reserved from range set N;
 //! - `lock` is flock'ed exclusively around every allocation and release.
 //!
+//! What an attachment holds is read without the lock (the spec forbids a runtime to run two
+//! operations for one container at once, so no one else gives or takes its addresses); the
+//! lock covers only the changes: taking an address, removing files.
+//!
 //! Beyond the reference, a reservation appears atomically: the content is written to a
 //! temp file in the same directory, then hard-linked to the address's name (EEXIST means
 //! taken), then the temp is removed. A crashed plugin therefore never leaves an empty or
@@ -132,44 +136,44 @@ impl Store {
         }
     }
 
-    /// Take the exclusive lock; it is released when the guard drops.
-    pub fn lock(&self) -> Result<Locked<'_>, IpamError> {
-        self.lock.lock().map_err(|e| IpamError::store("lock", self.dir.join(LOCK_FILE), e))?;
-        Ok(Locked { store: self })
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.discard_prepared();
-    }
-}
-
-/// The store with its lock held: every read and write goes through here.
-#[derive(Debug)]
-pub struct Locked<'a> {
-    store: &'a Store,
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        let _ = self.store.lock.unlock();
-    }
-}
-
-/// A plain file of the store directory.
-struct Entry {
-    name: String,
-    path: PathBuf,
-}
-
-impl Locked<'_> {
-    fn dir(&self) -> &Path {
-        &self.store.dir
+    /// The addresses held by (`id`, `ifname`), or by `id` in a legacy file, read without the
+    /// lock: the spec forbids a runtime to run two operations for one container at once, so
+    /// nothing can give or take this attachment's addresses meanwhile, and an ADD that refuses
+    /// a duplicate does not hold every other pod of the network up while it reads each lease.
+    pub fn held_by(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, IpamError> {
+        let id = id.trim();
+        Ok(self
+            .reservations()?
+            .into_iter()
+            .filter(|r| r.owner.id == id && r.owner.ifname.as_deref().is_none_or(|i| i == ifname))
+            .map(|r| r.ip)
+            .collect())
     }
 
-    fn temp_path(&self, suffix: &str) -> PathBuf {
-        self.dir().join(format!("{TEMP_PREFIX}{}{suffix}", std::process::id()))
+    /// What releasing (`id`, `ifname`) removes: the files holding exactly that owner, or if
+    /// there is none the legacy files holding `id`; and every temp file, stale once the lock
+    /// is held. Read without the lock, like `held_by`; `Locked::remove` removes them under it.
+    pub fn release_targets(&self, id: &str, ifname: &str) -> Result<ReleaseTargets, IpamError> {
+        let (exact, legacy) = (content(id, ifname), id.trim());
+        let (mut exact_names, mut legacy_names, mut temps) = (Vec::new(), Vec::new(), Vec::new());
+        for e in self.entries()? {
+            if e.name == LOCK_FILE || e.name.starts_with(LAST_IP_PREFIX) {
+                continue;
+            }
+            if e.name.starts_with(TEMP_PREFIX) {
+                temps.push(e.name);
+                continue;
+            }
+            let Some(bytes) = self.read_entry(&e.name) else { continue };
+            let text = String::from_utf8_lossy(&bytes);
+            if text.trim() == exact {
+                exact_names.push(e.name);
+            } else if text.trim() == legacy {
+                legacy_names.push(e.name);
+            }
+        }
+        let leases = if exact_names.is_empty() { legacy_names } else { exact_names };
+        Ok(ReleaseTargets { leases, temps })
     }
 
     /// The content of the store's file `name`; None if it cannot be read. Three system calls
@@ -179,7 +183,7 @@ impl Locked<'_> {
     fn read_entry(&self, name: &str) -> Option<Vec<u8>> {
         use nix::fcntl::{OFlag, openat};
         use nix::sys::stat::Mode;
-        let fd = openat(&self.store.dir_fd, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+        let fd = openat(&self.dir_fd, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
         let mut out = Vec::new();
         let mut buf = [0u8; 256];
         loop {
@@ -219,6 +223,58 @@ impl Locked<'_> {
             out.push(Reservation { ip, owner: Owner::parse(&String::from_utf8_lossy(&bytes)) });
         }
         Ok(out)
+    }
+
+    /// Take the exclusive lock; it is released when the guard drops.
+    pub fn lock(&self) -> Result<Locked<'_>, IpamError> {
+        self.lock.lock().map_err(|e| IpamError::store("lock", self.dir.join(LOCK_FILE), e))?;
+        Ok(Locked { store: self })
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.discard_prepared();
+    }
+}
+
+/// The store with its lock held: every read and write goes through here.
+#[derive(Debug)]
+pub struct Locked<'a> {
+    store: &'a Store,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.lock.unlock();
+    }
+}
+
+/// The files a release removes (names in the store directory).
+#[derive(Debug, Default)]
+pub struct ReleaseTargets {
+    leases: Vec<String>,
+    temps: Vec<String>,
+}
+
+/// A plain file of the store directory.
+struct Entry {
+    name: String,
+    path: PathBuf,
+}
+
+impl Locked<'_> {
+    fn dir(&self) -> &Path {
+        &self.store.dir
+    }
+
+    fn temp_path(&self, suffix: &str) -> PathBuf {
+        self.dir().join(format!("{TEMP_PREFIX}{}{suffix}", std::process::id()))
+    }
+
+    /// Every reservation: each file whose name is an address.
+    pub fn reservations(&self) -> Result<Vec<Reservation>, IpamError> {
+        self.store.reservations()
     }
 
     /// Reserve `ip` for (`id`, `ifname`) and remember it as range set `range_id`'s last.
@@ -287,13 +343,7 @@ impl Locked<'_> {
 
     /// The addresses held by (`id`, `ifname`), or by `id` in a legacy file.
     pub fn get_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, IpamError> {
-        let id = id.trim();
-        Ok(self
-            .reservations()?
-            .into_iter()
-            .filter(|r| r.owner.id == id && r.owner.ifname.as_deref().is_none_or(|i| i == ifname))
-            .map(|r| r.ip)
-            .collect())
+        self.store.held_by(id, ifname)
     }
 
     /// Whether (`id`, `ifname`) holds any address (or `id` a legacy one).
@@ -305,32 +355,21 @@ impl Locked<'_> {
     /// file holding `id`. Stale temp files go too. Deletion is best effort, as in the
     /// reference: a file that cannot be read or removed is skipped.
     pub fn release_by_id(&self, id: &str, ifname: &str) -> Result<usize, IpamError> {
-        self.remove_stale_temps()?;
-        let exact = content(id, ifname);
-        let n = self.remove_matching(|c| c == exact)?;
-        if n > 0 {
-            return Ok(n);
-        }
-        self.remove_matching(|c| c == id.trim())
+        let targets = self.store.release_targets(id, ifname)?;
+        Ok(self.remove(&targets))
     }
 
-    fn remove_matching(&self, matches: impl Fn(&str) -> bool) -> Result<usize, IpamError> {
-        let mut n = 0;
-        for e in self.entries()? {
-            if e.name == LOCK_FILE || e.name.starts_with(LAST_IP_PREFIX) {
-                continue;
-            }
-            let Some(bytes) = self.read_entry(&e.name) else { continue };
-            if matches(String::from_utf8_lossy(&bytes).trim()) && fs::remove_file(&e.path).is_ok() {
-                n += 1;
-            }
+    /// Remove what `Store::release_targets` found: the count of reservations removed.
+    pub fn remove(&self, targets: &ReleaseTargets) -> usize {
+        for t in &targets.temps {
+            let _ = fs::remove_file(self.dir().join(t));
         }
-        Ok(n)
+        targets.leases.iter().filter(|n| fs::remove_file(self.dir().join(n)).is_ok()).count()
     }
 
     /// Remove temp files left by a process that died while reserving.
     pub fn remove_stale_temps(&self) -> Result<(), IpamError> {
-        for e in self.entries()? {
+        for e in self.store.entries()? {
             if e.name.starts_with(TEMP_PREFIX) {
                 let _ = fs::remove_file(&e.path);
             }

@@ -140,7 +140,9 @@ impl Config {
 // ---- verbs ----------------------------------------------------------------------------------
 
 fn release(store: &Store, inv: &Invocation) -> Result<(), CniError> {
-    store.lock()?.release_by_id(&inv.container_id, &inv.ifname)?;
+    // Found before the lock, removed under it (see `Store::held_by`).
+    let targets = store.release_targets(&inv.container_id, &inv.ifname)?;
+    store.lock()?.remove(&targets);
     Ok(())
 }
 
@@ -151,6 +153,8 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         None => Dns::default(),
     };
     let store = Store::open(&conf.data_dir, &conf.name)?;
+    // What this attachment already holds, read once, before any lock (see `Store::held_by`).
+    let held = store.held_by(&inv.container_id, &inv.ifname)?;
     let mut requested = conf.requested.clone();
     let mut ips = Vec::with_capacity(conf.ranges.len());
     for (idx, set) in conf.ranges.iter().enumerate() {
@@ -159,7 +163,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         let got = store
             .prepare(&inv.container_id, &inv.ifname)
             .and_then(|_| store.lock())
-            .and_then(|l| alloc.get(&l, &inv.container_id, &inv.ifname, want));
+            .and_then(|l| alloc.get(&l, &inv.container_id, &inv.ifname, want, &held));
         match got {
             Ok(ip) => ips.push(ip),
             Err(e) => {
