@@ -371,14 +371,12 @@ pub fn validate_expected_routes(nl: &Netlink, routes: &[Route]) -> Result<(), Cn
     Ok(())
 }
 
-/// Delete `ifname` in the namespace `nl` serves, returning its global addresses.
-/// A missing link is not an error (DEL may be repeated).
-pub fn del_link_and_addrs(nl: &Netlink, ifname: &str) -> Result<Vec<IpNet>, CniError> {
-    let Some(link) = nl.link_by_name(ifname)? else { return Ok(Vec::new()) };
-    let addrs = nl.list_addresses(&link)?.into_iter().filter(|a| a.global).map(|a| a.net).collect();
+/// Delete the container's interface `ifname`, if it is still there (DEL succeeds when it is gone).
+pub fn del_container_link(nl: &Netlink, ifname: &str) -> Result<(), CniError> {
+    let Some(link) = nl.link_by_name(ifname)? else { return Ok(()) };
     match nl.del_link(&link) {
         Err(e) if !e.is_not_found() => Err(e.into()),
-        _ => Ok(addrs),
+        _ => Ok(()),
     }
 }
 
