@@ -262,9 +262,11 @@ impl Netlink {
         self.change(RouteNetlinkMessage::SetLink(msg), 0).map_err(|e| e.context(what))
     }
 
-    /// Create a veth pair: `name` here, and `peer` born directly in `peer_ns` (never visible
-    /// here, so its name cannot collide with a link of this namespace). `mtu` and `peer_mac`
-    /// apply to the peer; `mtu` to both ends.
+    /// Create a veth pair: `name` here, already up and, given a `master`, already its port;
+    /// and `peer` born directly in `peer_ns` (never visible here, so its name cannot collide
+    /// with a link of this namespace), down. `peer_mac` applies to the peer; `mtu` to both
+    /// ends. One request: every request that changes a link takes the kernel's RTNL lock,
+    /// which every pod on the node contends for.
     pub fn create_veth(
         &self,
         name: &str,
@@ -272,9 +274,13 @@ impl Netlink {
         peer_ns: &Netns,
         mtu: Option<u32>,
         peer_mac: Option<[u8; 6]>,
+        master: Option<&Link>,
     ) -> Result<(), Error> {
         let mut p = LinkUnspec::new_with_name(peer).setns_by_fd(peer_ns.fd());
-        let mut me = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(name.to_string());
+        let mut me = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(name.to_string()).up();
+        if let Some(m) = master {
+            me = me.controller(m.index);
+        }
         if let Some(mtu) = mtu {
             p = p.mtu(mtu);
             me = me.mtu(mtu);

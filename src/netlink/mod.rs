@@ -202,7 +202,7 @@ mod kernel_tests {
             let cont = Netlink::open_in(&cont_ns).unwrap();
 
             let mac = [0x0a, 0x58, 0x0a, 0, 0, 9];
-            host.create_veth("vtest0", "eth0", &cont_ns, Some(1400), Some(mac)).unwrap();
+            host.create_veth("vtest0", "eth0", &cont_ns, Some(1400), Some(mac), None).unwrap();
             let h = host.link("vtest0").unwrap();
             assert_eq!(h.kind, LinkKind::Veth);
             assert_eq!(h.mtu, 1400);
@@ -212,7 +212,7 @@ mod kernel_tests {
             assert_eq!(c.peer_index, Some(h.index));
 
             // Same host name again: EEXIST, named.
-            let e = host.create_veth("vtest0", "eth1", &cont_ns, None, None).unwrap_err();
+            let e = host.create_veth("vtest0", "eth1", &cont_ns, None, None, None).unwrap_err();
             assert!(e.is_exists(), "{e}");
             assert!(e.to_string().contains("vtest0"), "{e}");
 
@@ -299,7 +299,7 @@ mod kernel_tests {
             nl.set_up(&br).unwrap();
 
             // A veth with both ends here, one end on the bridge.
-            nl.create_veth("vp0", "vp1", &here, None, None).unwrap();
+            nl.create_veth("vp0", "vp1", &here, None, None, None).unwrap();
             let port = nl.link("vp0").unwrap();
             nl.set_master(&port, &br).unwrap();
             assert_eq!(nl.link("vp0").unwrap().master, Some(br.index));

@@ -481,7 +481,7 @@ mod kernel_tests {
         in_new_netns(|| {
             let nl = Netlink::open().unwrap();
             let here = Netns::current().unwrap();
-            nl.create_veth("tcv0", "tcv1", &here, Some(1400), None).unwrap();
+            nl.create_veth("tcv0", "tcv1", &here, Some(1400), None, None).unwrap();
             let v = nl.link("tcv0").unwrap();
             nl.set_up(&v).unwrap();
 

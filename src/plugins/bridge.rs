@@ -277,7 +277,8 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
     let cont = Netlink::open_in(&cont_ns)?;
     let sandbox = cont_ns.path().display().to_string();
 
-    let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, conf.mtu, conf.mac)?;
+    // The host end is born a port of the bridge (`attach_port` does the rest).
+    let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, conf.mtu, conf.mac, Some(&br))?;
     undo.host_veth = Some(pair.host.name.clone());
     if conf.macspoofchk {
         undo.spoofchk = true;
@@ -496,7 +497,9 @@ fn attach_port(
     trunk: &[u16],
     preserve_default_vlan: bool,
 ) -> Result<(), CniError> {
-    nl.set_master(port, br)?;
+    if port.master != Some(br.index) {
+        nl.set_master(port, br)?;
+    }
     // A new port starts with hairpin off: only turning it on takes a request (and the RTNL
     // lock that every pod on the node contends for).
     if hairpin {
@@ -537,7 +540,7 @@ fn ensure_vlan_interface(nl: &Netlink, br: &Link, conf: &Conf) -> Result<Link, C
     }
     let here = Netns::current()?;
     let mtu = Some(br.mtu).filter(|m| *m != 0);
-    let VethPair { host, container } = iface::create_veth(nl, nl, &here, &name, mtu, None)?;
+    let VethPair { host, container } = iface::create_veth(nl, nl, &here, &name, mtu, None, Some(br))?;
     let attached = attach_port(nl, br, &host, false, false, conf.vlan, &[], conf.preserve_default_vlan)
         .and_then(|_| Ok(nl.set_up(&container)?));
     if let Err(e) = attached {

@@ -39,11 +39,12 @@ pub fn create_veth(
     container_name: &str,
     mtu: Option<u32>,
     mac: Option<[u8; 6]>,
+    master: Option<&Link>,
 ) -> Result<VethPair, CniError> {
     let mut last = None;
     for _ in 0..10 {
         let host_name = random_veth_name()?;
-        match host.create_veth(&host_name, container_name, cont_ns, mtu, mac) {
+        match host.create_veth(&host_name, container_name, cont_ns, mtu, mac, master) {
             Ok(()) => {
                 let pair = finish_veth(host, cont, &host_name, container_name);
                 if pair.is_err()
@@ -69,9 +70,8 @@ pub fn create_veth(
 }
 
 fn finish_veth(host: &Netlink, cont: &Netlink, host_name: &str, container_name: &str) -> Result<VethPair, CniError> {
-    let mut h = host.link(host_name)?;
-    host.set_up(&h)?;
-    h.up = true;
+    // Created up (`Netlink::create_veth`).
+    let h = host.link(host_name)?;
     // We want to own the routes for this interface.
     let _ = sysctl::write(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
     let c = cont.link(container_name)?;

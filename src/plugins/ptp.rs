@@ -91,7 +91,7 @@ fn add_with(
     let cont_ns = iface::open_netns(inv)?;
     let cont = Netlink::open_in(&cont_ns)?;
     let mtu = Some(conf.mtu).filter(|m| *m != 0);
-    let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, mtu, None)?;
+    let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, mtu, None, None)?;
     *host_veth = Some(pair.host.name.clone());
 
     result.interfaces = vec![
