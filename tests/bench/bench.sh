@@ -472,8 +472,12 @@ fi
 # ---- scaling (bridge) ----------------------------------------------------------------------------
 if [ -n "${SIDES[bridge]:-}" ]; then
     fresh_ipam
-    new_host
-    h=$HOST
+    # A node namespace per side, as in the per-pod figures: a node runs one implementation.
+    declare -A SNODE=()
+    for side in ${SIDES[bridge]}; do
+        new_host
+        SNODE[$side]=$HOST
+    done
     have=0
     allpods=()
     for level in $SCALE_LEVELS; do
@@ -487,10 +491,10 @@ if [ -n "${SIDES[bridge]:-}" ]; then
         done
         for ((i = 1; i <= level - have; i++)); do
             for side in ${SIDES[bridge]}; do
-                echo "add bridge $side $(echo ${FILL[$side]} | cut -d' ' -f"$i") -" >>"$W/plan"
+                echo "add bridge $side $(echo ${FILL[$side]} | cut -d' ' -f"$i") - ${SNODE[$side]}" >>"$W/plan"
             done
         done
-        in_host "$h" plan "$W/plan"
+        "$SELF" --inner plan "$W/plan"
         unset FILL
         have=$level
         # A node reaches N pods over minutes, the fill in seconds: let the kernel's own work for
@@ -511,19 +515,20 @@ if [ -n "${SIDES[bridge]:-}" ]; then
         for ((i = 1; i <= SCALE_M; i++)); do
             for verb in add del; do
                 for side in ${SIDES[bridge]}; do
-                    echo "$verb bridge $side $(echo ${MP[$side]} | cut -d' ' -f"$i") scale${level}_$verb" >>"$W/plan"
+                    echo "$verb bridge $side $(echo ${MP[$side]} | cut -d' ' -f"$i") scale${level}_$verb ${SNODE[$side]}" >>"$W/plan"
                 done
             done
         done
         unset MP
-        in_host "$h" plan "$W/plan"
+        "$SELF" --inner plan "$W/plan"
     done
     for side in A B; do
         if [ -s "$W/s/fill_fail.$side" ]; then
             log "scaling: $(wc -l <"$W/s/fill_fail.$side") fill ADDs failed on side $side"
         fi
     done
-    del_netns "$h" "${allpods[@]}"
+    del_netns ${SNODE[A]:-} ${SNODE[B]:-} "${allpods[@]}"
+    unset SNODE
 fi
 
 # ---- report ----------------------------------------------------------------------------------------
