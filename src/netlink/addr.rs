@@ -4,8 +4,8 @@ use super::{Error, Link, Netlink};
 use ipnet::IpNet;
 use rtnetlink::AddressMessageBuilder;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An address on a link.
@@ -60,7 +60,19 @@ fn message(link: &Link, net: IpNet) -> AddressMessage {
 impl Netlink {
     /// Every address on `link`, both families, in the kernel's order.
     pub fn list_addresses(&self, link: &Link) -> Result<Vec<Address>, Error> {
+        self.dump_addresses(link, AddressFamily::Unspec)
+    }
+
+    /// The IPv4 (`v4`) or IPv6 addresses on `link`. A dump of one family runs without the
+    /// kernel's RTNL lock on kernels since 6.10; one of both families always takes it, and
+    /// waits behind every link change on the node.
+    pub fn list_addresses_of(&self, link: &Link, v4: bool) -> Result<Vec<Address>, Error> {
+        self.dump_addresses(link, if v4 { AddressFamily::Inet } else { AddressFamily::Inet6 })
+    }
+
+    fn dump_addresses(&self, link: &Link, family: AddressFamily) -> Result<Vec<Address>, Error> {
         let mut query = AddressMessage::default();
+        query.header.family = family;
         query.header.index = link.index;
         let replies = self
             .dump(RouteNetlinkMessage::GetAddress(query))

@@ -554,7 +554,7 @@ fn ensure_vlan_interface(nl: &Netlink, br: &Link, conf: &Conf) -> Result<Link, C
 /// IPv6 one) is an error, or is removed with `forceAddress`.
 fn ensure_addr(nl: &Netlink, link: &Link, gw: IpNet, force: bool) -> Result<(), CniError> {
     let v4 = gw.addr().is_ipv4();
-    for a in nl.list_addresses(link)?.into_iter().filter(|a| a.net.addr().is_ipv4() == v4) {
+    for a in nl.list_addresses_of(link, v4)?.into_iter().filter(|a| a.net.addr().is_ipv4() == v4) {
         if a.net == gw {
             return Ok(());
         }

@@ -316,7 +316,8 @@ fn settle_addresses(nl: &Netlink, link: &Link, timeout: Duration) -> Result<(), 
     const GRACE: Duration = Duration::from_secs(1);
     let start = Instant::now();
     loop {
-        let addrs = nl.list_addresses(link)?;
+        // DAD is IPv6's.
+        let addrs = nl.list_addresses_of(link, false)?;
         if let Some(bad) = addrs.iter().find(|a| a.dad_failed) {
             return Err(CniError::internal(format!(
                 "failed to settle addresses for \"{}\": link has address {} that failed DAD",
