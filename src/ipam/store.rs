@@ -14,15 +14,20 @@
 //! Beyond the reference, a reservation appears atomically: the content is written to a
 //! temp file in the same directory, then hard-linked to the address's name (EEXIST means
 //! taken), then the temp is removed. A crashed plugin therefore never leaves an empty or
-//! partial reservation. Nothing is synced: a lease only means something while its
-//! container's network namespace exists, and none survives the node going down; what a
-//! power loss leaves behind (an empty file at worst) is stale either way, and GC releases
-//! it. The temp file is written before the lock is taken (its content does not depend on
-//! the address), so the critical section is a link and a rename; release and GC, under the
-//! lock, remove every temp file they see, and a reservation whose temp was taken that way
-//! writes it again under the lock. Temp names start with a dot and
-//! never parse as an address, so the Go plugin ignores them (and its release, which matches
-//! on content, removes them like a reservation of the same owner).
+//! partial reservation. Nothing is synced, as in the reference: a power loss can leave an
+//! address file that has its name but not yet its content. Such an empty file names no owner,
+//! and under the lock none can be in flight (every writer, ours and the Go plugin's, fills its
+//! files while holding it), so every release and GC removes the empty ones it finds: the
+//! runtime's DEL of a sandbox from before the reboot frees that address too.
+//!
+//! The temp file is written before the lock is taken (its content does not depend on the
+//! address), so the critical section is a link and a small write. Release and GC, under the
+//! lock, remove every temp file they see: left by a crash, or prepared by an ADD still waiting
+//! for the lock, which then writes it again under the lock. Temps are always created afresh
+//! (any old file of that name is unlinked first), never truncated: a crash between the link
+//! and the temp's removal leaves the temp a second name of a live lease. Temp names start with
+//! a dot and never parse as an address, so the Go plugin ignores them (and its release, which
+//! matches on content, removes them like a reservation of the same owner).
 
 use super::IpamError;
 use std::cell::RefCell;
@@ -151,29 +156,28 @@ impl Store {
     }
 
     /// What releasing (`id`, `ifname`) removes: the files holding exactly that owner, or if
-    /// there is none the legacy files holding `id`; and every temp file, stale once the lock
-    /// is held. Read without the lock, like `held_by`; `Locked::remove` removes them under it.
+    /// none of them can be removed the legacy files holding `id` (as the reference does); the
+    /// empty address files; and every temp file, stale once the lock is held. Read without the
+    /// lock, like `held_by`; `Locked::remove` checks each file again under it.
     pub fn release_targets(&self, id: &str, ifname: &str) -> Result<ReleaseTargets, IpamError> {
-        let (exact, legacy) = (content(id, ifname), id.trim());
-        let (mut exact_names, mut legacy_names, mut temps) = (Vec::new(), Vec::new(), Vec::new());
+        let mut t = ReleaseTargets { exact: content(id, ifname), legacy: id.trim().to_string(), ..Default::default() };
         for e in self.entries()? {
             if e.name == LOCK_FILE || e.name.starts_with(LAST_IP_PREFIX) {
                 continue;
             }
             if e.name.starts_with(TEMP_PREFIX) {
-                temps.push(e.name);
+                t.temps.push(e.name);
                 continue;
             }
             let Some(bytes) = self.read_entry(&e.name) else { continue };
-            let text = String::from_utf8_lossy(&bytes);
-            if text.trim() == exact {
-                exact_names.push(e.name);
-            } else if text.trim() == legacy {
-                legacy_names.push(e.name);
+            match String::from_utf8_lossy(&bytes).trim() {
+                c if c == t.exact => t.exact_names.push(e.name),
+                c if c == t.legacy => t.legacy_names.push(e.name),
+                "" if e.name.parse::<IpAddr>().is_ok() => t.empty_names.push(e.name),
+                _ => {}
             }
         }
-        let leases = if exact_names.is_empty() { legacy_names } else { exact_names };
-        Ok(ReleaseTargets { leases, temps })
+        Ok(t)
     }
 
     /// The content of the store's file `name`; None if it cannot be read. Three system calls
@@ -253,7 +257,13 @@ impl Drop for Locked<'_> {
 /// The files a release removes (names in the store directory).
 #[derive(Debug, Default)]
 pub struct ReleaseTargets {
-    leases: Vec<String>,
+    exact: String,
+    legacy: String,
+    /// Files that held exactly (`id`, `ifname`); files that held `id` alone (legacy).
+    exact_names: Vec<String>,
+    legacy_names: Vec<String>,
+    /// Address files with no content (see the module's notes on power loss).
+    empty_names: Vec<String>,
     temps: Vec<String>,
 }
 
@@ -309,8 +319,9 @@ impl Locked<'_> {
         if prepared.is_some() {
             self.store.discard_prepared();
         }
-        // Only a hint for where to continue, read and written under the lock; an unreadable
-        // one means "start of the range". Rewritten in place, as the reference does, but
+        // Only a hint for where to continue, read and written under the lock; an unreadable or
+        // out-of-range one means "start of the range" (as a crash between the write and the
+        // length can leave it). Rewritten in place, as the reference does, but
         // without truncating it first: the file keeps its block, which a replacement or a
         // truncation would free (on a filesystem mounted with `discard`, a synchronous discard
         // request to the disk on every ADD).
@@ -360,11 +371,24 @@ impl Locked<'_> {
     }
 
     /// Remove what `Store::release_targets` found: the count of reservations removed.
+    /// Each file is read again first: found without the lock, it may since have been released
+    /// and its address taken by another pod.
     pub fn remove(&self, targets: &ReleaseTargets) -> usize {
         for t in &targets.temps {
             let _ = fs::remove_file(self.dir().join(t));
         }
-        targets.leases.iter().filter(|n| fs::remove_file(self.dir().join(n)).is_ok()).count()
+        let remove_holding = |names: &[String], content: &str| {
+            names
+                .iter()
+                .filter(|n| {
+                    self.store.read_entry(n).is_some_and(|b| String::from_utf8_lossy(&b).trim() == content)
+                        && fs::remove_file(self.dir().join(n)).is_ok()
+                })
+                .count()
+        };
+        remove_holding(&targets.empty_names, "");
+        let n = remove_holding(&targets.exact_names, &targets.exact);
+        if n > 0 { n } else { remove_holding(&targets.legacy_names, &targets.legacy) }
     }
 
     /// Remove temp files left by a process that died while reserving.
@@ -401,10 +425,12 @@ impl Locked<'_> {
 
 /// Write a new file, mode 0600 like every file of the reference's store; `durable` syncs it.
 fn write_file(path: &Path, data: &[u8], durable: bool) -> Result<(), IpamError> {
+    // A fresh file, never the old one truncated: a temp left by a crash may be a second name
+    // of a live reservation.
+    let _ = fs::remove_file(path);
     let mut f = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| IpamError::store("create", path, e))?;
@@ -545,6 +571,40 @@ mod tests {
         assert_eq!(l.release_by_id("c1", "eth0").unwrap(), 1);
         assert_eq!(names(&dir), ["10.0.0.3", "last_reserved_ip.0", "lock"]);
         assert_eq!(l.release_by_id("nobody", "eth0").unwrap(), 0);
+    }
+
+    #[test]
+    fn release_checks_again_under_the_lock_and_clears_empty_files() {
+        let t = Tmp::new("relck");
+        let s = Store::open(&t.0, "n").unwrap();
+        let dir = t.0.join("n");
+        s.lock().unwrap().reserve("c1", "eth0", ip("10.0.0.2"), 0).unwrap();
+        // What a power loss can leave: an address file with its name but no content.
+        fs::write(dir.join("10.0.0.7"), "").unwrap();
+        let targets = s.release_targets("c1", "eth0").unwrap();
+        // Meanwhile the address is released and taken by another pod.
+        {
+            let l = s.lock().unwrap();
+            fs::remove_file(dir.join("10.0.0.2")).unwrap();
+            assert!(l.reserve("c2", "eth0", ip("10.0.0.2"), 0).unwrap());
+        }
+        assert_eq!(s.lock().unwrap().remove(&targets), 0);
+        assert_eq!(fs::read(dir.join("10.0.0.2")).unwrap(), b"c2\r\neth0", "the other pod's lease stays");
+        assert!(!dir.join("10.0.0.7").exists(), "an empty address file is freed by any release");
+    }
+
+    #[test]
+    fn a_temp_left_as_a_second_name_of_a_lease_is_never_rewritten() {
+        let t = Tmp::new("tmplink");
+        let s = Store::open(&t.0, "n").unwrap();
+        let dir = t.0.join("n");
+        s.lock().unwrap().reserve("c1", "eth0", ip("10.0.0.2"), 0).unwrap();
+        // A crash between the link and the temp's removal, and a later process with that pid.
+        let temp = dir.join(format!(".cnibox-tmp.{}.prepared", std::process::id()));
+        fs::hard_link(dir.join("10.0.0.2"), &temp).unwrap();
+        s.prepare("c2", "eth0").unwrap();
+        assert_eq!(fs::read(dir.join("10.0.0.2")).unwrap(), b"c1\r\neth0");
+        assert_eq!(fs::read(&temp).unwrap(), b"c2\r\neth0");
     }
 
     #[test]
