@@ -161,19 +161,19 @@ impl Store {
     /// lock, like `held_by`; `Locked::remove` checks each file again under it.
     pub fn release_targets(&self, id: &str, ifname: &str) -> Result<ReleaseTargets, IpamError> {
         let mut t = ReleaseTargets { exact: content(id, ifname), legacy: id.trim().to_string(), ..Default::default() };
-        for e in self.entries()? {
-            if e.name == LOCK_FILE || e.name.starts_with(LAST_IP_PREFIX) {
+        for name in self.entries()? {
+            if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) {
                 continue;
             }
-            if e.name.starts_with(TEMP_PREFIX) {
-                t.temps.push(e.name);
+            if name.starts_with(TEMP_PREFIX) {
+                t.temps.push(name);
                 continue;
             }
-            let Some(bytes) = self.read_entry(&e.name) else { continue };
+            let Some(bytes) = self.read_entry(&name) else { continue };
             match String::from_utf8_lossy(&bytes).trim() {
-                c if c == t.exact => t.exact_names.push(e.name),
-                c if c == t.legacy => t.legacy_names.push(e.name),
-                "" if e.name.parse::<IpAddr>().is_ok() => t.empty_names.push(e.name),
+                c if c == t.exact => t.exact_names.push(name),
+                c if c == t.legacy => t.legacy_names.push(name),
+                "" if name.parse::<IpAddr>().is_ok() => t.empty_names.push(name),
                 _ => {}
             }
         }
@@ -204,7 +204,8 @@ impl Store {
         }
     }
 
-    fn entries(&self) -> Result<Vec<Entry>, IpamError> {
+    /// The names of the plain files of the store directory.
+    fn entries(&self) -> Result<Vec<String>, IpamError> {
         let rd = fs::read_dir(self.dir()).map_err(|e| IpamError::store("read directory", self.dir(), e))?;
         let mut out = Vec::new();
         for ent in rd.flatten() {
@@ -212,7 +213,7 @@ impl Store {
                 continue;
             }
             if let Ok(name) = ent.file_name().into_string() {
-                out.push(Entry { name, path: ent.path() });
+                out.push(name);
             }
         }
         Ok(out)
@@ -221,9 +222,9 @@ impl Store {
     /// Every reservation: each file whose name is an address.
     pub fn reservations(&self) -> Result<Vec<Reservation>, IpamError> {
         let mut out = Vec::new();
-        for e in self.entries()? {
-            let Ok(ip) = e.name.parse::<IpAddr>() else { continue };
-            let Some(bytes) = self.read_entry(&e.name) else { continue };
+        for name in self.entries()? {
+            let Ok(ip) = name.parse::<IpAddr>() else { continue };
+            let Some(bytes) = self.read_entry(&name) else { continue };
             out.push(Reservation { ip, owner: Owner::parse(&String::from_utf8_lossy(&bytes)) });
         }
         Ok(out)
@@ -265,12 +266,6 @@ pub struct ReleaseTargets {
     /// Address files with no content (see the module's notes on power loss).
     empty_names: Vec<String>,
     temps: Vec<String>,
-}
-
-/// A plain file of the store directory.
-struct Entry {
-    name: String,
-    path: PathBuf,
 }
 
 impl Locked<'_> {
@@ -393,9 +388,9 @@ impl Locked<'_> {
 
     /// Remove temp files left by a process that died while reserving.
     pub fn remove_stale_temps(&self) -> Result<(), IpamError> {
-        for e in self.store.entries()? {
-            if e.name.starts_with(TEMP_PREFIX) {
-                let _ = fs::remove_file(&e.path);
+        for name in self.store.entries()? {
+            if name.starts_with(TEMP_PREFIX) {
+                let _ = fs::remove_file(self.dir().join(name));
             }
         }
         Ok(())
