@@ -411,6 +411,12 @@ fn del_twice_and_after_the_netns_is_gone() {
     let a = Netns::new("dl");
     f.add("ca", &a, &conf);
     f.del("ca", &a, &conf);
+    // DEL returns once the kernel has unregistered the pair (it leaves the wait for the pair's
+    // memory to a child process): both ends are gone and the name is free at once.
+    assert!(f.veths().is_empty());
+    assert!(!a.exec("ip link show eth0").0);
+    f.add("ca", &a, &conf);
+    f.del("ca", &a, &conf);
     f.del("ca", &a, &conf);
     assert!(f.veths().is_empty());
 

@@ -12,6 +12,7 @@ mod error;
 mod link;
 mod route;
 pub mod tc;
+mod unregister;
 
 pub use addr::Address;
 pub use error::Error;

@@ -20,6 +20,7 @@ use crate::cni::result::Interface;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::netlink::tc::{INGRESS_HANDLE, TBF_MAX_BUFFER_TICKS, Tbf, TcHandle, psched_tick_in_usec};
 use crate::netlink::{Link, Netlink};
+use crate::netns::Netns;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -259,7 +260,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     let name = ifb_name(&conf.name, &inv.container_id);
     let host = Netlink::open()?;
     let Some(link) = host.link_by_name(&name)? else { return Ok(()) };
-    match host.del_link(&link) {
+    match host.del_link_unwaited(&Netns::current()?, &link) {
         Err(e) if !e.is_not_found() => Err(e.into()),
         _ => Ok(()),
     }

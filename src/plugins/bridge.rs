@@ -585,7 +585,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     let conf = Conf::load(inv)?;
     if let Some(ns) = iface::open_netns_for_del(inv)? {
         let nl = Netlink::open_in(&ns)?;
-        iface::del_container_link(&nl, &inv.ifname)?;
+        iface::del_container_link(&nl, &ns, &inv.ifname)?;
     }
     if conf.layer3 {
         ipam::del(inv)?;

@@ -373,9 +373,11 @@ pub fn validate_expected_routes(nl: &Netlink, routes: &[Route]) -> Result<(), Cn
 }
 
 /// Delete the container's interface `ifname`, if it is still there (DEL succeeds when it is gone).
-pub fn del_container_link(nl: &Netlink, ifname: &str) -> Result<(), CniError> {
+/// Delete the container's interface; gone already is fine. Returns once the kernel has
+/// unregistered it (see `Netlink::del_link_unwaited`).
+pub fn del_container_link(nl: &Netlink, ns: &Netns, ifname: &str) -> Result<(), CniError> {
     let Some(link) = nl.link_by_name(ifname)? else { return Ok(()) };
-    match nl.del_link(&link) {
+    match nl.del_link_unwaited(ns, &link) {
         Err(e) if !e.is_not_found() => Err(e.into()),
         _ => Ok(()),
     }

@@ -147,7 +147,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     }
     let Some(ns) = iface::open_netns_for_del(inv)? else { return Ok(()) };
     let nl = Netlink::open_in(&ns)?;
-    iface::del_container_link(&nl, &inv.ifname)?;
+    iface::del_container_link(&nl, &ns, &inv.ifname)?;
     Ok(())
 }
 

@@ -154,7 +154,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     ipam::del(inv)?;
     if let Some(ns) = iface::open_netns_for_del(inv)? {
         let nl = Netlink::open_in(&ns)?;
-        iface::del_container_link(&nl, &inv.ifname)?;
+        iface::del_container_link(&nl, &ns, &inv.ifname)?;
     }
     // By comment: works when the namespace and the container's addresses are already gone.
     if conf.ip_masq {
