@@ -55,7 +55,11 @@ fn exec(plugin_type: &str, command: Command, inv: &Invocation) -> Result<Option<
 /// a failure is the plugin's own CNI error when it printed one. stderr passes through.
 pub fn run_plugin(cmd: &mut Process, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
     let bin = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    // The config waits in the pipe before the plugin starts (a failed exec leaves it unread,
+    // for the retry below); only one too large for a pipe is written after the spawn.
+    cmd.stdin(crate::util::stdin::prefilled(stdin).unwrap_or_else(Stdio::piped))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     // A freshly installed binary can be briefly busy ("text file busy"); libcni retries too.
     let mut attempt = 0;
     let mut child = loop {

@@ -243,7 +243,7 @@ fn run_nft(args: &[&str], stdin: &[u8]) -> Result<Output, CniError> {
     let nft = find_nft().ok_or_else(not_installed)?;
     let mut child = Command::new(&nft)
         .args(args)
-        .stdin(Stdio::piped())
+        .stdin(crate::util::stdin::prefilled(stdin).unwrap_or_else(Stdio::piped))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -266,7 +266,12 @@ pub fn default_route_iface(nl: &Netlink) -> Result<String, CniError> {
 /// (the thread must be inside it for the sysctls: call within `Netns::run`), and set it up.
 /// Addresses apply when their `interface` index points at an interface named `ifname`.
 pub fn configure_iface(nl: &Netlink, ifname: &str, result: &CniResult) -> Result<(), CniError> {
-    let link = nl.link(ifname)?;
+    configure_link(nl, &nl.link(ifname)?, result)
+}
+
+/// `configure_iface` for a link already at hand (its index and name are what count).
+pub fn configure_link(nl: &Netlink, link: &Link, result: &CniResult) -> Result<(), CniError> {
+    let ifname = link.name.as_str();
     let mut v4gw: Option<IpAddr> = None;
     let mut v6gw: Option<IpAddr> = None;
     let mut has_v6 = false;

@@ -107,11 +107,10 @@ fn add_with(
         ip.interface = Some(1);
     }
 
-    let ifname = inv.ifname.as_str();
     let index = pair.container.index;
     let applied: &CniResult = result;
     cont_ns.run(|| -> Result<(), CniError> {
-        iface::configure_iface(&cont, ifname, applied)?;
+        iface::configure_link(&cont, &pair.container, applied)?;
         for ip in &applied.ips {
             let Some(gw) = ip.gateway else { continue };
             let subnet = ip.address.trunc();

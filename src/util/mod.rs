@@ -2,3 +2,4 @@
 pub mod base64;
 pub mod pattern;
 pub mod sha512;
+pub mod stdin;
