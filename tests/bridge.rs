@@ -139,6 +139,13 @@ fn two_pods_reach_each_other_and_the_gateway() {
     assert!(reach(&b.path(), &a.path(), ipa), "pod b -> pod a");
     assert!(reach(&a.path(), &f.host.path(), "10.99.0.1".parse().unwrap()), "pod a -> gateway");
 
+    // Turned back on by hand: the next ADD turns it off again.
+    f.host.sh("echo 1 > /proc/sys/net/ipv6/conf/cni0/accept_ra");
+    let c = Netns::new("pc");
+    f.add("cc", &c, &conf);
+    assert_eq!(f.host.sh("cat /proc/sys/net/ipv6/conf/cni0/accept_ra").trim(), "0");
+    f.del("cc", &c, &conf);
+
     f.del("ca", &a, &conf);
     f.del("cb", &b, &conf);
     assert!(f.veths().is_empty());

@@ -6,6 +6,7 @@ use crate::netns::Netns;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{
+    AfSpecInet6, AfSpecUnspec,
     InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
     MacVlanMode, State,
 };
@@ -45,6 +46,8 @@ pub struct Link {
     pub txqlen: u32,
     /// The macvlan or ipvlan mode, as the reference spells it (`bridge`, `l2`, ...).
     pub mode: Option<String>,
+    /// net.ipv6.conf.<link>.accept_ra, as the kernel reported it with the link (None: no IPv6).
+    pub accept_ra: Option<i32>,
 }
 
 /// Modes of a macvlan link.
@@ -155,6 +158,7 @@ impl Link {
             allmulti: m.header.flags.contains(LinkFlags::Allmulti),
             txqlen: 0,
             mode: None,
+            accept_ra: None,
         };
         for a in &m.attributes {
             match a {
@@ -164,6 +168,17 @@ impl Link {
                 LinkAttribute::Controller(i) => link.master = Some(*i),
                 LinkAttribute::Link(i) => link.peer_index = Some(*i),
                 LinkAttribute::TxQueueLen(q) => link.txqlen = *q,
+                LinkAttribute::AfSpecUnspec(specs) => {
+                    for spec in specs {
+                        if let AfSpecUnspec::Inet6(v6) = spec {
+                            for x in v6 {
+                                if let AfSpecInet6::DevConf(c) = x {
+                                    link.accept_ra = Some(c.accept_ra);
+                                }
+                            }
+                        }
+                    }
+                }
                 LinkAttribute::OperState(s) => {
                     link.oper_up = *s == State::Up;
                     link.oper_state = oper_state_name(s);

@@ -207,6 +207,8 @@ mod kernel_tests {
             let h = host.link("vtest0").unwrap();
             assert_eq!(h.kind, LinkKind::Veth);
             assert_eq!(h.mtu, 1400);
+            // accept_ra comes with the link message (a new namespace's default: 1).
+            assert_eq!(h.accept_ra, Some(1));
             assert!(host.link_by_name("eth0").unwrap().is_none(), "peer must not appear here");
             let c = cont.link("eth0").unwrap();
             assert_eq!((c.mtu, c.mac.as_slice()), (1400, &mac[..]));

@@ -477,8 +477,11 @@ fn ensure_bridge(nl: &Netlink, conf: &Conf) -> Result<Link, CniError> {
         nl.set_promisc(&br, true)?;
         changed = true;
     }
-    // We want to own the routes for this interface.
-    let _ = sysctl::set(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
+    // We want to own the routes for this interface. The link message carries the value: the
+    // /proc file (a lookup among every namespace's entries on a busy node) only when it differs.
+    if br.accept_ra != Some(0) {
+        let _ = sysctl::set(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
+    }
     if !br.up {
         nl.set_up(&br)?;
         changed = true;
