@@ -321,12 +321,16 @@ done
 # ---- the kernel's floor --------------------------------------------------------------------------
 # What the kernel alone charges for a pod's veth pair (tests/bench/vethfloor.c: one RTM_NEWLINK
 # with the peer in the pod's namespace, one RTM_DELLINK), in a node namespace of its own: no
-# plugin, of either side, can ADD or DEL a veth-attached pod faster. Deletion waits for an RCU
-# barrier in the kernel.
+# plugin, of either side, can ADD a veth-attached pod faster. Deletion is timed twice: until the
+# kernel announces the pair unregistered (names free, addresses, routes and bridge port gone),
+# the floor of a DEL; and until the request returns, after the kernel has also waited for an
+# RCU barrier to free the devices, which cnibox leaves to a child process and the reference
+# waits for.
 if command -v gcc >/dev/null && gcc -O2 -static -o "$W/vethfloor" "$TOP/tests/bench/vethfloor.c" 2>/dev/null; then
     log "kernel floor: veth pair create and delete"
     metric veth_add_floor "kernel floor: veth pair create (one RTM_NEWLINK)" ms 1000
-    metric veth_del_floor "kernel floor: veth pair delete (one RTM_DELLINK)" ms 1000
+    metric veth_gone_floor "kernel floor: veth pair delete, until unregistered" ms 1000
+    metric veth_del_floor "kernel floor: veth pair delete, until the request returns" ms 1000
     new_host
     new_pods F 1
     if ip netns exec "$HOST" "$W/vethfloor" "$POD_N" "/run/netns/${NEW[0]}" >"$W/floor.out"; then

@@ -5,7 +5,10 @@
  *                       plugins do it), then delete it (one RTM_DELLINK); runs in the caller's
  *                       network namespace
  *
- * Prints "add usec" and "del usec" lines, one pair per round; exits 1 on a netlink error. */
+ * Prints "add usec", "gone usec" and "del usec" lines per round: the request to create, the
+ * time until the kernel announces the pair's removal (RTM_DELLINK to listeners: the devices are
+ * unregistered, their names free), and the time until the delete request returns (after the
+ * kernel has also waited to free them). Exits 1 on a netlink error. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/if_link.h>
@@ -18,6 +21,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char buf[4096];
@@ -92,16 +97,50 @@ int main(int argc, char **argv) {
             fprintf(stderr, "vethfloor: create: %s\n", strerror(-e));
             return 1;
         }
+        /* A listener for the announcement; the request goes out from a child, which waits
+         * for the ACK while the parent waits for the announcement. */
+        int ev = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+        if (ev < 0 || bind(ev, (struct sockaddr *)&sa, sizeof sa) < 0) return 2;
+        int index = (int)if_nametoindex(host);
         start(RTM_DELLINK, 0);
         attr(IFLA_IFNAME, host, strlen(host) + 1);
+        int report[2];
+        if (pipe(report) < 0) return 2;
         long long t2 = now_us();
-        e = call(fd);
-        long long t3 = now_us();
-        if (e) {
-            fprintf(stderr, "vethfloor: delete: %s\n", strerror(-e));
+        pid_t pid = fork();
+        if (pid < 0) return 2;
+        if (pid == 0) {
+            int r = call(fd);
+            long long t = now_us();
+            if (write(report[1], &r, sizeof r) < 0 || write(report[1], &t, sizeof t) < 0) _exit(1);
+            _exit(0);
+        }
+        long long gone = 0;
+        while (!gone) {
+            /* The child's report first means the kernel refused: no announcement will come. */
+            struct pollfd pf[2] = {{.fd = ev, .events = POLLIN}, {.fd = report[0], .events = POLLIN}};
+            if (poll(pf, 2, -1) < 0 || (pf[1].revents && !pf[0].revents)) break;
+            char rb[16384];
+            ssize_t n = recv(ev, rb, sizeof rb, 0);
+            if (n <= 0) break;
+            for (struct nlmsghdr *h = (struct nlmsghdr *)rb; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+                struct ifinfomsg *ifi = NLMSG_DATA(h);
+                if (h->nlmsg_type == RTM_DELLINK && ifi->ifi_family == AF_UNSPEC && ifi->ifi_index == index)
+                    gone = now_us();
+            }
+        }
+        close(ev);
+        long long t3 = 0;
+        if (read(report[0], &e, sizeof e) != sizeof e || read(report[0], &t3, sizeof t3) != sizeof t3) return 2;
+        waitpid(pid, NULL, 0);
+        close(report[0]);
+        close(report[1]);
+        if (e || !gone) {
+            fprintf(stderr, "vethfloor: delete: %s\n", e ? strerror(-e) : "no announcement");
             return 1;
         }
-        printf("add %lld\ndel %lld\n", t1 - t0, t3 - t2);
+        printf("add %lld\ngone %lld\ndel %lld\n", t1 - t0, gone - t2, t3 - t2);
     }
     return 0;
 }
