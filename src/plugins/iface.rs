@@ -292,16 +292,16 @@ pub fn configure_link(nl: &Netlink, link: &Link, result: &CniResult) -> Result<(
             }
             let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1");
         }
-        nl.add_address(&link, ip.address)?;
+        nl.add_address(link, ip.address)?;
         match ip.gateway {
             Some(gw @ IpAddr::V4(_)) if v4gw.is_none() => v4gw = Some(gw),
             Some(gw @ IpAddr::V6(_)) if v6gw.is_none() => v6gw = Some(gw),
             _ => {}
         }
     }
-    nl.set_up(&link)?;
+    nl.set_up(link)?;
     if v6gw.is_some() {
-        settle_addresses(nl, &link, Duration::from_secs(5))?;
+        settle_addresses(nl, link, Duration::from_secs(5))?;
     }
     for r in &result.routes {
         let gw = r.gw.or(if r.dst.addr().is_ipv4() { v4gw } else { v6gw });
