@@ -28,9 +28,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{ForkResult, pipe2};
-use rtnetlink::packet_core::{
-    ErrorBuffer, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
-};
+use rtnetlink::packet_core::{ErrorBuffer, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NetlinkBuffer, NetlinkMessage};
 use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -89,7 +87,7 @@ impl Prepared {
         events.bind(&SocketAddr::new(0, RTMGRP_LINK))?;
         let request = Socket::new(NETLINK_ROUTE)?;
         let devnull = File::options().read(true).write(true).open("/dev/null")?;
-        Ok(Prepared { events, request, message: dellink_request(index), ack: vec![0; 4096], devnull })
+        Ok(Prepared { events, request, message: dellink_request(index), ack: vec![0; 32 * 1024], devnull })
     }
 
     fn run(mut self, index: u32) -> Outcome {
@@ -197,23 +195,31 @@ fn ack_errno(buf: &[u8]) -> Option<i32> {
 }
 
 /// Whether `datagram` holds the announcement that the link `index` was removed (RTM_DELLINK of
-/// family AF_UNSPEC: a bridge also announces a port leaving it, with AF_BRIDGE).
+/// family AF_UNSPEC: a bridge also announces a port leaving it, with AF_BRIDGE). Only the fixed
+/// header is read (struct ifinfomsg: family u8, pad u8, type u16, index i32, ...), so a message
+/// cut short by the receive buffer still counts.
 fn announces_removal(datagram: &[u8], index: u32) -> bool {
+    const HEADER: usize = 16;
     let mut rest = datagram;
-    while let Ok(msg) = NetlinkBuffer::new_checked(rest) {
-        let len = (msg.length() as usize + 3) & !3;
+    while rest.len() >= HEADER {
+        let msg = NetlinkBuffer::new(rest);
+        let len = msg.length() as usize;
+        if len < HEADER {
+            break;
+        }
+        let p = &rest[HEADER..len.min(rest.len())];
         if msg.message_type() == RTM_DELLINK
-            && let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len.min(rest.len())])
-            && let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) = m.payload
-            && link.header.index == index
-            && link.header.interface_family == AddressFamily::Unspec
+            && p.len() >= 8
+            && p[0] == u8::from(AddressFamily::Unspec)
+            && p[4..8] == index.to_ne_bytes()
         {
             return true;
         }
-        if len == 0 || len >= rest.len() {
+        let aligned = (len + 3) & !3;
+        if aligned >= rest.len() {
             break;
         }
-        rest = &rest[len..];
+        rest = &rest[aligned..];
     }
     false
 }
@@ -266,6 +272,10 @@ mod tests {
         let mut two = announcement(7, 9);
         two.extend(announcement(0, 9));
         assert!(announces_removal(&two, 9));
+        // Cut short by the receive buffer: the header still counts.
+        let mut long = announcement(0, 9);
+        long[0..4].copy_from_slice(&40000u32.to_ne_bytes());
+        assert!(announces_removal(&long, 9));
         assert!(!announces_removal(&[], 9));
         assert!(!announces_removal(&[0; 3], 9));
     }
