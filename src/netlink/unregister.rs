@@ -45,11 +45,8 @@ impl Netlink {
         if !single_threaded() {
             return self.del_link(link);
         }
-        let prepared = ns.run(|| Prepared::new(link.index)).and_then(|p| p.map_err(|e| Error::io(context(), &e)));
-        let prepared = match prepared {
-            Ok(p) => p,
-            Err(_) => return self.del_link(link),
-        };
+        // Sockets or /dev/null not to be had: the plain request says why, if it fails too.
+        let Ok(Ok(prepared)) = ns.run(|| Prepared::new(link.index)) else { return self.del_link(link) };
         match prepared.run(link.index) {
             Outcome::Gone => Ok(()),
             Outcome::Failed(errno) => Err(Error::kernel(context(), errno, None)),
