@@ -304,6 +304,45 @@ fn portmap_through_cnitool_forwards_host_ports() {
     cnitool(Some(&h.ns), confdir.path(), &["del", "pmnet", &pod.path()], &env).ok();
 }
 
+/// The UDP flows conntrack remembers for a host port go when a pod takes the port over: the
+/// first pod's flow, left by its DEL, would otherwise keep sending the client's datagrams to
+/// the first pod's address.
+#[test]
+fn portmap_forgets_stale_udp_flows_to_its_host_ports() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let client = h.outside("pu", "192.168.79");
+    let confdir = TempDir::new("pmuconf");
+    let cache = TempDir::new("pmucache");
+    write_conf(
+        confdir.path(),
+        "10-pmu.conflist",
+        &json!({"cniVersion": "1.0.0", "name": "pmunet", "plugins": [
+            {"type": "bridge", "bridge": "brpmu", "isDefaultGateway": true,
+             "ipam": {"type": "host-local", "subnet": "10.76.0.0/24", "dataDir": h.data.path()}},
+            {"type": "portmap", "capabilities": {"portMappings": true}}
+        ]}),
+    );
+    let caps = json!({"portMappings": [{"hostPort": 19053, "containerPort": 53, "protocol": "udp"}]}).to_string();
+    let env = [("CAP_ARGS", caps.as_str()), ("CNI_CACHE_DIR", cache.path().to_str().unwrap())];
+    let flows = || h.ns.sh("cat /proc/net/nf_conntrack").lines().filter(|l| l.contains("dport=19053")).count();
+
+    let first = Netns::new("pmu");
+    cnitool(Some(&h.ns), confdir.path(), &["add", "pmunet", &first.path()], &env).ok();
+    client.sh("bash -c 'for i in 1 2 3; do echo x > /dev/udp/192.168.79.1/19053; done'");
+    // Three datagrams from three sockets: three flows.
+    assert_eq!(flows(), 3);
+    cnitool(Some(&h.ns), confdir.path(), &["del", "pmunet", &first.path()], &env).ok();
+    assert_eq!(flows(), 3, "DEL leaves conntrack alone, as the reference's does");
+
+    let second = Netns::new("pmu");
+    cnitool(Some(&h.ns), confdir.path(), &["add", "pmunet", &second.path()], &env).ok();
+    assert_eq!(flows(), 0);
+    cnitool(Some(&h.ns), confdir.path(), &["del", "pmunet", &second.path()], &env).ok();
+}
+
 #[test]
 fn portmap_errors_and_pass_through() {
     if !root() || !have_nft() {

@@ -8,6 +8,7 @@
 
 mod addr;
 mod bridge;
+pub mod conntrack;
 mod error;
 mod link;
 mod route;

@@ -20,7 +20,8 @@
 //! are nft syntax and are applied as text in a transaction of their own, before any rule of
 //! the container is written; entries that could leave their rule are refused.
 //! GC only collects container IDs this network's ADD recorded under `/run/cni/portmap`, since
-//! the rule comments do not name the network. Stale UDP conntrack entries are not flushed.
+//! the rule comments do not name the network. After ADD, the conntrack entries of UDP sent to a
+//! mapped host port are deleted (src/netlink/conntrack.rs), as the reference does.
 
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::result::CniResult;
@@ -449,14 +450,27 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     record(&inv.conf.name, &inv.container_id);
     if let Some(ip) = conf.cont_v4 {
         forward(&System, &conf, ip, &inv.container_id)?;
+        forget_stale_udp_flows(&conf, false);
         if conf.snat {
             enable_localnet(ip)?;
         }
     }
     if let Some(ip) = conf.cont_v6 {
         forward(&System, &conf, ip, &inv.container_id)?;
+        forget_stale_udp_flows(&conf, true);
     }
     Ok(prev)
+}
+
+/// Once the rules are in place, drop what conntrack remembers of UDP sent to the mapped host
+/// ports (so the next packet meets the new rules, not a stale translation). Failures are
+/// reported, not fatal: the mapping works, old flows just expire on their own.
+fn forget_stale_udp_flows(conf: &Conf, v6: bool) {
+    for m in conf.mappings.iter().filter(|m| m.protocol == "udp") {
+        if let Err(e) = crate::netlink::conntrack::forget_udp_flows_to(v6, m.host_port) {
+            crate::logger::warn(format_args!("{e}"));
+        }
+    }
 }
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
