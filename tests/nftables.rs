@@ -202,6 +202,40 @@ fn bridge_macspoofchk_drops_a_changed_mac() {
     h.call("bridge", "DEL", "cb", &b.path(), &conf).ok();
 }
 
+/// A pod whose namespace went without a DEL leaves its spoof-check jump behind; GC removes it
+/// once its veth is gone, and leaves a live pod's alone even when the runtime does not list it
+/// (the chains do not say which network they belong to).
+#[test]
+fn bridge_gc_collects_spoof_checks_of_vanished_pods() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let conf = h.bridge_conf("1.1.0", "spoofgc", "brspgc", "10.77.0.0/24", json!({"macspoofchk": true}));
+    let (a, b) = (Netns::new("ga"), Netns::new("gb"));
+    let ra = h.call("bridge", "ADD", "ga", &a.path(), &conf).ok().json();
+    h.call("bridge", "ADD", "gb", &b.path(), &conf).ok();
+    let veth = ra["interfaces"][1]["name"].as_str().unwrap().to_string();
+    drop(a);
+    // The kernel tears a namespace down in the background.
+    let start = Instant::now();
+    while h.ns.exec(&format!("ip link show {veth}")).0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "{veth} outlived its namespace");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(h.table("bridge", "nat").contains("cni-br-iface-ga-eth0"));
+
+    let mut gc: Value = serde_json::from_str(&conf).unwrap();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", h.path.as_str())];
+    plugin("bridge", Some(&h.ns), &env, &gc.to_string()).ok();
+    let t = h.table("bridge", "nat");
+    assert!(!t.contains("cni-br-iface-ga-eth0"), "{t}");
+    assert!(t.contains("iifname") && t.contains("cni-br-iface-gb-eth0-mac"), "{t}");
+    h.call("bridge", "DEL", "gb", &b.path(), &conf).ok();
+    assert!(!h.table("bridge", "nat").contains("cni-br-iface"));
+}
+
 /// Accept one TCP connection on `port` in `ns` and send `reply`.
 fn serve_tcp(ns: String, port: u16, reply: &'static [u8]) -> std::thread::JoinHandle<()> {
     let (tx, rx) = std::sync::mpsc::channel();

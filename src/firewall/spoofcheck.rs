@@ -98,6 +98,57 @@ pub fn teardown(nft: &dyn Nft, container_id: &str, ifname: &str) -> Result<(), C
     nft.apply(&b).map_err(|e| e.context("failed to teardown spoof-check"))
 }
 
+/// GC: remove the jumps and chains of attachments that are not in `valid` and whose host veth
+/// is gone (`link_exists` says). Chain names and comments do not name the network, so an
+/// attachment of another network is only ever removed once its veth has gone with its pod:
+/// then nothing can match its rules any more, whichever network it belonged to.
+pub fn gc(nft: &dyn Nft, valid: &[(String, String)], link_exists: impl Fn(&str) -> bool) -> Result<(), CniError> {
+    let Some(listing) = (match nft.list_table(TABLE) {
+        Err(e) if nft::is_not_installed(&e) => return Ok(()),
+        r => r?,
+    }) else {
+        return Ok(());
+    };
+    let keep: Vec<String> = valid.iter().map(|(cid, ifname)| comment(cid, ifname)).collect();
+    let mut stale: Vec<&str> = Vec::new();
+    for r in listing.rules.iter().filter(|r| r.chain == PREROUTING) {
+        let Some(c) = r.comment.as_deref().filter(|c| c.starts_with("macspoofchk-")) else { continue };
+        if keep.iter().any(|k| nft::comment_is(c, k)) || iifname(&r.expr).is_none_or(&link_exists) {
+            continue;
+        }
+        if !stale.contains(&c) {
+            stale.push(c);
+        }
+    }
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let mut b = Batch::new();
+    for c in &stale {
+        for r in listing.rules_where(PREROUTING, |rc| rc == *c) {
+            b.delete_rule(TABLE, PREROUTING, r.handle);
+        }
+    }
+    for c in &stale {
+        let iface = format!("cni-br-iface-{}", &c["macspoofchk-".len()..]);
+        let mac_chain = format!("{iface}-mac");
+        for chain in [&iface, &mac_chain] {
+            if listing.has_chain(chain) {
+                b.flush_chain(TABLE, chain).delete_chain(TABLE, chain);
+            }
+        }
+    }
+    nft.apply(&b).map_err(|e| e.context("failed to collect spoof-check rules"))
+}
+
+/// The interface name a jump rule matches (`meta iifname == "<name>"`).
+fn iifname(expr: &serde_json::Value) -> Option<&str> {
+    expr.as_array()?.iter().find_map(|e| {
+        let m = e.get("match")?;
+        (m.get("left")?.get("meta")?.get("key")?.as_str()? == "iifname").then(|| m.get("right")?.as_str())?
+    })
+}
+
 fn prerouting_rules(nft: &dyn Nft, comment: &str) -> Result<Vec<u64>, CniError> {
     let Some(listing) = nft.list_table(TABLE)? else { return Ok(Vec::new()) };
     Ok(listing.rules_where(PREROUTING, |c| nft::comment_is(c, comment)).map(|r| r.handle).collect())
@@ -170,6 +221,38 @@ mod tests {
         // Nothing there: nothing applied.
         let fake = Fake::default();
         teardown(&fake, "c1", "eth0").unwrap();
+        assert!(fake.applied.borrow().is_empty());
+    }
+
+    #[test]
+    fn gc_removes_only_unlisted_attachments_whose_veth_is_gone() {
+        let jump = |h: u64, cid: &str, veth: &str| {
+            json!({"rule": {"family": "bridge", "table": "nat", "chain": "PREROUTING", "handle": h,
+                "comment": format!("macspoofchk-{cid}-eth0"), "expr": [
+                    {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": veth}},
+                    {"jump": {"target": format!("cni-br-iface-{cid}-eth0")}}]}})
+        };
+        let chain = |name: &str| json!({"chain": {"family": "bridge", "table": "nat", "name": name}});
+        let listing = json!({"nftables": [
+            chain("PREROUTING"),
+            chain("cni-br-iface-gone-eth0"), chain("cni-br-iface-gone-eth0-mac"),
+            chain("cni-br-iface-live-eth0"), chain("cni-br-iface-live-eth0-mac"),
+            chain("cni-br-iface-valid-eth0"), chain("cni-br-iface-valid-eth0-mac"),
+            jump(1, "gone", "vethgone"), jump(2, "live", "vethlive"), jump(3, "valid", "vethvalid"),
+            {"rule": {"family": "bridge", "table": "nat", "chain": "PREROUTING", "handle": 4,
+                "comment": "someone else's", "expr": []}},
+        ]});
+        let fake = Fake::with_table(TABLE, &listing.to_string());
+        let valid = vec![("valid".to_string(), "eth0".to_string())];
+        gc(&fake, &valid, |name| name == "vethlive").unwrap();
+        let cmds = fake.commands();
+        assert_eq!(cmds.len(), 5, "{cmds:?}");
+        assert_eq!(cmds[0]["delete"]["rule"]["handle"], 1);
+        assert_eq!(cmds[2]["delete"]["chain"]["name"], "cni-br-iface-gone-eth0");
+        assert_eq!(cmds[4]["delete"]["chain"]["name"], "cni-br-iface-gone-eth0-mac");
+        // Nothing stale: nothing applied.
+        let fake = Fake::with_table(TABLE, &listing.to_string());
+        gc(&fake, &valid, |_| true).unwrap();
         assert!(fake.applied.borrow().is_empty());
     }
 

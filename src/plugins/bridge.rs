@@ -612,7 +612,14 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 /// Masquerade rules of attachments that are no longer valid go, then the IPAM collects.
 fn gc(inv: &Invocation) -> Result<(), CniError> {
     let conf = Conf::load(inv)?;
-    iface::gc_masq_and_ipam(inv, conf.ip_masq)
+    let spoof = match crate::cni::gc::valid_attachments(&inv.stdin)? {
+        Some(valid) if conf.macspoofchk => {
+            let host = Netlink::open()?;
+            spoofcheck::gc(&System, &valid, |name| !matches!(host.link_by_name(name), Ok(None)))
+        }
+        _ => Ok(()),
+    };
+    iface::gc_masq_and_ipam(inv, conf.ip_masq).and(spoof)
 }
 
 // ---- CHECK --------------------------------------------------------------------------------
