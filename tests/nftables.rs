@@ -338,6 +338,58 @@ fn portmap_through_cnitool_forwards_host_ports() {
     cnitool(Some(&h.ns), confdir.path(), &["del", "pmnet", &pod.path()], &env).ok();
 }
 
+/// A second pod's ADD leaves the base chains it found right as they were (same rule handles):
+/// rewriting them would delete rules, and every nft run that deletes waits for the kernel to
+/// free them.
+#[test]
+fn second_add_keeps_base_chains_that_are_right() {
+    if !root() || !have_nft() {
+        return;
+    }
+    let h = Host::new();
+    let confdir = TempDir::new("keepconf");
+    let cache = TempDir::new("keepcache");
+    write_conf(
+        confdir.path(),
+        "10-keep.conflist",
+        &json!({"cniVersion": "1.0.0", "name": "keepnet", "plugins": [
+            {"type": "bridge", "bridge": "brkeep", "isGateway": true, "ipMasq": true,
+             "ipam": {"type": "host-local", "subnet": "10.78.0.0/24", "dataDir": h.data.path()}},
+            {"type": "portmap", "capabilities": {"portMappings": true}},
+            {"type": "firewall"}
+        ]}),
+    );
+    let base = || {
+        let mut out = String::new();
+        for (table, chains) in [
+            ("inet cni_plugins_masquerade", &["postrouting"][..]),
+            ("ip cni_hostport", &["hostports_all", "prerouting", "output"][..]),
+            ("inet cni_firewall", &["forward"][..]),
+        ] {
+            for chain in chains {
+                out += &h.ns.sh(&format!("nft -a list chain {table} {chain}"));
+            }
+        }
+        out
+    };
+    let (a, b) = (Netns::new("ka"), Netns::new("kb"));
+    let add = |pod: &Netns, port: u16| {
+        let caps = json!({"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}).to_string();
+        let env = [("CAP_ARGS", caps.as_str()), ("CNI_CACHE_DIR", cache.path().to_str().unwrap())];
+        cnitool(Some(&h.ns), confdir.path(), &["add", "keepnet", &pod.path()], &env).ok();
+        env.map(|(k, v)| (k, v.to_string()))
+    };
+    let env_a = add(&a, 18090);
+    let first = base();
+    assert!(first.contains("goto masq_checks") && first.contains("jump hostports") && first.contains("jump pods"));
+    let env_b = add(&b, 18091);
+    assert_eq!(base(), first);
+    for (pod, env) in [(&a, env_a), (&b, env_b)] {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        cnitool(Some(&h.ns), confdir.path(), &["del", "keepnet", &pod.path()], &env).ok();
+    }
+}
+
 /// The UDP flows conntrack remembers for a host port go when a pod takes the port over: the
 /// first pod's flow, left by its DEL, would otherwise keep sending the client's datagrams to
 /// the first pod's address.

@@ -6,7 +6,7 @@
 //!     chain masq_checks {
 //!         ip saddr 10.88.0.5 ip daddr != 10.88.0.0/16 masquerade comment "<hash16(net)>-<hash16(ifname:cid)>, net: <net>, if: <ifname>, id: <cid>"
 //!     }
-//!     chain postrouting {   # nat, postrouting, srcnat; rewritten on every ADD
+//!     chain postrouting {   # nat, postrouting, srcnat; rewritten by ADD unless as below
 //!         ip daddr 224.0.0.0/4 return
 //!         ip6 daddr ff00::/8 return
 //!         goto masq_checks
@@ -69,30 +69,31 @@ pub fn instance_comment(network: &str, ifname: &str, container_id: &str) -> Stri
 /// Masquerade traffic from each of `ips` leaving its subnet. Earlier rules of the same
 /// attachment are replaced.
 pub fn setup(nft: &dyn Nft, ips: &[IpNet], network: &str, ifname: &str, container_id: &str) -> Result<(), CniError> {
-    let stale = find(nft, &instance_hash(network, ifname, container_id))?;
-    let mut b = Batch::new();
-    b.add_table(TABLE, Some("Masquerading for plugins from github.com/containernetworking/plugins"))
-        .add_chain(TABLE, CHECKS, None)
-        .add_chain(TABLE, POSTROUTING, Some(Hook { kind: "nat", hook: "postrouting", prio: nft::prio::SRCNAT }))
-        .flush_chain(TABLE, POSTROUTING)
-        .add_rule(
-            TABLE,
-            POSTROUTING,
-            vec![nft::match_addr("daddr", "==", Ipv4Addr::new(224, 0, 0, 0).into(), 4), nft::stmt("return")],
-            None,
-        )
-        .add_rule(
-            TABLE,
-            POSTROUTING,
+    let listing = nft.list_table(TABLE)?;
+    let hash = instance_hash(network, ifname, container_id);
+    let base: [nft::RuleSpec<'_>; 3] = [
+        (vec![nft::match_addr("daddr", "==", Ipv4Addr::new(224, 0, 0, 0).into(), 4), nft::stmt("return")], None),
+        (
             vec![
                 nft::match_addr("daddr", "==", Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0).into(), 8),
                 nft::stmt("return"),
             ],
             None,
+        ),
+        (vec![nft::goto(CHECKS)], None),
+    ];
+    let mut b = Batch::new();
+    b.add_table(TABLE, Some("Masquerading for plugins from github.com/containernetworking/plugins"))
+        .add_missing_chain(TABLE, CHECKS, None, listing.as_ref())
+        .add_missing_chain(
+            TABLE,
+            POSTROUTING,
+            Some(Hook { kind: "nat", hook: "postrouting", prio: nft::prio::SRCNAT }),
+            listing.as_ref(),
         )
-        .add_rule(TABLE, POSTROUTING, vec![nft::goto(CHECKS)], None);
-    for handle in stale {
-        b.delete_rule(TABLE, CHECKS, handle);
+        .set_chain_rules(TABLE, POSTROUTING, &base, listing.as_ref());
+    for r in listing.iter().flat_map(|l| l.rules_where(CHECKS, |c| c.starts_with(&hash))) {
+        b.delete_rule(TABLE, CHECKS, r.handle);
     }
     let comment = instance_comment(network, ifname, container_id);
     for ip in ips {

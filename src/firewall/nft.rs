@@ -114,6 +114,23 @@ impl Batch {
         self
     }
 
+    /// `add_chain` for a chain `listing` (the table as it is) does not show. Adding a chain
+    /// that exists is not a no-op for the kernel: it records an update, and the nft run that
+    /// commits one waits, when it closes its netlink socket, for an RCU grace period (about
+    /// 10 ms) while the kernel frees the record.
+    pub fn add_missing_chain(
+        &mut self,
+        t: Table,
+        name: &str,
+        hook: Option<Hook>,
+        listing: Option<&Listing>,
+    ) -> &mut Self {
+        if listing.is_some_and(|l| l.has_chain(name)) {
+            return self;
+        }
+        self.add_chain(t, name, hook)
+    }
+
     pub fn flush_chain(&mut self, t: Table, name: &str) -> &mut Self {
         self.cmds.push(json!({"flush": {"chain": {"family": t.family, "table": t.name, "name": name}}}));
         self
@@ -134,6 +151,27 @@ impl Batch {
         self
     }
 
+    /// Make `chain` hold exactly `rules`, in order: flushed and written again, unless
+    /// `listing` (the table as it is) shows that it already does. Rewriting an unchanged chain
+    /// is not free: deleted rules, like updated chains, leave the nft run waiting for an RCU
+    /// grace period when it closes its netlink socket (see `add_missing_chain`).
+    pub fn set_chain_rules(
+        &mut self,
+        t: Table,
+        chain: &str,
+        rules: &[RuleSpec<'_>],
+        listing: Option<&Listing>,
+    ) -> &mut Self {
+        if listing.is_some_and(|l| l.chain_holds(chain, rules)) {
+            return self;
+        }
+        self.flush_chain(t, chain);
+        for (expr, comment) in rules {
+            self.add_rule(t, chain, expr.clone(), *comment);
+        }
+        self
+    }
+
     pub fn delete_rule(&mut self, t: Table, chain: &str, handle: u64) -> &mut Self {
         self.cmds
             .push(json!({"delete": {"rule": {"family": t.family, "table": t.name, "chain": chain, "handle": handle}}}));
@@ -145,6 +183,9 @@ impl Batch {
         json!({"nftables": self.cmds}).to_string()
     }
 }
+
+/// A rule to write: its expressions and comment.
+pub type RuleSpec<'a> = (Vec<Value>, Option<&'a str>);
 
 /// A rule as listed: where it is, its handle and comment, and its expressions.
 #[derive(Debug, Clone, PartialEq)]
@@ -183,6 +224,19 @@ impl Listing {
             }
         }
         Ok(out)
+    }
+
+    /// Whether `chain` exists and holds exactly `rules` (expressions as nft lists them, and
+    /// comments), in order.
+    pub fn chain_holds(&self, chain: &str, rules: &[RuleSpec<'_>]) -> bool {
+        let mut have = self.rules.iter().filter(|r| r.chain == chain);
+        self.has_chain(chain)
+            && rules.iter().all(|(expr, comment)| {
+                have.next().is_some_and(|r| {
+                    r.expr.as_array() == Some(expr) && r.comment.as_deref() == comment.map(clip_comment).as_deref()
+                })
+            })
+            && have.next().is_none()
     }
 
     pub fn has_chain(&self, name: &str) -> bool {
@@ -417,6 +471,40 @@ mod tests {
             b.to_json(),
             r#"{"nftables":[{"add":{"table":{"comment":"c","family":"inet","name":"t"}}},{"add":{"chain":{"family":"inet","hook":"postrouting","name":"post","policy":"accept","prio":100,"table":"t","type":"nat"}}},{"add":{"rule":{"chain":"post","comment":"x","expr":[{"masquerade":null}],"family":"inet","table":"t"}}},{"delete":{"rule":{"chain":"post","family":"inet","handle":7,"table":"t"}}}]}"#
         );
+    }
+
+    #[test]
+    fn chains_already_right_are_not_rewritten() {
+        let listing = Listing::parse(
+            &json!({"nftables": [
+                {"chain": {"family": "inet", "table": "t", "name": "post"}},
+                {"chain": {"family": "inet", "table": "t", "name": "empty"}},
+                {"rule": {"family": "inet", "table": "t", "chain": "post", "handle": 3, "expr": [{"return": null}]}},
+                {"rule": {"family": "inet", "table": "t", "chain": "post", "handle": 4, "comment": "c",
+                    "expr": [{"jump": {"target": "x"}}]}},
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let want: [RuleSpec<'_>; 2] = [(vec![stmt("return")], None), (vec![jump("x")], Some("c"))];
+        assert!(listing.chain_holds("post", &want));
+        assert!(listing.chain_holds("empty", &[]));
+        assert!(!listing.chain_holds("missing", &[]));
+        // Order, comments, a rule more or less: all count.
+        assert!(!listing.chain_holds("post", &[want[1].clone(), want[0].clone()]));
+        assert!(!listing.chain_holds("post", &[want[0].clone(), (vec![jump("x")], None)]));
+        assert!(!listing.chain_holds("post", &want[..1]));
+        assert!(!listing.chain_holds("empty", &want[..1]));
+
+        let mut b = Batch::new();
+        b.set_chain_rules(T, "post", &want, Some(&listing));
+        assert!(b.is_empty());
+        b.set_chain_rules(T, "post", &want[..1], Some(&listing));
+        b.set_chain_rules(T, "new", &want[..1], None);
+        let cmds: Vec<String> = b.cmds.iter().map(|c| c.to_string()).collect();
+        assert_eq!(cmds.len(), 4);
+        assert!(cmds[0].starts_with(r#"{"flush":{"chain""#) && cmds[0].contains(r#""name":"post""#));
+        assert!(cmds[2].starts_with(r#"{"flush":{"chain""#) && cmds[2].contains(r#""name":"new""#));
     }
 
     #[test]

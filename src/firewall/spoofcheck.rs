@@ -41,17 +41,22 @@ pub fn setup(nft: &dyn Nft, host_veth: &str, mac: &str, container_id: &str, ifna
     let mac_chain = format!("{iface}-mac");
     let comment = comment(container_id, ifname);
     nft::check_whole_comment("macspoofchk", &comment)?;
-    // A jump left over from an earlier ADD of the same attachment would be doubled.
-    let stale = prerouting_rules(nft, &comment)?;
+    let listing = nft.list_table(TABLE)?;
     let mut b = Batch::new();
     b.add_table(TABLE, None)
-        .add_chain(TABLE, PREROUTING, Some(Hook { kind: "filter", hook: "prerouting", prio: -300 }))
+        .add_missing_chain(
+            TABLE,
+            PREROUTING,
+            Some(Hook { kind: "filter", hook: "prerouting", prio: -300 }),
+            listing.as_ref(),
+        )
         .add_chain(TABLE, &iface, None)
         .add_chain(TABLE, &mac_chain, None)
         .flush_chain(TABLE, &iface)
         .flush_chain(TABLE, &mac_chain);
-    for h in stale {
-        b.delete_rule(TABLE, PREROUTING, h);
+    // A jump left over from an earlier ADD of the same attachment would be doubled.
+    for r in listing.iter().flat_map(|l| l.rules_where(PREROUTING, |c| nft::comment_is(c, &comment))) {
+        b.delete_rule(TABLE, PREROUTING, r.handle);
     }
     b.add_rule(
         TABLE,
@@ -147,11 +152,6 @@ fn iifname(expr: &serde_json::Value) -> Option<&str> {
         let m = e.get("match")?;
         (m.get("left")?.get("meta")?.get("key")?.as_str()? == "iifname").then(|| m.get("right")?.as_str())?
     })
-}
-
-fn prerouting_rules(nft: &dyn Nft, comment: &str) -> Result<Vec<u64>, CniError> {
-    let Some(listing) = nft.list_table(TABLE)? else { return Ok(Vec::new()) };
-    Ok(listing.rules_where(PREROUTING, |c| nft::comment_is(c, comment)).map(|r| r.handle).collect())
 }
 
 #[cfg(test)]

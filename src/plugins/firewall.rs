@@ -137,24 +137,26 @@ fn admin_chains(listing: Option<&Listing>, ours: &str) -> Vec<String> {
 }
 
 /// The whole ADD: structure, this attachment's rules (replacing stale ones), and isolation.
-/// `forward` is rewritten in the same atomic batch, keeping every admin chain it jumped to.
+/// `forward` is rewritten in the same atomic batch (unless it is right already), keeping every
+/// admin chain it jumped to.
 fn add_batch(conf: &Conf, listing: Option<&Listing>, result: &CniResult, comment: &str, bridge: Option<&str>) -> Batch {
     let mut b = Batch::new();
     let admins = admin_chains(listing, &conf.admin);
     b.add_table(TABLE, Some("CNI firewall plugin rules"));
     for admin in &admins {
-        b.add_chain(TABLE, admin, None);
+        b.add_missing_chain(TABLE, admin, None, listing);
     }
-    b.add_chain(TABLE, PODS, None)
-        .add_chain(TABLE, STAGE1, None)
-        .add_chain(TABLE, STAGE2, None)
-        .add_chain(TABLE, FORWARD, Some(Hook { kind: "filter", hook: "forward", prio: nft::prio::FILTER }))
-        .flush_chain(TABLE, FORWARD)
-        .add_rule(TABLE, FORWARD, vec![nft::jump(STAGE1)], None);
+    for chain in [PODS, STAGE1, STAGE2] {
+        b.add_missing_chain(TABLE, chain, None, listing);
+    }
+    let hook = Hook { kind: "filter", hook: "forward", prio: nft::prio::FILTER };
+    b.add_missing_chain(TABLE, FORWARD, Some(hook), listing);
+    let mut forward: Vec<nft::RuleSpec<'_>> = vec![(vec![nft::jump(STAGE1)], None)];
     for admin in &admins {
-        b.add_rule(TABLE, FORWARD, vec![nft::jump(admin)], Some("CNI firewall plugin admin overrides"));
+        forward.push((vec![nft::jump(admin)], Some("CNI firewall plugin admin overrides")));
     }
-    b.add_rule(TABLE, FORWARD, vec![nft::jump(PODS)], Some("CNI firewall plugin rules"));
+    forward.push((vec![nft::jump(PODS)], Some("CNI firewall plugin rules")));
+    b.set_chain_rules(TABLE, FORWARD, &forward, listing);
     if let Some(l) = listing {
         for r in l.rules_where(PODS, |c| c == comment) {
             b.delete_rule(TABLE, PODS, r.handle);

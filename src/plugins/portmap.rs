@@ -14,7 +14,7 @@
 //!                          ip saddr 127.0.0.1 ip daddr CIP masquerade   (IPv4 without masqAll)
 //! ```
 //!
-//! The base chains are rewritten on every ADD; DEL deletes the rules whose comment is the
+//! ADD rewrites the base chains unless they already hold what they should; DEL deletes the rules whose comment is the
 //! container ID in both families, and the reference's iptables chains of the container
 //! (`CNI-DN-`/`CNI-SN-` + hash) where iptables is installed. `conditionsV4`/`conditionsV6`
 //! are nft syntax and are applied as text in a transaction of their own, before any rule of
@@ -27,7 +27,7 @@ use crate::cni::config::parse_plugin_conf;
 use crate::cni::result::CniResult;
 use crate::cni::{CniError, Invocation, PluginFns, version};
 use crate::firewall::iptables;
-use crate::firewall::nft::{self, Batch, Hook, Nft, System, Table};
+use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
 use crate::netlink::Netlink;
 use crate::sysctl;
 use serde::Deserialize;
@@ -303,24 +303,34 @@ fn entry_text(t: Table, conds: &[String]) -> String {
 }
 
 /// Everything ADD writes for one container address.
-fn forward_batch(conf: &Conf, cip: IpAddr, container_id: &str) -> Batch {
+/// `listing`: the table as it is, so that base chains already right are not rewritten.
+fn forward_batch(conf: &Conf, cip: IpAddr, container_id: &str, listing: Option<&Listing>) -> Batch {
     let t = table_for(&cip);
     let with_conditions = !conditions(conf, &cip).is_empty();
     let mut b = Batch::new();
     b.add_table(t, Some("CNI portmap plugin"))
-        .add_chain(t, HOSTPORTS, None)
-        .add_chain(t, HOSTIP_HOSTPORTS, None)
-        .add_chain(t, HOSTPORTS_ALL, None)
-        .flush_chain(t, HOSTPORTS_ALL)
-        .add_rule(t, HOSTPORTS_ALL, vec![nft::jump(HOSTIP_HOSTPORTS)], None)
-        .add_rule(t, HOSTPORTS_ALL, vec![nft::jump(HOSTPORTS)], None);
+        .add_missing_chain(t, HOSTPORTS, None, listing)
+        .add_missing_chain(t, HOSTIP_HOSTPORTS, None, listing)
+        .add_missing_chain(t, HOSTPORTS_ALL, None, listing)
+        .set_chain_rules(
+            t,
+            HOSTPORTS_ALL,
+            &[(vec![nft::jump(HOSTIP_HOSTPORTS)], None), (vec![nft::jump(HOSTPORTS)], None)],
+            listing,
+        );
     if !with_conditions {
         for (chain, hook) in [("prerouting", PREROUTING_HOOK), ("output", OUTPUT_HOOK)] {
-            b.add_chain(t, chain, Some(hook)).flush_chain(t, chain).add_rule(t, chain, local_jump(), None);
+            b.add_missing_chain(t, chain, Some(hook), listing).set_chain_rules(
+                t,
+                chain,
+                &[(local_jump(), None)],
+                listing,
+            );
         }
     }
     if conf.snat {
-        b.add_chain(t, MASQUERADING, Some(Hook { kind: "nat", hook: "postrouting", prio: nft::prio::SRCNAT }));
+        let hook = Hook { kind: "nat", hook: "postrouting", prio: nft::prio::SRCNAT };
+        b.add_missing_chain(t, MASQUERADING, Some(hook), listing);
     }
     let proto = nft::ip_proto(&cip);
     for m in mappings_for(conf, &cip) {
@@ -361,7 +371,9 @@ fn forward(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> Resul
     if !conds.is_empty() {
         nft.apply_text(&entry_text(table_for(&cip), conds)).map_err(err)?;
     }
-    nft.apply(&forward_batch(conf, cip, container_id)).map_err(err)
+    // Unreadable: everything is written again (and the apply reports what is wrong).
+    let listing = nft.list_table(table_for(&cip)).ok().flatten();
+    nft.apply(&forward_batch(conf, cip, container_id, listing.as_ref())).map_err(err)
 }
 
 /// Delete every rule of `container_id` in both families.
