@@ -127,12 +127,7 @@ pub fn teardown(nft: &dyn Nft, network: &str, ifname: &str, container_id: &str) 
 
 /// Remove the rules of `network` whose attachment is not among `valid` (container ID, ifname).
 pub fn gc(nft: &dyn Nft, network: &str, valid: &[(String, String)]) -> Result<(), CniError> {
-    let Some(listing) = (match nft.list_table(TABLE) {
-        Err(e) if nft::is_not_installed(&e) => return Ok(()),
-        r => r?,
-    }) else {
-        return Ok(());
-    };
+    let Some(listing) = nft.list_rules(TABLE)? else { return Ok(()) };
     let keep: Vec<String> = valid.iter().map(|(id, ifname)| instance_comment(network, ifname, id)).collect();
     let prefix = network_hash(network);
     let mut b = Batch::new();
@@ -157,7 +152,7 @@ pub fn check(nft: &dyn Nft, ips: &[IpNet], network: &str, ifname: &str, containe
 
 /// Handles of the rules in `masq_checks` whose comment starts with `prefix`.
 fn find(nft: &dyn Nft, prefix: &str) -> Result<Vec<u64>, CniError> {
-    let Some(listing) = nft.list_table(TABLE)? else { return Ok(Vec::new()) };
+    let Some(listing) = nft.list_rules(TABLE)? else { return Ok(Vec::new()) };
     Ok(listing.rules_where(CHECKS, |c| c.starts_with(prefix)).map(|r| r.handle).collect())
 }
 

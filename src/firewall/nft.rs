@@ -1,11 +1,13 @@
 //! Talking to nftables: one batch of JSON commands per operation, applied atomically by
-//! `nft -j -f -`, and tables read back with `nft -j list table`.
+//! `nft -j -f -`, and tables read back with `nft -j list table`. Batches that only delete, and
+//! listings that need no expressions, go over netlink instead (src/netlink/nftables.rs).
 //!
 //! Batches are built with `serde_json::json!` in libnftables' JSON schema; rules are lists of
 //! expressions made by the small helpers at the end of this file. The runner is a trait so
 //! rule builders can be tested against a recording fake.
 
 use crate::cni::CniError;
+use crate::netlink::nftables;
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::io::Write;
@@ -178,6 +180,31 @@ impl Batch {
         self
     }
 
+    /// The batch as deletions in one table, when that is all it is.
+    fn deletions(&self) -> Option<(String, String, Vec<nftables::Delete>)> {
+        let mut table: Option<(String, String)> = None;
+        let mut out = Vec::new();
+        for c in &self.cmds {
+            let (verb, obj) = c.as_object()?.iter().next()?;
+            let (kind, o) = obj.as_object()?.iter().next()?;
+            let name = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+            let here = (name("family")?, name("table")?);
+            if table.get_or_insert_with(|| here.clone()) != &here {
+                return None;
+            }
+            out.push(match (verb.as_str(), kind.as_str()) {
+                ("delete", "rule") => {
+                    nftables::Delete::Rule { chain: name("chain")?, handle: o.get("handle")?.as_u64()? }
+                }
+                ("flush", "chain") => nftables::Delete::Flush { chain: name("name")? },
+                ("delete", "chain") => nftables::Delete::Chain { chain: name("name")? },
+                _ => return None,
+            });
+        }
+        let (family, name) = table?;
+        Some((family, name, out))
+    }
+
     /// The JSON document `nft -j -f -` reads.
     pub fn to_json(&self) -> String {
         json!({"nftables": self.cmds}).to_string()
@@ -261,6 +288,9 @@ pub trait Nft {
     fn apply_text(&self, script: &str) -> Result<(), CniError>;
     /// The chains and rules of a table; None when the table does not exist.
     fn list_table(&self, t: Table) -> Result<Option<Listing>, CniError>;
+    /// The same without the rules' expressions (`Value::Null`): enough to find rules by their
+    /// comment, and cheaper.
+    fn list_rules(&self, t: Table) -> Result<Option<Listing>, CniError>;
 }
 
 /// The real thing: execs `nft`.
@@ -315,22 +345,9 @@ fn run_nft(args: &[&str], stdin: &[u8]) -> Result<Output, CniError> {
     })
 }
 
-/// The (family, name) of every table in this namespace; empty when nft is missing or fails.
+/// The (family, name) of every table in this namespace; empty when they cannot be read.
 pub fn tables() -> Vec<(String, String)> {
-    let Ok(out) = run_nft(&["-j", "list", "tables"], b"") else { return Vec::new() };
-    let Ok(v) = serde_json::from_str::<Value>(&out.stdout) else { return Vec::new() };
-    v.get("nftables")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| {
-                    let t = i.get("table")?;
-                    Some((t.get("family")?.as_str()?.to_string(), t.get("name")?.as_str()?.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    nftables::Session::open().and_then(|mut s| s.tables()).unwrap_or_default()
 }
 
 fn failed(what: &str, out: &Output, input: &str) -> CniError {
@@ -341,6 +358,9 @@ impl Nft for System {
     fn apply(&self, batch: &Batch) -> Result<(), CniError> {
         if batch.is_empty() {
             return Ok(());
+        }
+        if let Some((family, table, deletes)) = batch.deletions() {
+            return delete(&family, &table, deletes);
         }
         let text = batch.to_json();
         let out = run_nft(&["-j", "-f", "-"], text.as_bytes())?;
@@ -358,6 +378,18 @@ impl Nft for System {
         Ok(())
     }
 
+    fn list_rules(&self, t: Table) -> Result<Option<Listing>, CniError> {
+        let contents = nftables::Session::open().and_then(|mut s| s.contents(t.family, t.name))?;
+        Ok(contents.map(|c| Listing {
+            chains: c.chains,
+            rules: c
+                .rules
+                .into_iter()
+                .map(|r| ListedRule { chain: r.chain, handle: r.handle, comment: r.comment, expr: Value::Null })
+                .collect(),
+        }))
+    }
+
     fn list_table(&self, t: Table) -> Result<Option<Listing>, CniError> {
         let out = run_nft(&["-j", "list", "table", t.family, t.name], b"")?;
         if !out.ok {
@@ -367,6 +399,29 @@ impl Nft for System {
             return Err(failed(&format!("listing table {} {}", t.family, t.name), &out, ""));
         }
         Listing::parse(&out.stdout).map(Some)
+    }
+}
+
+/// A batch of deletions, over netlink (see src/netlink/nftables.rs for why not through nft).
+/// What a concurrent teardown removed meanwhile fails the batch; it is dropped from it and the
+/// rest tried once more.
+fn delete(family: &str, table: &str, deletes: Vec<nftables::Delete>) -> Result<(), CniError> {
+    let mut s = nftables::Session::open()?;
+    match s.delete(family, table, &deletes) {
+        Err(e) if e.is_not_found() => {
+            let Some(now) = s.contents(family, table)? else { return Ok(()) };
+            let still: Vec<nftables::Delete> = deletes
+                .into_iter()
+                .filter(|d| match d {
+                    nftables::Delete::Rule { chain, handle } => {
+                        now.rules.iter().any(|r| r.chain == *chain && r.handle == *handle)
+                    }
+                    nftables::Delete::Flush { chain } | nftables::Delete::Chain { chain } => now.chains.contains(chain),
+                })
+                .collect();
+            Ok(s.delete(family, table, &still)?)
+        }
+        r => Ok(r?),
     }
 }
 
@@ -407,6 +462,10 @@ impl Nft for Fake {
 
     fn list_table(&self, t: Table) -> Result<Option<Listing>, CniError> {
         Ok(self.tables.borrow().iter().find(|(k, _)| *k == t).map(|(_, l)| l.clone()))
+    }
+
+    fn list_rules(&self, t: Table) -> Result<Option<Listing>, CniError> {
+        self.list_table(t)
     }
 }
 

@@ -77,12 +77,7 @@ pub fn setup(nft: &dyn Nft, host_veth: &str, mac: &str, container_id: &str, ifna
 
 /// Remove the attachment's jump and chains; the table and base chain stay.
 pub fn teardown(nft: &dyn Nft, container_id: &str, ifname: &str) -> Result<(), CniError> {
-    let Some(listing) = (match nft.list_table(TABLE) {
-        Err(e) if nft::is_not_installed(&e) => return Ok(()),
-        r => r?,
-    }) else {
-        return Ok(());
-    };
+    let Some(listing) = nft.list_rules(TABLE)? else { return Ok(()) };
     let iface = iface_chain(container_id, ifname);
     let mac_chain = format!("{iface}-mac");
     let comment = comment(container_id, ifname);

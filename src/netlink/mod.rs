@@ -9,8 +9,11 @@
 mod addr;
 mod bridge;
 pub mod conntrack;
+mod detach;
 mod error;
 mod link;
+pub mod nftables;
+mod nlmsg;
 mod route;
 pub mod tc;
 mod unregister;

@@ -20,6 +20,7 @@
 // destructor and flushes nothing.
 #![allow(unsafe_code)]
 
+use super::detach::single_threaded;
 use super::{Error, Link, Netlink};
 use crate::netns::Netns;
 use netlink_packet_route::link::LinkMessage;
@@ -159,13 +160,6 @@ impl Prepared {
             }
         }
     }
-}
-
-/// The process has one thread (Threads: in /proc/self/status).
-fn single_threaded() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])))
-        .unwrap_or(false)
 }
 
 /// RTM_DELLINK for the link with this index, asking for an ACK.

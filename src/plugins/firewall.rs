@@ -195,13 +195,6 @@ fn add_batch(conf: &Conf, listing: Option<&Listing>, result: &CniResult, comment
     b
 }
 
-fn list(nft: &dyn Nft) -> Result<Option<Listing>, CniError> {
-    match nft.list_table(TABLE) {
-        Err(e) if nft::is_not_installed(&e) => Ok(None),
-        r => r,
-    }
-}
-
 fn bridge_name(conf: &Conf, result: &CniResult) -> Result<Option<String>, CniError> {
     if conf.policy == Policy::Open {
         return Ok(None);
@@ -231,7 +224,7 @@ fn add_with(nft: &dyn Nft, conf: &Conf, inv: &Invocation) -> Result<CniResult, C
 }
 
 fn del_with(nft: &dyn Nft, inv: &Invocation) -> Result<(), CniError> {
-    let Some(listing) = list(nft)? else { return Ok(()) };
+    let Some(listing) = nft.list_rules(TABLE)? else { return Ok(()) };
     let comment = instance_comment(&inv.conf.name, &inv.ifname, &inv.container_id);
     let mut b = Batch::new();
     for r in listing.rules_where(PODS, |c| c == comment) {
@@ -273,7 +266,7 @@ fn check_with(nft: &dyn Nft, conf: &Conf, inv: &Invocation) -> Result<(), CniErr
 }
 
 fn gc_with(nft: &dyn Nft, network: &str, valid: &[(String, String)]) -> Result<(), CniError> {
-    let Some(listing) = list(nft)? else { return Ok(()) };
+    let Some(listing) = nft.list_rules(TABLE)? else { return Ok(()) };
     let keep: Vec<String> = valid.iter().map(|(id, ifname)| instance_comment(network, ifname, id)).collect();
     let prefix = network_hash(network);
     let mut b = Batch::new();

@@ -379,10 +379,7 @@ fn forward(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> Resul
 /// Delete every rule of `container_id` in both families.
 fn unforward(nft: &dyn Nft, container_id: &str) -> Result<(), CniError> {
     for t in [V4, V6] {
-        let listing = match nft.list_table(t) {
-            Err(e) if nft::is_not_installed(&e) => return Ok(()),
-            r => r.map_err(|e| e.context(format!("could not list rules in table {}", t.name)))?,
-        };
+        let listing = nft.list_rules(t).map_err(|e| e.context(format!("could not list rules in table {}", t.name)))?;
         let Some(listing) = listing else { continue };
         let mut b = Batch::new();
         for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING] {

@@ -1,0 +1,406 @@
+//! nf_tables over netlink, for what teardown needs: the tables of the namespace, a table's
+//! chains and rules (handle and comment; expressions stay with `nft`), and one atomic batch
+//! that deletes rules and chains.
+//!
+//! Writing rules stays with `nft`, whose JSON is the firewall core's language. Reading and
+//! deleting by hand spares the teardown paths two `nft` runs each and, more, the wait at the
+//! end of every nf_tables transaction that deletes something: the kernel frees deleted
+//! objects after an RCU grace period, and the process whose netfilter socket closes next
+//! waits for that (see detach.rs). The session's socket is closed by a child.
+
+use super::Error;
+use super::detach::close_in_child;
+use super::nlmsg::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
+use super::nlmsg::{attr_str, attrs, error_code, message, messages, nfgenmsg, str_attr};
+use rtnetlink::sys::{Socket, protocols::NETLINK_NETFILTER};
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+// enum nf_tables_msg_types
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_DELCHAIN: u16 = 5;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_DELRULE: u16 = 8;
+// enum nft_table_attributes, nft_chain_attributes, nft_rule_attributes
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_RULE_USERDATA: u16 = 7;
+/// libnftnl's NFTNL_UDATA_RULE_COMMENT: the type of the comment in a rule's user data.
+const UDATA_RULE_COMMENT: u8 = 0;
+
+/// The NFPROTO_* number of an nft family name.
+fn family_number(name: &str) -> Option<u8> {
+    Some(match name {
+        "inet" => 1,
+        "ip" => 2,
+        "arp" => 3,
+        "netdev" => 5,
+        "bridge" => 7,
+        "ip6" => 10,
+        _ => return None,
+    })
+}
+
+fn family_name(n: u8) -> Option<&'static str> {
+    ["inet", "ip", "arp", "netdev", "bridge", "ip6"].into_iter().find(|f| family_number(f) == Some(n))
+}
+
+/// A rule as the teardown paths see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub chain: String,
+    pub handle: u64,
+    pub comment: Option<String>,
+}
+
+/// What a table holds.
+#[derive(Debug, Default, PartialEq)]
+pub struct Contents {
+    pub chains: Vec<String>,
+    pub rules: Vec<Rule>,
+}
+
+/// One deletion in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delete {
+    Rule {
+        chain: String,
+        handle: u64,
+    },
+    /// Every rule of the chain.
+    Flush {
+        chain: String,
+    },
+    Chain {
+        chain: String,
+    },
+}
+
+/// A netfilter socket in the calling thread's namespace.
+pub struct Session {
+    socket: Option<Socket>,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(s) = self.socket.take() {
+            close_in_child(s);
+        }
+    }
+}
+
+impl Session {
+    pub fn open() -> Result<Session, Error> {
+        let socket = Socket::new(NETLINK_NETFILTER).map_err(|e| Error::io("failed to open a netfilter socket", &e))?;
+        Ok(Session { socket: Some(socket), seq: 0, buf: vec![0; 64 * 1024] })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn send(&self, msg: &[u8], context: &dyn Fn() -> String) -> Result<(), Error> {
+        let Some(s) = self.socket.as_ref() else { return Err(Error::new(context(), "socket closed")) };
+        s.send(msg, 0).map(drop).map_err(|e| Error::io(context(), &e))
+    }
+
+    /// Send a dump request and hand each answer's payload to `each`, until the end.
+    fn dump(
+        &mut self,
+        request: Vec<u8>,
+        context: &dyn Fn() -> String,
+        mut each: impl FnMut(u16, &[u8]),
+    ) -> Result<(), Error> {
+        self.send(&request, context)?;
+        let Some(s) = self.socket.as_ref() else { return Err(Error::new(context(), "socket closed")) };
+        loop {
+            let n = s.recv(&mut &mut self.buf[..], 0).map_err(|e| Error::io(context(), &e))?;
+            if n == 0 {
+                return Err(Error::new(context(), "the kernel closed the dump"));
+            }
+            for (kind, payload) in messages(&self.buf[..n]) {
+                match kind {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => match error_code(payload) {
+                        Some(0) | None => {}
+                        Some(errno) => return Err(Error::kernel(context(), errno, None)),
+                    },
+                    k => each(k, payload),
+                }
+            }
+        }
+    }
+
+    /// Every (family, table) of the namespace.
+    pub fn tables(&mut self) -> Result<Vec<(String, String)>, Error> {
+        let seq = self.next_seq();
+        let mut out = Vec::new();
+        self.dump(
+            message(nft_type(NFT_MSG_GETTABLE), NLM_F_REQUEST | NLM_F_DUMP, seq, &nfgenmsg(0, 0)),
+            &|| "failed to list nftables tables".to_string(),
+            |kind, payload| {
+                if kind == nft_type(NFT_MSG_NEWTABLE)
+                    && let Some(family) = payload.first().copied().and_then(family_name)
+                    && let Some(name) = string_attr(payload, NFTA_TABLE_NAME)
+                {
+                    out.push((family.to_string(), name));
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// The chains and rules of `family table`; None when there is no such table.
+    pub fn contents(&mut self, family: &str, table: &str) -> Result<Option<Contents>, Error> {
+        let fam = family_number(family).ok_or_else(|| Error::new("nftables", format!("unknown family {family}")))?;
+        let context = || format!("failed to list table {family} {table}");
+        let mut out = Contents::default();
+        let seq = self.next_seq();
+        self.dump(
+            message(nft_type(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_DUMP, seq, &nfgenmsg(fam, 0)),
+            &context,
+            |kind, payload| {
+                if kind == nft_type(NFT_MSG_NEWCHAIN)
+                    && string_attr(payload, NFTA_CHAIN_TABLE).as_deref() == Some(table)
+                    && let Some(name) = string_attr(payload, NFTA_CHAIN_NAME)
+                {
+                    out.chains.push(name);
+                }
+            },
+        )?;
+        // A table without chains still exists.
+        if out.chains.is_empty() && !self.tables()?.iter().any(|(f, t)| f == family && t == table) {
+            return Ok(None);
+        }
+        let seq = self.next_seq();
+        let mut request = nfgenmsg(fam, 0);
+        request.extend(str_attr(NFTA_RULE_TABLE, table));
+        self.dump(
+            message(nft_type(NFT_MSG_GETRULE), NLM_F_REQUEST | NLM_F_DUMP, seq, &request),
+            &context,
+            |kind, payload| {
+                if kind == nft_type(NFT_MSG_NEWRULE)
+                    && let Some(r) = parse_rule(payload, table)
+                {
+                    out.rules.push(r);
+                }
+            },
+        )?;
+        Ok(Some(out))
+    }
+
+    /// Apply `deletes` to `family table` in one transaction.
+    pub fn delete(&mut self, family: &str, table: &str, deletes: &[Delete]) -> Result<(), Error> {
+        if deletes.is_empty() {
+            return Ok(());
+        }
+        let fam = family_number(family).ok_or_else(|| Error::new("nftables", format!("unknown family {family}")))?;
+        let context = || format!("failed to delete nftables rules in table {family} {table}");
+        let first = self.seq + 1;
+        self.seq += deletes.len() as u32 + 2;
+        let batch = delete_batch(fam, table, deletes, first);
+        self.send(&batch, &context)?;
+        let Some(s) = self.socket.as_ref() else { return Err(Error::new(context(), "socket closed")) };
+        // One answer per command (each asks for an ACK); the first error says why.
+        let mut answers = 0;
+        let mut failure = None;
+        while answers < deletes.len() {
+            let n = s.recv(&mut &mut self.buf[..], 0).map_err(|e| Error::io(context(), &e))?;
+            for (kind, payload) in messages(&self.buf[..n]) {
+                if kind == NLMSG_ERROR {
+                    answers += 1;
+                    if let Some(errno) = error_code(payload).filter(|&e| e != 0) {
+                        failure.get_or_insert(errno);
+                    }
+                }
+            }
+            if n == 0 || failure.is_some() {
+                break;
+            }
+        }
+        match failure {
+            Some(errno) => Err(Error::kernel(context(), errno, None)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn nft_type(msg: u16) -> u16 {
+    (NFNL_SUBSYS_NFTABLES << 8) | msg
+}
+
+/// BATCH_BEGIN, one acknowledged command per deletion, BATCH_END; sequence numbers from
+/// `first`.
+fn delete_batch(family: u8, table: &str, deletes: &[Delete], first: u32) -> Vec<u8> {
+    let batch_hdr = nfgenmsg(0, NFNL_SUBSYS_NFTABLES);
+    let mut out = message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, first, &batch_hdr);
+    for (seq, d) in (first + 1..).zip(deletes) {
+        let mut body = nfgenmsg(family, 0);
+        let kind = match d {
+            Delete::Rule { chain, handle } => {
+                body.extend(str_attr(NFTA_RULE_TABLE, table));
+                body.extend(str_attr(NFTA_RULE_CHAIN, chain));
+                body.extend(super::nlmsg::attr(NFTA_RULE_HANDLE, &handle.to_be_bytes()));
+                NFT_MSG_DELRULE
+            }
+            Delete::Flush { chain } => {
+                body.extend(str_attr(NFTA_RULE_TABLE, table));
+                body.extend(str_attr(NFTA_RULE_CHAIN, chain));
+                NFT_MSG_DELRULE
+            }
+            Delete::Chain { chain } => {
+                body.extend(str_attr(NFTA_CHAIN_TABLE, table));
+                body.extend(str_attr(NFTA_CHAIN_NAME, chain));
+                NFT_MSG_DELCHAIN
+            }
+        };
+        out.extend(message(nft_type(kind), NLM_F_REQUEST | NLM_F_ACK, seq, &body));
+    }
+    out.extend(message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, first + deletes.len() as u32 + 1, &batch_hdr));
+    out
+}
+
+/// A string attribute of a payload that starts with `struct nfgenmsg`.
+fn string_attr(payload: &[u8], kind: u16) -> Option<String> {
+    attrs(payload.get(4..)?).find(|(k, _, _)| *k == kind).map(|(_, _, v)| attr_str(v))
+}
+
+/// A rule of `table` from an NFT_MSG_NEWRULE payload.
+fn parse_rule(payload: &[u8], table: &str) -> Option<Rule> {
+    let (mut t, mut chain, mut handle, mut comment) = (None, None, None, None);
+    for (kind, _, value) in attrs(payload.get(4..)?) {
+        match kind {
+            NFTA_RULE_TABLE => t = Some(attr_str(value)),
+            NFTA_RULE_CHAIN => chain = Some(attr_str(value)),
+            NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(value.get(..8)?.try_into().ok()?)),
+            NFTA_RULE_USERDATA => comment = udata_comment(value),
+            _ => {}
+        }
+    }
+    if t.as_deref() != Some(table) {
+        return None;
+    }
+    Some(Rule { chain: chain?, handle: handle?, comment })
+}
+
+/// The comment in a rule's user data: type-length-value entries of one byte each.
+fn udata_comment(mut udata: &[u8]) -> Option<String> {
+    while let [kind, len, rest @ ..] = udata {
+        let value = rest.get(..usize::from(*len))?;
+        if *kind == UDATA_RULE_COMMENT {
+            return Some(attr_str(value));
+        }
+        udata = &rest[usize::from(*len)..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::nlmsg::attr;
+
+    #[test]
+    fn delete_batch_bytes() {
+        let b = delete_batch(
+            1,
+            "t",
+            &[Delete::Rule { chain: "c".into(), handle: 5 }, Delete::Chain { chain: "c".into() }],
+            7,
+        );
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            // BATCH_BEGIN, REQUEST, seq 7; nfgenmsg AF_UNSPEC, res_id NFNL_SUBSYS_NFTABLES (be)
+            20, 0, 0, 0, 0x10, 0, 1, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10,
+            // DELRULE (10<<8|8), REQUEST|ACK, seq 8; inet; table "t", chain "c", handle 5 (be64)
+            48, 0, 0, 0, 8, 10, 5, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+            6, 0, 1, 0, b't', 0, 0, 0,
+            6, 0, 2, 0, b'c', 0, 0, 0,
+            12, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 5,
+            // DELCHAIN (10<<8|5), REQUEST|ACK, seq 9; inet; table "t", name "c"
+            36, 0, 0, 0, 5, 10, 5, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+            6, 0, 1, 0, b't', 0, 0, 0,
+            6, 0, 3, 0, b'c', 0, 0, 0,
+            // BATCH_END, seq 10
+            20, 0, 0, 0, 0x11, 0, 1, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10,
+        ];
+        assert_eq!(b, want);
+    }
+
+    #[test]
+    fn rules_and_comments() {
+        let mut p = nfgenmsg(1, 0);
+        p.extend(str_attr(NFTA_RULE_TABLE, "t"));
+        p.extend(str_attr(NFTA_RULE_CHAIN, "pods"));
+        p.extend(attr(NFTA_RULE_HANDLE, &42u64.to_be_bytes()));
+        p.extend(attr(4, &[0; 8])); // expressions, skipped
+        // user data: an unknown entry, then the comment "c1\0"
+        p.extend(attr(NFTA_RULE_USERDATA, &[9, 1, 0xff, UDATA_RULE_COMMENT, 3, b'c', b'1', 0]));
+        assert_eq!(parse_rule(&p, "t"), Some(Rule { chain: "pods".into(), handle: 42, comment: Some("c1".into()) }));
+        assert_eq!(parse_rule(&p, "other"), None);
+        assert_eq!(udata_comment(&[UDATA_RULE_COMMENT, 9, b'x']), None);
+        assert_eq!(udata_comment(&[]), None);
+        assert_eq!(family_name(10), Some("ip6"));
+        assert_eq!(family_number("bridge"), Some(7));
+    }
+}
+
+/// Real kernel: a table written by `nft`, read and emptied here.
+#[cfg(all(test, target_os = "linux"))]
+mod kernel_tests {
+    use super::*;
+    use crate::netlink::in_new_netns;
+    use std::process::Command;
+
+    #[test]
+    fn reads_and_deletes_what_nft_wrote() {
+        in_new_netns(|| {
+            let script = "table inet cbxnl {\n chain keep {\n }\n chain c {\n counter comment \"a\"\n counter comment \"b\"\n counter\n }\n}\n";
+            let status =
+                Command::new("nft").args(["-f", "-"]).stdin(std::process::Stdio::piped()).spawn().map(|mut c| {
+                    use std::io::Write;
+                    let _ = c.stdin.take().map(|mut i| i.write_all(script.as_bytes()));
+                    c.wait()
+                });
+            match status {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    eprintln!("skipping: no nft");
+                    return;
+                }
+                s => assert!(s.unwrap().unwrap().success()),
+            }
+            let mut s = Session::open().unwrap();
+            assert!(s.tables().unwrap().contains(&("inet".to_string(), "cbxnl".to_string())));
+            assert_eq!(s.contents("ip", "cbxnl").unwrap(), None);
+            let c = s.contents("inet", "cbxnl").unwrap().unwrap();
+            assert_eq!(c.chains, ["keep", "c"]);
+            let comments: Vec<Option<&str>> = c.rules.iter().map(|r| r.comment.as_deref()).collect();
+            assert_eq!(comments, [Some("a"), Some("b"), None]);
+
+            let a = c.rules[0].handle;
+            s.delete("inet", "cbxnl", &[Delete::Rule { chain: "c".into(), handle: a }]).unwrap();
+            // A failing command fails the whole batch: nothing of it is applied.
+            let e = s
+                .delete("inet", "cbxnl", &[Delete::Flush { chain: "c".into() }, Delete::Chain { chain: "nope".into() }])
+                .unwrap_err();
+            assert!(e.is_not_found(), "{e}");
+            assert_eq!(s.contents("inet", "cbxnl").unwrap().unwrap().rules.len(), 2);
+            s.delete("inet", "cbxnl", &[Delete::Flush { chain: "c".into() }, Delete::Chain { chain: "c".into() }])
+                .unwrap();
+            let c = s.contents("inet", "cbxnl").unwrap().unwrap();
+            assert_eq!((c.chains, c.rules), (vec!["keep".to_string()], vec![]));
+        });
+    }
+}
