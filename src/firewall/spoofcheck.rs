@@ -41,7 +41,8 @@ pub fn setup(nft: &dyn Nft, host_veth: &str, mac: &str, container_id: &str, ifna
     let mac_chain = format!("{iface}-mac");
     let comment = comment(container_id, ifname);
     nft::check_whole_comment("macspoofchk", &comment)?;
-    let listing = nft.list_table(TABLE)?;
+    // Comments and chain names are all this needs: no expressions, no nft run.
+    let listing = nft.list_rules(TABLE)?;
     let mut b = Batch::new();
     b.add_table(TABLE, None)
         .add_missing_chain(
