@@ -4,7 +4,8 @@
 //! The connection's socket is created while the thread is inside the namespace it serves,
 //! so afterwards it talks to that namespace whatever namespace the thread is in.
 //! Plugins never build netlink messages: they call the methods in `link`, `addr`, `route`
-//! and `bridge`.
+//! and `bridge`. The netfilter families, which the rtnetlink crates do not speak, have modules
+//! of their own with hand-built messages (`nlmsg`): `conntrack` and `nftables`.
 
 mod addr;
 mod bridge;

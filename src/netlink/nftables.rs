@@ -213,7 +213,9 @@ impl Session {
         let batch = delete_batch(fam, table, deletes, first);
         self.send(&batch, &context)?;
         let Some(s) = self.socket.as_ref() else { return Err(Error::new(context(), "socket closed")) };
-        // One answer per command (each asks for an ACK); the first error says why.
+        // One answer per command (each asks for an ACK, and the kernel answers every one even
+        // when an earlier one failed); all are read, so that none is left for the next
+        // request. The first error says why.
         let mut answers = 0;
         let mut failure = None;
         while answers < deletes.len() {
@@ -226,7 +228,7 @@ impl Session {
                     }
                 }
             }
-            if n == 0 || failure.is_some() {
+            if n == 0 {
                 break;
             }
         }
