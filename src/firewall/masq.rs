@@ -82,42 +82,42 @@ pub fn setup(nft: &dyn Nft, ips: &[IpNet], network: &str, ifname: &str, containe
         ),
         (vec![nft::goto(CHECKS)], None),
     ];
-    let mut b = Batch::new();
-    b.add_table(TABLE, Some("Masquerading for plugins from github.com/containernetworking/plugins"))
-        .add_missing_chain(TABLE, CHECKS, None, listing.as_ref())
-        .add_missing_chain(
-            TABLE,
-            POSTROUTING,
-            Some(Hook { kind: "nat", hook: "postrouting", prio: nft::prio::SRCNAT }),
-            listing.as_ref(),
-        )
-        .set_chain_rules(TABLE, POSTROUTING, &base, listing.as_ref());
-    for r in listing.iter().flat_map(|l| l.rules_where(CHECKS, |c| c.starts_with(&hash))) {
-        b.delete_rule(TABLE, CHECKS, r.handle);
-    }
     let comment = instance_comment(network, ifname, container_id);
-    for ip in ips {
-        let subnet = ip.trunc();
-        b.add_rule(
-            TABLE,
-            CHECKS,
-            vec![
-                nft::match_addr("saddr", "==", ip.addr(), 128),
-                nft::match_addr("daddr", "!=", subnet.addr(), subnet.prefix_len()),
-                nft::stmt("masquerade"),
-            ],
-            Some(&comment),
-        );
-    }
-    nft.apply(&b)
+    nft::apply_listed(nft, listing, |listing| {
+        let mut b = Batch::new();
+        b.add_table(TABLE, Some("Masquerading for plugins from github.com/containernetworking/plugins"))
+            .add_missing_chain(TABLE, CHECKS, None, listing)
+            .add_missing_chain(
+                TABLE,
+                POSTROUTING,
+                Some(Hook { kind: "nat", hook: "postrouting", prio: nft::prio::SRCNAT }),
+                listing,
+            )
+            .set_chain_rules(TABLE, POSTROUTING, &base, listing);
+        for r in listing.into_iter().flat_map(|l| l.rules_where(CHECKS, |c| c.starts_with(&hash))) {
+            b.delete_rule(TABLE, CHECKS, r.handle);
+        }
+        for ip in ips {
+            let subnet = ip.trunc();
+            b.add_rule(
+                TABLE,
+                CHECKS,
+                vec![
+                    nft::match_addr("saddr", "==", ip.addr(), 128),
+                    nft::match_addr("daddr", "!=", subnet.addr(), subnet.prefix_len()),
+                    nft::stmt("masquerade"),
+                ],
+                Some(&comment),
+            );
+        }
+        b
+    })
 }
 
-/// Remove the rules of one attachment; nothing there is not an error, nor is a host without nft.
+/// Remove the rules of one attachment; nothing there is not an error, nor is a host without
+/// nf_tables.
 pub fn teardown(nft: &dyn Nft, network: &str, ifname: &str, container_id: &str) -> Result<(), CniError> {
-    let handles = match find(nft, &instance_hash(network, ifname, container_id)) {
-        Err(e) if nft::is_not_installed(&e) => return Ok(()),
-        r => r?,
-    };
+    let handles = find(nft, &instance_hash(network, ifname, container_id))?;
     let mut b = Batch::new();
     for h in handles {
         b.delete_rule(TABLE, CHECKS, h);

@@ -8,6 +8,7 @@
 
 use crate::cni::CniError;
 use crate::netlink::nftables;
+use nix::libc::{EAFNOSUPPORT, EINVAL, EOPNOTSUPP, EPROTONOSUPPORT};
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::io::Write;
@@ -120,6 +121,8 @@ impl Batch {
     /// that exists is not a no-op for the kernel: it records an update, and the nft run that
     /// commits one waits, when it closes its netlink socket, for an RCU grace period (about
     /// 10 ms) while the kernel frees the record.
+    /// A base chain counts as there only with the same type, hook and priority and an accept
+    /// policy: otherwise `add chain` is sent, which fails loudly or sets the policy back.
     pub fn add_missing_chain(
         &mut self,
         t: Table,
@@ -127,10 +130,16 @@ impl Batch {
         hook: Option<Hook>,
         listing: Option<&Listing>,
     ) -> &mut Self {
-        if listing.is_some_and(|l| l.has_chain(name)) {
-            return self;
+        let there = listing.is_some_and(|l| match hook {
+            None => l.has_chain(name),
+            Some(h) => l.base.iter().any(|(n, b)| {
+                n == name && b.kind == h.kind && b.hook == h.hook && b.prio == i64::from(h.prio) && b.policy == "accept"
+            }),
+        });
+        if !there {
+            self.add_chain(t, name, hook);
         }
-        self.add_chain(t, name, hook)
+        self
     }
 
     pub fn flush_chain(&mut self, t: Table, name: &str) -> &mut Self {
@@ -227,6 +236,8 @@ pub struct ListedRule {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Listing {
     pub chains: Vec<String>,
+    /// The base chains among `chains`, by name.
+    pub base: Vec<(String, nftables::BaseChain)>,
     pub rules: Vec<ListedRule>,
 }
 
@@ -239,6 +250,12 @@ impl Listing {
         for item in v.get("nftables").and_then(Value::as_array).into_iter().flatten() {
             if let Some(c) = item.get("chain") {
                 if let Some(name) = c.get("name").and_then(Value::as_str) {
+                    let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+                    if let (Some(kind), Some(hook), Some(prio)) = (text("type"), text("hook"), c.get("prio")) {
+                        let policy = text("policy").unwrap_or_else(|| "accept".into());
+                        let prio = prio.as_i64().unwrap_or(i64::MIN);
+                        out.base.push((name.to_string(), nftables::BaseChain { kind, hook, prio, policy }));
+                    }
                     out.chains.push(name.to_string());
                 }
             } else if let Some(r) = item.get("rule") {
@@ -379,9 +396,15 @@ impl Nft for System {
     }
 
     fn list_rules(&self, t: Table) -> Result<Option<Listing>, CniError> {
-        let contents = nftables::Session::open().and_then(|mut s| s.contents(t.family, t.name))?;
+        let contents = match nftables::Session::open().and_then(|mut s| s.contents(t.family, t.name)) {
+            // No netfilter netlink (EPROTONOSUPPORT), or no nf_tables behind it (nfnetlink
+            // refuses the request): there is no table to hold rules.
+            Err(e) if e.errno.is_some_and(|n| [EPROTONOSUPPORT, EINVAL, EOPNOTSUPP, EAFNOSUPPORT].contains(&n)) => None,
+            r => r?,
+        };
         Ok(contents.map(|c| Listing {
             chains: c.chains,
+            base: c.base,
             rules: c
                 .rules
                 .into_iter()
@@ -399,6 +422,20 @@ impl Nft for System {
             return Err(failed(&format!("listing table {} {}", t.family, t.name), &out, ""));
         }
         Listing::parse(&out.stdout).map(Some)
+    }
+}
+
+/// Apply the batch `build` makes knowing the table as `listing` showed it; when that fails
+/// (the table changed in between: a chain it took as there is gone), once more knowing
+/// nothing, which writes everything again.
+pub fn apply_listed(
+    nft: &dyn Nft,
+    listing: Option<Listing>,
+    build: impl Fn(Option<&Listing>) -> Batch,
+) -> Result<(), CniError> {
+    match nft.apply(&build(listing.as_ref())) {
+        Err(_) if listing.is_some() => nft.apply(&build(None)),
+        r => r,
     }
 }
 
@@ -431,6 +468,8 @@ pub struct Fake {
     pub tables: RefCell<Vec<(Table, Listing)>>,
     pub applied: RefCell<Vec<Value>>,
     pub texts: RefCell<Vec<String>>,
+    /// How many of the next batches to refuse (as nft does when the table changed meanwhile).
+    pub refuse: std::cell::Cell<u32>,
 }
 
 impl Fake {
@@ -448,6 +487,10 @@ impl Fake {
 
 impl Nft for Fake {
     fn apply(&self, batch: &Batch) -> Result<(), CniError> {
+        if self.refuse.get() > 0 {
+            self.refuse.set(self.refuse.get() - 1);
+            return Err(CniError::internal("nftables: applying rules failed: No such file or directory"));
+        }
         if !batch.is_empty() {
             let v: Value = serde_json::from_str(&batch.to_json()).map_err(|e| CniError::internal(e.to_string()))?;
             self.applied.borrow_mut().push(v);
@@ -564,6 +607,54 @@ mod tests {
         assert_eq!(cmds.len(), 4);
         assert!(cmds[0].starts_with(r#"{"flush":{"chain""#) && cmds[0].contains(r#""name":"post""#));
         assert!(cmds[2].starts_with(r#"{"flush":{"chain""#) && cmds[2].contains(r#""name":"new""#));
+    }
+
+    #[test]
+    fn base_chains_count_only_with_their_hook_and_an_accept_policy() {
+        let listing = Listing::parse(
+            &json!({"nftables": [
+                {"chain": {"family": "inet", "table": "t", "name": "post",
+                    "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}},
+                {"chain": {"family": "inet", "table": "t", "name": "fwd",
+                    "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}},
+                {"chain": {"family": "inet", "table": "t", "name": "plain"}},
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let nat = Hook { kind: "nat", hook: "postrouting", prio: prio::SRCNAT };
+        let fwd = Hook { kind: "filter", hook: "forward", prio: prio::FILTER };
+        let mut b = Batch::new();
+        b.add_missing_chain(T, "post", Some(nat), Some(&listing)).add_missing_chain(T, "plain", None, Some(&listing));
+        assert!(b.is_empty());
+        // Another priority, a drop policy, a regular chain where a base chain belongs.
+        b.add_missing_chain(T, "post", Some(Hook { prio: 0, ..nat }), Some(&listing))
+            .add_missing_chain(T, "fwd", Some(fwd), Some(&listing))
+            .add_missing_chain(T, "plain", Some(fwd), Some(&listing));
+        assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    fn a_refused_batch_is_written_again_from_scratch() {
+        let listing = Listing::parse(
+            &json!({"nftables": [{"chain": {"family": "inet", "table": "t", "name": "c"}}]}).to_string(),
+        )
+        .unwrap();
+        let build = |l: Option<&Listing>| {
+            let mut b = Batch::new();
+            b.add_missing_chain(T, "c", None, l).add_rule(T, "c", vec![stmt("accept")], None);
+            b
+        };
+        let fake = Fake::default();
+        fake.refuse.set(1);
+        apply_listed(&fake, Some(listing.clone()), build).unwrap();
+        let cmds = fake.commands();
+        assert_eq!(cmds.len(), 2, "{cmds:?}");
+        assert!(cmds[0]["add"]["chain"].is_object());
+        // Without a listing there is nothing to fall back from.
+        let fake = Fake::default();
+        fake.refuse.set(1);
+        assert!(apply_listed(&fake, None, build).is_err());
     }
 
     #[test]

@@ -43,37 +43,40 @@ pub fn setup(nft: &dyn Nft, host_veth: &str, mac: &str, container_id: &str, ifna
     nft::check_whole_comment("macspoofchk", &comment)?;
     // Comments and chain names are all this needs: no expressions, no nft run.
     let listing = nft.list_rules(TABLE)?;
-    let mut b = Batch::new();
-    b.add_table(TABLE, None)
-        .add_missing_chain(
+    let apply = nft::apply_listed(nft, listing, |listing| {
+        let mut b = Batch::new();
+        b.add_table(TABLE, None)
+            .add_missing_chain(
+                TABLE,
+                PREROUTING,
+                Some(Hook { kind: "filter", hook: "prerouting", prio: -300 }),
+                listing,
+            )
+            .add_chain(TABLE, &iface, None)
+            .add_chain(TABLE, &mac_chain, None)
+            .flush_chain(TABLE, &iface)
+            .flush_chain(TABLE, &mac_chain);
+        // A jump left over from an earlier ADD of the same attachment would be doubled.
+        for r in listing.into_iter().flat_map(|l| l.rules_where(PREROUTING, |c| nft::comment_is(c, &comment))) {
+            b.delete_rule(TABLE, PREROUTING, r.handle);
+        }
+        b.add_rule(
             TABLE,
             PREROUTING,
-            Some(Hook { kind: "filter", hook: "prerouting", prio: -300 }),
-            listing.as_ref(),
+            vec![nft::cmp("==", nft::meta("iifname"), host_veth.into()), nft::jump(&iface)],
+            Some(&comment),
         )
-        .add_chain(TABLE, &iface, None)
-        .add_chain(TABLE, &mac_chain, None)
-        .flush_chain(TABLE, &iface)
-        .flush_chain(TABLE, &mac_chain);
-    // A jump left over from an earlier ADD of the same attachment would be doubled.
-    for r in listing.iter().flat_map(|l| l.rules_where(PREROUTING, |c| nft::comment_is(c, &comment))) {
-        b.delete_rule(TABLE, PREROUTING, r.handle);
-    }
-    b.add_rule(
-        TABLE,
-        PREROUTING,
-        vec![nft::cmp("==", nft::meta("iifname"), host_veth.into()), nft::jump(&iface)],
-        Some(&comment),
-    )
-    .add_rule(TABLE, &iface, vec![nft::jump(&mac_chain)], Some(&comment))
-    .add_rule(
-        TABLE,
-        &mac_chain,
-        vec![nft::cmp("==", nft::payload("ether", "saddr"), mac.into()), nft::stmt("return")],
-        Some(&comment),
-    )
-    .add_rule(TABLE, &mac_chain, vec![nft::stmt("drop")], Some(&comment));
-    nft.apply(&b).map_err(|e| e.context("failed to setup spoof-check"))
+        .add_rule(TABLE, &iface, vec![nft::jump(&mac_chain)], Some(&comment))
+        .add_rule(
+            TABLE,
+            &mac_chain,
+            vec![nft::cmp("==", nft::payload("ether", "saddr"), mac.into()), nft::stmt("return")],
+            Some(&comment),
+        )
+        .add_rule(TABLE, &mac_chain, vec![nft::stmt("drop")], Some(&comment));
+        b
+    });
+    apply.map_err(|e| e.context("failed to setup spoof-check"))
 }
 
 /// Remove the attachment's jump and chains; the table and base chain stay.

@@ -12,8 +12,8 @@
 //! zone and ID, so that an entry replaced in between is left alone.
 
 use super::Error;
-use super::nlmsg::{NLA_F_NESTED, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
-use super::nlmsg::{attr, attrs, error_code, message, messages, nfgenmsg, pad};
+use super::nlmsg::{Msg, attr, attrs, error_code, message, messages, nfgenmsg, pad};
+use super::nlmsg::{NLA_F_NESTED, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
 use rtnetlink::sys::{Socket, protocols::NETLINK_NETFILTER};
 
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
@@ -48,23 +48,31 @@ pub fn forget_udp_flows_to(v6: bool, port: u16) -> Result<usize, Error> {
     socket.bind_auto().map_err(|e| Error::io(context(), &e))?;
 
     let mut buf = vec![0u8; 64 * 1024];
-    // Kernels that know CTA_FILTER but refuse this one: the whole table, filtered here.
-    let flows = match dump(&socket, &mut buf, dump_request(family, Some(port), 1), port) {
-        Err(DumpError::Kernel(errno)) if [nix::libc::EINVAL, nix::libc::EOPNOTSUPP].contains(&errno) => {
-            dump(&socket, &mut buf, dump_request(family, None, 2), port)
+    // Kernels that know CTA_FILTER but refuse this one get the whole table, filtered here; a
+    // dump that the table's changes interrupted is asked for again.
+    let mut filtered = true;
+    let mut tries = 0;
+    let flows = loop {
+        tries += 1;
+        match dump(&socket, &mut buf, dump_request(family, filtered.then_some(port), tries), port) {
+            Err(DumpError::Kernel(errno))
+                if filtered && [nix::libc::EINVAL, nix::libc::EOPNOTSUPP].contains(&errno) =>
+            {
+                filtered = false
+            }
+            Err(DumpError::Interrupted) if tries < 4 => {}
+            Err(DumpError::Interrupted) => return Err(Error::new(context(), "the conntrack table kept changing")),
+            Err(DumpError::Kernel(errno)) => return Err(Error::kernel(context(), errno, None)),
+            Err(DumpError::Io(e)) => return Err(Error::io(context(), &e)),
+            Ok(flows) => break flows,
         }
-        other => other,
-    }
-    .map_err(|e| match e {
-        DumpError::Kernel(errno) => Error::kernel(context(), errno, None),
-        DumpError::Io(e) => Error::io(context(), &e),
-    })?;
+    };
 
     let mut deleted = 0;
-    for (seq, flow) in (3u32..).zip(&flows) {
+    for (seq, flow) in (tries + 1..).zip(&flows) {
         socket.send(&flow.delete_request(family, seq), 0).map_err(|e| Error::io(context(), &e))?;
         let n = socket.recv(&mut &mut buf[..], 0).map_err(|e| Error::io(context(), &e))?;
-        match messages(&buf[..n]).find(|(k, _)| *k == NLMSG_ERROR).and_then(|(_, p)| error_code(p)) {
+        match messages(&buf[..n]).find(|m| m.kind == NLMSG_ERROR).and_then(|m| error_code(m.payload)) {
             Some(0) => deleted += 1,
             Some(errno) if errno == nix::libc::ENOENT => {}
             Some(errno) => return Err(Error::kernel(context(), errno, None)),
@@ -79,17 +87,30 @@ pub fn forget_udp_flows_to(v6: bool, port: u16) -> Result<usize, Error> {
 enum DumpError {
     Kernel(i32),
     Io(std::io::Error),
+    /// The table changed while it was being sent (NLM_F_DUMP_INTR): ask again.
+    Interrupted,
 }
 
 /// Send a dump request; the flows of the answer that are UDP to `port`.
 fn dump(socket: &Socket, buf: &mut [u8], request: Vec<u8>, port: u16) -> Result<Vec<Flow>, DumpError> {
     socket.send(&request, 0).map_err(DumpError::Io)?;
     let mut flows = Vec::new();
+    let mut interrupted = false;
     loop {
         let n = socket.recv(&mut &mut buf[..], 0).map_err(DumpError::Io)?;
-        for (kind, payload) in messages(&buf[..n]) {
+        if n == 0 {
+            return Err(DumpError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        for Msg { kind, flags, payload, .. } in messages(&buf[..n]) {
+            interrupted |= flags & NLM_F_DUMP_INTR != 0;
             match kind {
-                NLMSG_DONE => return Ok(flows),
+                NLMSG_DONE => {
+                    return match error_code(payload) {
+                        Some(0) | None if interrupted => Err(DumpError::Interrupted),
+                        Some(0) | None => Ok(flows),
+                        Some(errno) => Err(DumpError::Kernel(errno)),
+                    };
+                }
                 NLMSG_ERROR => match error_code(payload) {
                     Some(0) | None => {}
                     Some(errno) => return Err(DumpError::Kernel(errno)),
@@ -233,7 +254,7 @@ mod tests {
         assert!(!Flow::parse(&entry(6, 53)).unwrap().is_udp_to(53));
 
         let req = flow.delete_request(AF_INET, 9);
-        let (kind, payload) = messages(&req).next().unwrap();
+        let Msg { kind, payload, .. } = messages(&req).next().unwrap();
         assert_eq!(kind, 0x0102);
         assert_eq!(u16::from_ne_bytes([req[6], req[7]]), NLM_F_REQUEST | NLM_F_ACK);
         assert_eq!(u32::from_ne_bytes(req[8..12].try_into().unwrap()), 9);

@@ -13,7 +13,7 @@
 #![allow(unsafe_code)]
 
 use nix::unistd::{ForkResult, pipe2};
-use std::os::fd::{AsFd, IntoRawFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, RawFd};
 
 /// The process has one thread (Threads: in /proc/self/status).
 pub(super) fn single_threaded() -> bool {
@@ -38,11 +38,10 @@ pub fn close_in_child(fd: impl IntoRawFd) {
     // SAFETY: see the note at the top of this file; single_threaded() was checked.
     match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Child) => {
-            // The runtime reads the plugin's stdout until every copy of it is closed.
-            for std_fd in 0..3 {
-                let _ = nix::unistd::close(std_fd);
-            }
+            // The runtime reads the plugin's stdout until every copy of it is closed, and no
+            // other descriptor (a store's locked lock file, say) is to be held for the wait.
             drop(writer);
+            close_all_but(fd, reader.as_raw_fd());
             let _ = nix::unistd::read(reader.as_fd(), &mut [0u8; 1]);
             let _ = nix::unistd::close(fd);
             // SAFETY: _exit ends the process without running anything of the parent's.
@@ -53,6 +52,26 @@ pub fn close_in_child(fd: impl IntoRawFd) {
             let _ = nix::unistd::close(fd);
             drop(writer);
             drop(reader);
+        }
+    }
+}
+
+/// Close every descriptor of this (child) process but `a` and `b`.
+fn close_all_but(a: RawFd, b: RawFd) {
+    let (lo, hi) = (a.min(b), a.max(b));
+    let mut ranges = vec![(0, lo - 1), (lo + 1, hi - 1), (hi + 1, RawFd::MAX)];
+    ranges.retain(|(first, last)| first <= last);
+    for (first, last) in ranges {
+        // SAFETY: close_range(2) only closes descriptors; nothing here uses them again.
+        let r = unsafe { nix::libc::syscall(nix::libc::SYS_close_range, first as u32, last as u32, 0u32) };
+        if r != 0 {
+            // Kernels before 5.9: the descriptors that are open, one by one.
+            let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+                .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+                .unwrap_or_default();
+            for n in open.into_iter().filter(|n| (first..=last).contains(n)) {
+                let _ = nix::unistd::close(n);
+            }
         }
     }
 }

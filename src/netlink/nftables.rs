@@ -10,7 +10,7 @@
 
 use super::Error;
 use super::detach::close_in_child;
-use super::nlmsg::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
+use super::nlmsg::{Msg, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
 use super::nlmsg::{attr_str, attrs, error_code, message, messages, nfgenmsg, str_attr};
 use rtnetlink::sys::{Socket, protocols::NETLINK_NETFILTER};
 
@@ -30,6 +30,11 @@ const NFT_MSG_DELRULE: u16 = 8;
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
@@ -62,10 +67,24 @@ pub struct Rule {
     pub comment: Option<String>,
 }
 
+/// What makes a chain a base chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChain {
+    /// `filter`, `nat`, `route`.
+    pub kind: String,
+    /// `prerouting`, `input`, `forward`, `output`, `postrouting`.
+    pub hook: String,
+    pub prio: i64,
+    /// `accept` or `drop`.
+    pub policy: String,
+}
+
 /// What a table holds.
 #[derive(Debug, Default, PartialEq)]
 pub struct Contents {
     pub chains: Vec<String>,
+    /// The base chains among `chains`, by name.
+    pub base: Vec<(String, BaseChain)>,
     pub rules: Vec<Rule>,
 }
 
@@ -84,6 +103,9 @@ pub enum Delete {
         chain: String,
     },
 }
+
+/// The (type, payload) of each message a dump answered with.
+type Answers = Vec<(u16, Vec<u8>)>;
 
 /// A netfilter socket in the calling thread's namespace.
 pub struct Session {
@@ -116,28 +138,47 @@ impl Session {
         s.send(msg, 0).map(drop).map_err(|e| Error::io(context(), &e))
     }
 
-    /// Send a dump request and hand each answer's payload to `each`, until the end.
+    /// Send the dump request `request(seq)` and hand each answer's type and payload to `each`,
+    /// until the end. A dump that changes in the objects it lists interrupted (the kernel
+    /// resumes by position, so it may have skipped some) is asked for again, from scratch.
     fn dump(
         &mut self,
-        request: Vec<u8>,
+        request: impl Fn(u32) -> Vec<u8>,
         context: &dyn Fn() -> String,
         mut each: impl FnMut(u16, &[u8]),
     ) -> Result<(), Error> {
-        self.send(&request, context)?;
+        for _ in 0..4 {
+            let seq = self.next_seq();
+            if let Some(answers) = self.dump_once(&request(seq), context)? {
+                for (kind, payload) in &answers {
+                    each(*kind, payload);
+                }
+                return Ok(());
+            }
+        }
+        Err(Error::new(context(), "the ruleset kept changing while it was read"))
+    }
+
+    /// One dump: its answers, or None when it was interrupted.
+    fn dump_once(&mut self, request: &[u8], context: &dyn Fn() -> String) -> Result<Option<Answers>, Error> {
+        self.send(request, context)?;
         let Some(s) = self.socket.as_ref() else { return Err(Error::new(context(), "socket closed")) };
+        let mut out = Vec::new();
+        let mut interrupted = false;
         loop {
             let n = s.recv(&mut &mut self.buf[..], 0).map_err(|e| Error::io(context(), &e))?;
             if n == 0 {
                 return Err(Error::new(context(), "the kernel closed the dump"));
             }
-            for (kind, payload) in messages(&self.buf[..n]) {
-                match kind {
-                    NLMSG_DONE => return Ok(()),
-                    NLMSG_ERROR => match error_code(payload) {
-                        Some(0) | None => {}
-                        Some(errno) => return Err(Error::kernel(context(), errno, None)),
-                    },
-                    k => each(k, payload),
+            for Msg { kind, flags, payload, .. } in messages(&self.buf[..n]) {
+                interrupted |= flags & NLM_F_DUMP_INTR != 0;
+                match (kind, error_code(payload)) {
+                    (NLMSG_DONE | NLMSG_ERROR, Some(errno)) if errno != 0 => {
+                        return Err(Error::kernel(context(), errno, None));
+                    }
+                    (NLMSG_DONE, _) => return Ok((!interrupted).then_some(out)),
+                    (NLMSG_ERROR, _) => {}
+                    (k, _) => out.push((k, payload.to_vec())),
                 }
             }
         }
@@ -145,10 +186,9 @@ impl Session {
 
     /// Every (family, table) of the namespace.
     pub fn tables(&mut self) -> Result<Vec<(String, String)>, Error> {
-        let seq = self.next_seq();
         let mut out = Vec::new();
         self.dump(
-            message(nft_type(NFT_MSG_GETTABLE), NLM_F_REQUEST | NLM_F_DUMP, seq, &nfgenmsg(0, 0)),
+            |seq| message(nft_type(NFT_MSG_GETTABLE), NLM_F_REQUEST | NLM_F_DUMP, seq, &nfgenmsg(0, 0)),
             &|| "failed to list nftables tables".to_string(),
             |kind, payload| {
                 if kind == nft_type(NFT_MSG_NEWTABLE)
@@ -167,15 +207,17 @@ impl Session {
         let fam = family_number(family).ok_or_else(|| Error::new("nftables", format!("unknown family {family}")))?;
         let context = || format!("failed to list table {family} {table}");
         let mut out = Contents::default();
-        let seq = self.next_seq();
         self.dump(
-            message(nft_type(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_DUMP, seq, &nfgenmsg(fam, 0)),
+            |seq| message(nft_type(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_DUMP, seq, &nfgenmsg(fam, 0)),
             &context,
             |kind, payload| {
                 if kind == nft_type(NFT_MSG_NEWCHAIN)
                     && string_attr(payload, NFTA_CHAIN_TABLE).as_deref() == Some(table)
                     && let Some(name) = string_attr(payload, NFTA_CHAIN_NAME)
                 {
+                    if let Some(b) = parse_base_chain(payload) {
+                        out.base.push((name.clone(), b));
+                    }
                     out.chains.push(name);
                 }
             },
@@ -184,11 +226,10 @@ impl Session {
         if out.chains.is_empty() && !self.tables()?.iter().any(|(f, t)| f == family && t == table) {
             return Ok(None);
         }
-        let seq = self.next_seq();
         let mut request = nfgenmsg(fam, 0);
         request.extend(str_attr(NFTA_RULE_TABLE, table));
         self.dump(
-            message(nft_type(NFT_MSG_GETRULE), NLM_F_REQUEST | NLM_F_DUMP, seq, &request),
+            |seq| message(nft_type(NFT_MSG_GETRULE), NLM_F_REQUEST | NLM_F_DUMP, seq, &request),
             &context,
             |kind, payload| {
                 if kind == nft_type(NFT_MSG_NEWRULE)
@@ -210,28 +251,31 @@ impl Session {
         let context = || format!("failed to delete nftables rules in table {family} {table}");
         let first = self.seq + 1;
         self.seq += deletes.len() as u32 + 2;
-        let batch = delete_batch(fam, table, deletes, first);
-        self.send(&batch, &context)?;
+        let last = first + deletes.len() as u32;
+        self.send(&delete_batch(fam, table, deletes, first), &context)?;
         let Some(s) = self.socket.as_ref() else { return Err(Error::new(context(), "socket closed")) };
-        // One answer per command (each asks for an ACK, and the kernel answers every one even
-        // when an earlier one failed); all are read, so that none is left for the next
-        // request. The first error says why.
-        let mut answers = 0;
+        // Only the last command asks for an ACK: the kernel reports every command that fails
+        // anyway, and an ACK for each would overflow the socket's buffer on a large batch. The
+        // exchange ends with the answer to the last command, or with an error about the batch
+        // as a whole (sent with BATCH_BEGIN's number). The first error says why.
         let mut failure = None;
-        while answers < deletes.len() {
+        let mut done = false;
+        while !done {
             let n = s.recv(&mut &mut self.buf[..], 0).map_err(|e| Error::io(context(), &e))?;
-            for (kind, payload) in messages(&self.buf[..n]) {
-                if kind == NLMSG_ERROR {
-                    answers += 1;
-                    if let Some(errno) = error_code(payload).filter(|&e| e != 0) {
-                        failure.get_or_insert(errno);
-                    }
-                }
-            }
             if n == 0 {
-                break;
+                return Err(Error::new(context(), "no answer to the batch"));
+            }
+            for m in messages(&self.buf[..n]).filter(|m| m.kind == NLMSG_ERROR) {
+                let errno = error_code(m.payload).unwrap_or(0);
+                if errno != 0 {
+                    failure.get_or_insert(errno);
+                }
+                done |= m.seq == last || (m.seq == first && errno != 0);
             }
         }
+        // Whatever else the kernel said about this batch is of no use: leave nothing for the
+        // next request.
+        while s.recv(&mut &mut self.buf[..], nix::libc::MSG_DONTWAIT).is_ok_and(|n| n > 0) {}
         match failure {
             Some(errno) => Err(Error::kernel(context(), errno, None)),
             None => Ok(()),
@@ -243,8 +287,8 @@ fn nft_type(msg: u16) -> u16 {
     (NFNL_SUBSYS_NFTABLES << 8) | msg
 }
 
-/// BATCH_BEGIN, one acknowledged command per deletion, BATCH_END; sequence numbers from
-/// `first`.
+/// BATCH_BEGIN, one command per deletion (the last asking for an ACK), BATCH_END; sequence
+/// numbers from `first`.
 fn delete_batch(family: u8, table: &str, deletes: &[Delete], first: u32) -> Vec<u8> {
     let batch_hdr = nfgenmsg(0, NFNL_SUBSYS_NFTABLES);
     let mut out = message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, first, &batch_hdr);
@@ -268,7 +312,8 @@ fn delete_batch(family: u8, table: &str, deletes: &[Delete], first: u32) -> Vec<
                 NFT_MSG_DELCHAIN
             }
         };
-        out.extend(message(nft_type(kind), NLM_F_REQUEST | NLM_F_ACK, seq, &body));
+        let ack = if seq == first + deletes.len() as u32 { NLM_F_ACK } else { 0 };
+        out.extend(message(nft_type(kind), NLM_F_REQUEST | ack, seq, &body));
     }
     out.extend(message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, first + deletes.len() as u32 + 1, &batch_hdr));
     out
@@ -277,6 +322,36 @@ fn delete_batch(family: u8, table: &str, deletes: &[Delete], first: u32) -> Vec<
 /// A string attribute of a payload that starts with `struct nfgenmsg`.
 fn string_attr(payload: &[u8], kind: u16) -> Option<String> {
     attrs(payload.get(4..)?).find(|(k, _, _)| *k == kind).map(|(_, _, v)| attr_str(v))
+}
+
+/// The hook, priority, type and policy of an NFT_MSG_NEWCHAIN payload, if it has a hook.
+fn parse_base_chain(payload: &[u8]) -> Option<BaseChain> {
+    let (mut hook, mut prio, mut kind, mut policy) = (None, None, None, None);
+    for (k, _, value) in attrs(payload.get(4..)?) {
+        match k {
+            NFTA_CHAIN_HOOK => {
+                for (hk, _, hv) in attrs(value) {
+                    let n = u32::from_be_bytes(hv.get(..4)?.try_into().ok()?);
+                    match hk {
+                        NFTA_HOOK_HOOKNUM => hook = Some(n),
+                        NFTA_HOOK_PRIORITY => prio = Some(i64::from(n as i32)),
+                        _ => {}
+                    }
+                }
+            }
+            NFTA_CHAIN_TYPE => kind = Some(attr_str(value)),
+            NFTA_CHAIN_POLICY => policy = Some(u32::from_be_bytes(value.get(..4)?.try_into().ok()?)),
+            _ => {}
+        }
+    }
+    // NF_INET_* hook numbers, shared by the ip, ip6, inet and bridge families.
+    let hook = ["prerouting", "input", "forward", "output", "postrouting"].get(usize::try_from(hook?).ok()?)?;
+    Some(BaseChain {
+        kind: kind?,
+        hook: hook.to_string(),
+        prio: prio?,
+        policy: if policy == Some(0) { "drop" } else { "accept" }.to_string(),
+    })
 }
 
 /// A rule of `table` from an NFT_MSG_NEWRULE payload.
@@ -326,8 +401,8 @@ mod tests {
         let want: Vec<u8> = vec![
             // BATCH_BEGIN, REQUEST, seq 7; nfgenmsg AF_UNSPEC, res_id NFNL_SUBSYS_NFTABLES (be)
             20, 0, 0, 0, 0x10, 0, 1, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10,
-            // DELRULE (10<<8|8), REQUEST|ACK, seq 8; inet; table "t", chain "c", handle 5 (be64)
-            48, 0, 0, 0, 8, 10, 5, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+            // DELRULE (10<<8|8), REQUEST, seq 8; inet; table "t", chain "c", handle 5 (be64)
+            48, 0, 0, 0, 8, 10, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
             6, 0, 1, 0, b't', 0, 0, 0,
             6, 0, 2, 0, b'c', 0, 0, 0,
             12, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 5,
@@ -355,6 +430,19 @@ mod tests {
         assert_eq!(udata_comment(&[UDATA_RULE_COMMENT, 9, b'x']), None);
         assert_eq!(udata_comment(&[]), None);
         assert_eq!(family_name(10), Some("ip6"));
+
+        let mut c = nfgenmsg(7, 0);
+        c.extend(str_attr(NFTA_CHAIN_TABLE, "nat"));
+        c.extend(str_attr(NFTA_CHAIN_NAME, "PREROUTING"));
+        let hook = [attr(NFTA_HOOK_HOOKNUM, &0u32.to_be_bytes()), attr(NFTA_HOOK_PRIORITY, &(-300i32).to_be_bytes())];
+        c.extend(attr(NFTA_CHAIN_HOOK | crate::netlink::nlmsg::NLA_F_NESTED, &hook.concat()));
+        c.extend(attr(NFTA_CHAIN_POLICY, &1u32.to_be_bytes()));
+        c.extend(str_attr(NFTA_CHAIN_TYPE, "filter"));
+        let want = BaseChain { kind: "filter".into(), hook: "prerouting".into(), prio: -300, policy: "accept".into() };
+        assert_eq!(parse_base_chain(&c), Some(want));
+        let mut plain = nfgenmsg(7, 0);
+        plain.extend(str_attr(NFTA_CHAIN_NAME, "x"));
+        assert_eq!(parse_base_chain(&plain), None);
         assert_eq!(family_number("bridge"), Some(7));
     }
 }
@@ -369,7 +457,7 @@ mod kernel_tests {
     #[test]
     fn reads_and_deletes_what_nft_wrote() {
         in_new_netns(|| {
-            let script = "table inet cbxnl {\n chain keep {\n }\n chain c {\n counter comment \"a\"\n counter comment \"b\"\n counter\n }\n}\n";
+            let script = "table inet cbxnl {\n chain keep {\n type nat hook postrouting priority srcnat; policy accept;\n }\n chain c {\n counter comment \"a\"\n counter comment \"b\"\n counter\n }\n}\n";
             let status =
                 Command::new("nft").args(["-f", "-"]).stdin(std::process::Stdio::piped()).spawn().map(|mut c| {
                     use std::io::Write;
@@ -388,6 +476,8 @@ mod kernel_tests {
             assert_eq!(s.contents("ip", "cbxnl").unwrap(), None);
             let c = s.contents("inet", "cbxnl").unwrap().unwrap();
             assert_eq!(c.chains, ["keep", "c"]);
+            let nat = BaseChain { kind: "nat".into(), hook: "postrouting".into(), prio: 100, policy: "accept".into() };
+            assert_eq!(c.base, [("keep".to_string(), nat)]);
             let comments: Vec<Option<&str>> = c.rules.iter().map(|r| r.comment.as_deref()).collect();
             assert_eq!(comments, [Some("a"), Some("b"), None]);
 

@@ -50,17 +50,34 @@ pub fn pad(v: &mut Vec<u8>) {
     v.resize((v.len() + 3) & !3, 0);
 }
 
-/// The (type, payload) of each message in a datagram; stops at anything malformed.
-pub fn messages(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+/// Set on the messages of a dump whose objects changed while it was being sent: what came
+/// may have skipped some, and the dump has to be asked for again.
+pub const NLM_F_DUMP_INTR: u16 = 0x10;
+
+/// One message of a datagram.
+#[derive(Debug, Clone, Copy)]
+pub struct Msg<'a> {
+    pub kind: u16,
+    pub flags: u16,
+    pub seq: u32,
+    pub payload: &'a [u8],
+}
+
+/// Each message in a datagram; stops at anything malformed.
+pub fn messages(mut buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
     std::iter::from_fn(move || {
         let len = u32::from_ne_bytes(buf.get(..4)?.try_into().ok()?) as usize;
         if len < 16 || len > buf.len() {
             return None;
         }
-        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
-        let payload = &buf[16..len];
+        let m = Msg {
+            kind: u16::from_ne_bytes([buf[4], buf[5]]),
+            flags: u16::from_ne_bytes([buf[6], buf[7]]),
+            seq: u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]),
+            payload: &buf[16..len],
+        };
         buf = buf.get((len + 3) & !3..).unwrap_or(&[]);
-        Some((kind, payload))
+        Some(m)
     })
 }
 
@@ -85,7 +102,8 @@ pub fn attr_str(value: &[u8]) -> String {
     String::from_utf8_lossy(&value[..end]).into_owned()
 }
 
-/// The positive errno of an NLMSG_ERROR payload (0: an ACK).
+/// The positive errno of an NLMSG_ERROR payload (0: an ACK), or of an NLMSG_DONE one (a
+/// dump that ended in an error).
 pub fn error_code(payload: &[u8]) -> Option<i32> {
     Some(i32::from_ne_bytes(payload.get(..4)?.try_into().ok()?).abs())
 }
@@ -108,6 +126,6 @@ mod tests {
         // A DONE message, then garbage.
         let mut d = message(NLMSG_DONE, 0, 1, &[0, 0, 0, 0]);
         d.extend([1, 2, 3]);
-        assert_eq!(messages(&d).map(|(k, _)| k).collect::<Vec<_>>(), [NLMSG_DONE]);
+        assert_eq!(messages(&d).map(|m| (m.kind, m.seq)).collect::<Vec<_>>(), [(NLMSG_DONE, 1)]);
     }
 }

@@ -219,7 +219,7 @@ fn add_with(nft: &dyn Nft, conf: &Conf, inv: &Invocation) -> Result<CniResult, C
     let bridge = bridge_name(conf, &prev)?;
     let comment = instance_comment(&inv.conf.name, &inv.ifname, &inv.container_id);
     let listing = nft.list_table(TABLE)?;
-    nft.apply(&add_batch(conf, listing.as_ref(), &prev, &comment, bridge.as_deref()))?;
+    nft::apply_listed(nft, listing, |l| add_batch(conf, l, &prev, &comment, bridge.as_deref()))?;
     Ok(prev)
 }
 

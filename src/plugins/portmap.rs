@@ -373,7 +373,7 @@ fn forward(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> Resul
     }
     // Unreadable: everything is written again (and the apply reports what is wrong).
     let listing = nft.list_table(table_for(&cip)).ok().flatten();
-    nft.apply(&forward_batch(conf, cip, container_id, listing.as_ref())).map_err(err)
+    nft::apply_listed(nft, listing, |l| forward_batch(conf, cip, container_id, l)).map_err(err)
 }
 
 /// Delete every rule of `container_id` in both families.
