@@ -73,6 +73,35 @@ fn reach(from: &str, to: &str, to_ip: IpAddr) -> bool {
     reach_with(from, to, to_ip, &patience)
 }
 
+/// A network list on the host namespace, run through the cnitool applet as a runtime would,
+/// with a result cache of its own; `caps` go in as CAP_ARGS.
+struct Runtime<'a> {
+    h: &'a Host,
+    net: String,
+    confdir: TempDir,
+    cache: TempDir,
+}
+
+impl<'a> Runtime<'a> {
+    /// The bridge plugin configured by `main` (host-local on `subnet` added), then `chained`.
+    fn new(h: &'a Host, net: &str, main: Value, subnet: &str, chained: Value) -> Runtime<'a> {
+        let confdir = TempDir::new("rtconf");
+        let mut bridge = main;
+        bridge["type"] = json!("bridge");
+        bridge["ipam"] = json!({"type": "host-local", "subnet": subnet, "dataDir": h.data.path()});
+        let mut plugins = vec![bridge];
+        plugins.extend(chained.as_array().cloned().unwrap_or_default());
+        write_conf(confdir.path(), "10-net.conflist", &json!({"cniVersion": "1.0.0", "name": net, "plugins": plugins}));
+        Runtime { h, net: net.to_string(), confdir, cache: TempDir::new("rtcache") }
+    }
+
+    fn run(&self, verb: &str, pod: &Netns, caps: &Value) -> Reply {
+        let caps = caps.to_string();
+        let env = [("CAP_ARGS", caps.as_str()), ("CNI_CACHE_DIR", self.cache.path().to_str().unwrap())];
+        cnitool(Some(&self.h.ns), self.confdir.path(), &[verb, &self.net, &pod.path()], &env)
+    }
+}
+
 #[test]
 fn bridge_ipmasq_rules_and_traffic() {
     if !root() || !have_nft() {
@@ -282,26 +311,20 @@ fn portmap_through_cnitool_forwards_host_ports() {
     }
     let h = Host::new();
     let client = h.outside("pc", "192.168.78");
-    let confdir = TempDir::new("pmconf");
-    let cache = TempDir::new("pmcache");
-    write_conf(
-        confdir.path(),
-        "10-pm.conflist",
-        &json!({"cniVersion": "1.0.0", "name": "pmnet", "plugins": [
-            {"type": "bridge", "bridge": "brpm", "isDefaultGateway": true,
-             "ipam": {"type": "host-local", "subnet": "10.75.0.0/24", "dataDir": h.data.path()}},
-            {"type": "portmap", "backend": "nftables", "capabilities": {"portMappings": true}}
-        ]}),
+    let rt = Runtime::new(
+        &h,
+        "pmnet",
+        json!({"bridge": "brpm", "isDefaultGateway": true}),
+        "10.75.0.0/24",
+        json!([{"type": "portmap", "backend": "nftables", "capabilities": {"portMappings": true}}]),
     );
     let pod = Netns::new("pm");
     let caps = json!({"portMappings": [
         {"hostPort": 18080, "containerPort": 8080, "protocol": "tcp"},
         {"hostPort": 18081, "containerPort": 8081, "protocol": "tcp", "hostIP": "192.168.78.1"},
         {"hostPort": 18082, "containerPort": 8082, "protocol": "tcp", "hostIP": "fd00::1"}
-    ]})
-    .to_string();
-    let env = [("CAP_ARGS", caps.as_str()), ("CNI_CACHE_DIR", cache.path().to_str().unwrap())];
-    let r = cnitool(Some(&h.ns), confdir.path(), &["add", "pmnet", &pod.path()], &env);
+    ]});
+    let r = rt.run("add", &pod, &caps);
     r.ok();
     let cid = format!("cnitool-{}", &cnibox::util::sha512::hex(pod.path().as_bytes())[..20]);
     let cip = ip_of(&r.json(), 0);
@@ -327,15 +350,14 @@ fn portmap_through_cnitool_forwards_host_ports() {
     assert_eq!(fetch_tcp(h.ns.path(), "127.0.0.1".parse().unwrap(), 18080), "local");
     let _ = s.join();
 
-    let r = cnitool(Some(&h.ns), confdir.path(), &["check", "pmnet", &pod.path()], &env);
-    r.ok();
+    rt.run("check", &pod, &caps).ok();
 
-    cnitool(Some(&h.ns), confdir.path(), &["del", "pmnet", &pod.path()], &env).ok();
+    rt.run("del", &pod, &caps).ok();
     let t = h.table("ip", "cni_hostport");
     assert!(!t.contains(&cid), "{t}");
     assert!(!h.table("ip6", "cni_hostport").contains(&cid));
     // Nothing left to delete: DEL still succeeds.
-    cnitool(Some(&h.ns), confdir.path(), &["del", "pmnet", &pod.path()], &env).ok();
+    rt.run("del", &pod, &caps).ok();
 }
 
 /// A second pod's ADD leaves the base chains it found right as they were (same rule handles):
@@ -347,17 +369,12 @@ fn second_add_keeps_base_chains_that_are_right() {
         return;
     }
     let h = Host::new();
-    let confdir = TempDir::new("keepconf");
-    let cache = TempDir::new("keepcache");
-    write_conf(
-        confdir.path(),
-        "10-keep.conflist",
-        &json!({"cniVersion": "1.0.0", "name": "keepnet", "plugins": [
-            {"type": "bridge", "bridge": "brkeep", "isGateway": true, "ipMasq": true,
-             "ipam": {"type": "host-local", "subnet": "10.78.0.0/24", "dataDir": h.data.path()}},
-            {"type": "portmap", "capabilities": {"portMappings": true}},
-            {"type": "firewall"}
-        ]}),
+    let rt = Runtime::new(
+        &h,
+        "keepnet",
+        json!({"bridge": "brkeep", "isGateway": true, "ipMasq": true}),
+        "10.78.0.0/24",
+        json!([{"type": "portmap", "capabilities": {"portMappings": true}}, {"type": "firewall"}]),
     );
     let base = || {
         let mut out = String::new();
@@ -373,21 +390,14 @@ fn second_add_keeps_base_chains_that_are_right() {
         out
     };
     let (a, b) = (Netns::new("ka"), Netns::new("kb"));
-    let add = |pod: &Netns, port: u16| {
-        let caps = json!({"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}).to_string();
-        let env = [("CAP_ARGS", caps.as_str()), ("CNI_CACHE_DIR", cache.path().to_str().unwrap())];
-        cnitool(Some(&h.ns), confdir.path(), &["add", "keepnet", &pod.path()], &env).ok();
-        env.map(|(k, v)| (k, v.to_string()))
-    };
-    let env_a = add(&a, 18090);
+    let caps = |port: u16| json!({"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]});
+    rt.run("add", &a, &caps(18090)).ok();
     let first = base();
     assert!(first.contains("goto masq_checks") && first.contains("jump hostports") && first.contains("jump pods"));
-    let env_b = add(&b, 18091);
+    rt.run("add", &b, &caps(18091)).ok();
     assert_eq!(base(), first);
-    for (pod, env) in [(&a, env_a), (&b, env_b)] {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        cnitool(Some(&h.ns), confdir.path(), &["del", "keepnet", &pod.path()], &env).ok();
-    }
+    rt.run("del", &a, &caps(18090)).ok();
+    rt.run("del", &b, &caps(18091)).ok();
 }
 
 /// The UDP flows conntrack remembers for a host port go when a pod takes the port over: the
@@ -400,33 +410,28 @@ fn portmap_forgets_stale_udp_flows_to_its_host_ports() {
     }
     let h = Host::new();
     let client = h.outside("pu", "192.168.79");
-    let confdir = TempDir::new("pmuconf");
-    let cache = TempDir::new("pmucache");
-    write_conf(
-        confdir.path(),
-        "10-pmu.conflist",
-        &json!({"cniVersion": "1.0.0", "name": "pmunet", "plugins": [
-            {"type": "bridge", "bridge": "brpmu", "isDefaultGateway": true,
-             "ipam": {"type": "host-local", "subnet": "10.76.0.0/24", "dataDir": h.data.path()}},
-            {"type": "portmap", "capabilities": {"portMappings": true}}
-        ]}),
+    let rt = Runtime::new(
+        &h,
+        "pmunet",
+        json!({"bridge": "brpmu", "isDefaultGateway": true}),
+        "10.76.0.0/24",
+        json!([{"type": "portmap", "capabilities": {"portMappings": true}}]),
     );
-    let caps = json!({"portMappings": [{"hostPort": 19053, "containerPort": 53, "protocol": "udp"}]}).to_string();
-    let env = [("CAP_ARGS", caps.as_str()), ("CNI_CACHE_DIR", cache.path().to_str().unwrap())];
+    let caps = json!({"portMappings": [{"hostPort": 19053, "containerPort": 53, "protocol": "udp"}]});
     let flows = || h.ns.sh("cat /proc/net/nf_conntrack").lines().filter(|l| l.contains("dport=19053")).count();
 
     let first = Netns::new("pmu");
-    cnitool(Some(&h.ns), confdir.path(), &["add", "pmunet", &first.path()], &env).ok();
+    rt.run("add", &first, &caps).ok();
     client.sh("bash -c 'for i in 1 2 3; do echo x > /dev/udp/192.168.79.1/19053; done'");
     // Three datagrams from three sockets: three flows.
     assert_eq!(flows(), 3);
-    cnitool(Some(&h.ns), confdir.path(), &["del", "pmunet", &first.path()], &env).ok();
+    rt.run("del", &first, &caps).ok();
     assert_eq!(flows(), 3, "DEL leaves conntrack alone, as the reference's does");
 
     let second = Netns::new("pmu");
-    cnitool(Some(&h.ns), confdir.path(), &["add", "pmunet", &second.path()], &env).ok();
+    rt.run("add", &second, &caps).ok();
     assert_eq!(flows(), 0);
-    cnitool(Some(&h.ns), confdir.path(), &["del", "pmunet", &second.path()], &env).ok();
+    rt.run("del", &second, &caps).ok();
 }
 
 #[test]
