@@ -27,18 +27,22 @@ fn ref_id(container_id: &str, ifname: &str) -> String {
     format!("{container_id}-{ifname}")
 }
 
-fn iface_chain(container_id: &str, ifname: &str) -> String {
-    format!("cni-br-iface-{}", ref_id(container_id, ifname))
+const COMMENT_PREFIX: &str = "macspoofchk-";
+
+/// The attachment's two chains: the one PREROUTING jumps to, and the MAC check it jumps to.
+fn chains(ref_id: &str) -> (String, String) {
+    let iface = format!("cni-br-iface-{ref_id}");
+    let mac = format!("{iface}-mac");
+    (iface, mac)
 }
 
 fn comment(container_id: &str, ifname: &str) -> String {
-    format!("macspoofchk-{}", ref_id(container_id, ifname))
+    format!("{COMMENT_PREFIX}{}", ref_id(container_id, ifname))
 }
 
 /// Only frames from `mac` may enter the bridge through `host_veth`.
 pub fn setup(nft: &dyn Nft, host_veth: &str, mac: &str, container_id: &str, ifname: &str) -> Result<(), CniError> {
-    let iface = iface_chain(container_id, ifname);
-    let mac_chain = format!("{iface}-mac");
+    let (iface, mac_chain) = chains(&ref_id(container_id, ifname));
     let comment = comment(container_id, ifname);
     nft::check_whole_comment("macspoofchk", &comment)?;
     // Comments and chain names are all this needs: no expressions, no nft run.
@@ -82,8 +86,7 @@ pub fn setup(nft: &dyn Nft, host_veth: &str, mac: &str, container_id: &str, ifna
 /// Remove the attachment's jump and chains; the table and base chain stay.
 pub fn teardown(nft: &dyn Nft, container_id: &str, ifname: &str) -> Result<(), CniError> {
     let Some(listing) = nft.list_rules(TABLE)? else { return Ok(()) };
-    let iface = iface_chain(container_id, ifname);
-    let mac_chain = format!("{iface}-mac");
+    let (iface, mac_chain) = chains(&ref_id(container_id, ifname));
     let comment = comment(container_id, ifname);
     let mut b = Batch::new();
     for r in listing.rules_where(PREROUTING, |c| nft::comment_is(c, &comment)) {
@@ -116,7 +119,7 @@ pub fn gc(nft: &dyn Nft, valid: &[(String, String)], link_exists: impl Fn(&str) 
     let keep: Vec<String> = valid.iter().map(|(cid, ifname)| comment(cid, ifname)).collect();
     let mut stale: Vec<&str> = Vec::new();
     for r in listing.rules.iter().filter(|r| r.chain == PREROUTING) {
-        let Some(c) = r.comment.as_deref().filter(|c| c.starts_with("macspoofchk-")) else { continue };
+        let Some(c) = r.comment.as_deref().filter(|c| c.starts_with(COMMENT_PREFIX)) else { continue };
         if keep.iter().any(|k| nft::comment_is(c, k)) || iifname(&r.expr).is_none_or(&link_exists) {
             continue;
         }
@@ -134,8 +137,7 @@ pub fn gc(nft: &dyn Nft, valid: &[(String, String)], link_exists: impl Fn(&str) 
         }
     }
     for c in &stale {
-        let iface = format!("cni-br-iface-{}", &c["macspoofchk-".len()..]);
-        let mac_chain = format!("{iface}-mac");
+        let (iface, mac_chain) = chains(&c[COMMENT_PREFIX.len()..]);
         for chain in [&iface, &mac_chain] {
             if listing.has_chain(chain) {
                 b.flush_chain(TABLE, chain).delete_chain(TABLE, chain);

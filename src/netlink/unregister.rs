@@ -21,6 +21,7 @@
 #![allow(unsafe_code)]
 
 use super::detach::single_threaded;
+use super::nlmsg::{NLMSG_ERROR, error_code, messages};
 use super::{Error, Link, Netlink};
 use crate::netns::Netns;
 use netlink_packet_route::link::LinkMessage;
@@ -29,7 +30,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{ForkResult, pipe2};
-use rtnetlink::packet_core::{ErrorBuffer, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NetlinkBuffer, NetlinkMessage};
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage};
 use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -177,12 +178,7 @@ fn dellink_request(index: u32) -> Vec<u8> {
 
 /// The errno an ACK carries (0 for success); None if `buf` holds no ACK.
 fn ack_errno(buf: &[u8]) -> Option<i32> {
-    let msg = NetlinkBuffer::new_checked(buf).ok()?;
-    if msg.message_type() != NLMSG_ERROR {
-        return None;
-    }
-    let err = ErrorBuffer::new_checked(msg.payload()).ok()?;
-    Some(err.code().map_or(0, |c| c.get().abs()))
+    messages(buf).next().filter(|m| m.kind == NLMSG_ERROR).and_then(|m| error_code(m.payload))
 }
 
 /// Whether `datagram` holds the announcement that the link `index` was removed (RTM_DELLINK of
