@@ -1,5 +1,6 @@
 //! cnibox: the standard CNI plugins in one small static binary.
-// One module may opt out, with its reasons: netlink::unregister forks (see there).
+// Modules may opt out, with their reasons: netlink::unregister and netlink::detach fork
+// (see there).
 #![deny(unsafe_code)]
 
 pub mod applets;

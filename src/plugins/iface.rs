@@ -377,9 +377,8 @@ pub fn validate_expected_routes(nl: &Netlink, routes: &[Route]) -> Result<(), Cn
     Ok(())
 }
 
-/// Delete the container's interface `ifname`, if it is still there (DEL succeeds when it is gone).
-/// Delete the container's interface; gone already is fine. Returns once the kernel has
-/// unregistered it (see `Netlink::del_link_unwaited`).
+/// Delete the container's interface `ifname`, if it is still there (DEL succeeds when it is
+/// gone). Returns once the kernel has unregistered it (see `Netlink::del_link_unwaited`).
 pub fn del_container_link(nl: &Netlink, ns: &Netns, ifname: &str) -> Result<(), CniError> {
     let Some(link) = nl.link_by_name(ifname)? else { return Ok(()) };
     match nl.del_link_unwaited(ns, &link) {

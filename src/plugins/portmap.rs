@@ -14,8 +14,9 @@
 //!                          ip saddr 127.0.0.1 ip daddr CIP masquerade   (IPv4 without masqAll)
 //! ```
 //!
-//! ADD rewrites the base chains unless they already hold what they should; DEL deletes the rules whose comment is the
-//! container ID in both families, and the reference's iptables chains of the container
+//! ADD rewrites the base chains unless they already hold what they should; DEL deletes the
+//! rules whose comment is the container ID in both families, and the reference's iptables
+//! chains of the container
 //! (`CNI-DN-`/`CNI-SN-` + hash) where iptables is installed. `conditionsV4`/`conditionsV6`
 //! are nft syntax and are applied as text in a transaction of their own, before any rule of
 //! the container is written; entries that could leave their rule are refused.
