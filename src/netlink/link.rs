@@ -6,8 +6,8 @@ use crate::netns::Netns;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, IpVlanMode, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage, MacVlanMode, State,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, InetDevConf, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth,
+    IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode, State,
 };
 use rtnetlink::{LinkBridge, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth};
 use std::fmt;
@@ -47,6 +47,8 @@ pub struct Link {
     pub mode: Option<String>,
     /// net.ipv6.conf.<link>.accept_ra, as the kernel reported it with the link (None: no IPv6).
     pub accept_ra: Option<i32>,
+    /// net.ipv4.conf.<link>.route_localnet, as reported with the link (None: no IPv4).
+    pub route_localnet: Option<bool>,
 }
 
 /// Modes of a macvlan link.
@@ -158,6 +160,7 @@ impl Link {
             txqlen: 0,
             mode: None,
             accept_ra: None,
+            route_localnet: None,
         };
         for a in &m.attributes {
             match a {
@@ -169,12 +172,22 @@ impl Link {
                 LinkAttribute::TxQueueLen(q) => link.txqlen = *q,
                 LinkAttribute::AfSpecUnspec(specs) => {
                     for spec in specs {
-                        if let AfSpecUnspec::Inet6(v6) = spec {
-                            for x in v6 {
-                                if let AfSpecInet6::DevConf(c) = x {
-                                    link.accept_ra = Some(c.accept_ra);
+                        match spec {
+                            AfSpecUnspec::Inet6(v6) => {
+                                for x in v6 {
+                                    if let AfSpecInet6::DevConf(c) = x {
+                                        link.accept_ra = Some(c.accept_ra);
+                                    }
                                 }
                             }
+                            AfSpecUnspec::Inet(v4) => {
+                                for x in v4 {
+                                    if let AfSpecInet::DevConf(c) = x {
+                                        link.route_localnet = Some(c.route_localnet != 0);
+                                    }
+                                }
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -276,11 +289,18 @@ impl Netlink {
         self.change(RouteNetlinkMessage::SetLink(msg), 0).map_err(|e| e.context(what))
     }
 
-    /// Create a veth pair: `name` here, already up and, given a `master`, already its port;
-    /// and `peer` born directly in `peer_ns` (never visible here, so its name cannot collide
-    /// with a link of this namespace), down. `peer_mac` applies to the peer; `mtu` to both
-    /// ends. One request: every request that changes a link takes the kernel's RTNL lock,
-    /// which every pod on the node contends for.
+    /// Create a veth pair: `name` here, already up, or given a `master` already its port but
+    /// still down; and `peer` born directly in `peer_ns` (never visible here, so its name
+    /// cannot collide with a link of this namespace), down. `peer_mac` applies to the peer;
+    /// `mtu` to both ends. One request: every request that changes a link takes the kernel's
+    /// RTNL lock, which every pod on the node contends for.
+    ///
+    /// A port joins down because a new veth's operational state stays "unknown" until the
+    /// kernel's link watcher has seen its carrier go off, and the bridge counts "unknown" as
+    /// up: a port that joins up is enabled at once, disabled when the watcher runs, enabled
+    /// again when the pod's end comes up, and each of these walks every port of the bridge.
+    /// Set up after a lookup of the link (which runs the watcher's pending work for it), it
+    /// is enabled once.
     pub fn create_veth(
         &self,
         name: &str,
@@ -291,10 +311,11 @@ impl Netlink {
         master: Option<&Link>,
     ) -> Result<(), Error> {
         let mut p = LinkUnspec::new_with_name(peer).setns_by_fd(peer_ns.fd());
-        let mut me = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(name.to_string()).up();
-        if let Some(m) = master {
-            me = me.controller(m.index);
-        }
+        let mut me = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(name.to_string());
+        me = match master {
+            Some(m) => me.controller(m.index),
+            None => me.up(),
+        };
         if let Some(mtu) = mtu {
             p = p.mtu(mtu);
             me = me.mtu(mtu);
@@ -377,6 +398,24 @@ impl Netlink {
         self.set_link(msg, format!("failed to set \"{}\" up", link.name))
     }
 
+    /// Set `link` up and its `net.ipv4.conf.<link>.arp_notify` to 1 in the same request, which
+    /// spares a /proc/sys lookup (its cost grows with the namespaces on the node). The kernel
+    /// applies the flags first: the setting serves the changes after this one.
+    pub fn set_up_with_arp_notify(&self, link: &Link) -> Result<(), Error> {
+        let mut conf = InetDevConf::default();
+        conf.arp_notify = 1;
+        let msg = LinkUnspec::new_with_index(link.index).up().append_extra_attribute(inet_conf(conf)).build();
+        self.set_link(msg, format!("failed to set \"{}\" up with arp_notify", link.name))
+    }
+
+    /// Set `net.ipv4.conf.<link>.route_localnet` to 1 (over netlink, as above).
+    pub fn set_route_localnet(&self, link: &Link) -> Result<(), Error> {
+        let mut conf = InetDevConf::default();
+        conf.route_localnet = 1;
+        let msg = LinkUnspec::new_with_index(link.index).append_extra_attribute(inet_conf(conf)).build();
+        self.set_link(msg, format!("failed to set route_localnet on \"{}\"", link.name))
+    }
+
     pub fn set_down(&self, link: &Link) -> Result<(), Error> {
         let msg = LinkUnspec::new_with_index(link.index).down().build();
         self.set_link(msg, format!("failed to set \"{}\" down", link.name))
@@ -422,5 +461,36 @@ fn oper_state_name(s: &State) -> String {
         State::Up => "up".into(),
         State::Other(n) => format!("state {n}"),
         _ => "unknown".into(),
+    }
+}
+
+/// IFLA_AF_SPEC setting the IPv4 parameters (`net.ipv4.conf.<link>.*`) that are non-zero in
+/// `conf`; the others stay as they are.
+fn inet_conf(conf: InetDevConf) -> LinkAttribute {
+    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtnetlink::packet_core::Emitable;
+
+    /// Only the parameters named go to the kernel: an attribute for every field would reset
+    /// all the others of the link.
+    #[test]
+    fn inet_conf_golden_bytes() {
+        let mut conf = InetDevConf::default();
+        conf.arp_notify = 1;
+        let a = inet_conf(conf);
+        let mut buf = vec![0; a.buffer_len()];
+        a.emit(&mut buf);
+        #[rustfmt::skip]
+        let want: [u8; 20] = [
+            20, 0, 26, 0,                 // IFLA_AF_SPEC
+            16, 0, 2, 0,                  //   AF_INET
+            12, 0, 1, 0x80,               //     IFLA_INET_CONF, nested
+            8, 0, 22, 0, 1, 0, 0, 0,      //       IPV4_DEVCONF_ARP_NOTIFY = 1
+        ];
+        assert_eq!(buf, want);
     }
 }

@@ -4,8 +4,8 @@
 //! The connection's socket is created while the thread is inside the namespace it serves,
 //! so afterwards it talks to that namespace whatever namespace the thread is in.
 //! Plugins never build netlink messages: they call the methods in `link`, `addr`, `route`
-//! and `bridge`. The netfilter families, which the rtnetlink crates do not speak, have modules
-//! of their own with hand-built messages (`nlmsg`): `conntrack` and `nftables`.
+//! and `bridge`. What the rtnetlink crates do not speak has modules of their own with hand-built
+//! messages (`nlmsg`): the netfilter families (`conntrack`, `nftables`) and netconf (`netconf`).
 
 mod addr;
 mod bridge;
@@ -13,6 +13,7 @@ pub mod conntrack;
 mod detach;
 mod error;
 mod link;
+pub mod netconf;
 pub mod nftables;
 mod nlmsg;
 mod route;
@@ -224,9 +225,16 @@ mod kernel_tests {
             assert!(e.is_exists(), "{e}");
             assert!(e.to_string().contains("vtest0"), "{e}");
 
-            cont.set_up(&c).unwrap();
+            // route_localnet too; it is set over netlink.
+            assert_eq!(h.route_localnet, Some(false));
+            host.set_route_localnet(&h).unwrap();
+            assert_eq!(host.link("vtest0").unwrap().route_localnet, Some(true));
+
+            cont.set_up_with_arp_notify(&c).unwrap();
             let c = cont.link("eth0").unwrap();
             assert!(c.up);
+            let arp_notify = cont_ns.run(|| crate::sysctl::get("net/ipv4/conf/eth0/arp_notify")).unwrap();
+            assert_eq!(arp_notify.unwrap(), "1");
             cont.add_address(&c, "10.9.0.2/24".parse().unwrap()).unwrap();
             assert!(cont.add_address(&c, "10.9.0.2/24".parse().unwrap()).unwrap_err().is_exists());
             let addrs = cont.list_addresses(&c).unwrap();

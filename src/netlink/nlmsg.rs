@@ -1,6 +1,5 @@
-//! Hand-built netlink messages for the netfilter families (ctnetlink, nf_tables), which the
-//! rtnetlink crates do not speak: a header, `struct nfgenmsg`, attributes; and walking the
-//! answers. Every builder here has golden-byte tests where it is used.
+//! Hand-built netlink messages for what the rtnetlink crates do not speak (ctnetlink, nf_tables,
+//! netconf): a header, `struct nfgenmsg`, attributes; and walking the answers. Every builder here has golden-byte tests where it is used.
 
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;

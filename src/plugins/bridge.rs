@@ -326,8 +326,7 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
             } else {
                 let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
             }
-            let _ = sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
-            iface::configure_link(&cont, &pair.container, &result)
+            iface::configure_link(&cont, &pair.container, &result, true)
         })??;
 
         if conf.is_gateway {

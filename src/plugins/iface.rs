@@ -30,8 +30,8 @@ pub struct VethPair {
 }
 
 /// Create a veth pair with `container_name` born in `cont_ns` and a random `vethXXXXXXXX` end
-/// here (retrying on a name clash), and set the host end up with `accept_ra=0`.
-/// The container end is left down. `host` serves the namespace this thread is in.
+/// here (retrying on a name clash), a port of `master` if given, and set the host end up with
+/// `accept_ra=0`. The container end is left down. `host` serves the namespace this thread is in.
 pub fn create_veth(
     host: &Netlink,
     cont: &Netlink,
@@ -70,8 +70,12 @@ pub fn create_veth(
 }
 
 fn finish_veth(host: &Netlink, cont: &Netlink, host_name: &str, container_name: &str) -> Result<VethPair, CniError> {
-    // Created up (`Netlink::create_veth`).
-    let h = host.link(host_name)?;
+    // A port is created down (`Netlink::create_veth` says why); this lookup comes first.
+    let mut h = host.link(host_name)?;
+    if !h.up {
+        host.set_up(&h)?;
+        h.up = true;
+    }
     // We want to own the routes for this interface.
     let _ = sysctl::write(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
     let c = cont.link(container_name)?;
@@ -127,8 +131,12 @@ pub fn set_notify_sysctls(ifname: &str) {
     let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
 }
 
-/// Turn on IPv4 (`v4`) or IPv6 forwarding for the whole node.
+/// Turn on IPv4 (`v4`) or IPv6 forwarding for the whole node. It is nearly always on already,
+/// which netlink tells without a /proc/sys lookup; /proc/sys is read and written otherwise.
 pub fn enable_forwarding(v4: bool) -> Result<(), crate::netlink::Error> {
+    if crate::netlink::netconf::forwarding(!v4).unwrap_or(false) {
+        return Ok(());
+    }
     sysctl::set(if v4 { "net/ipv4/ip_forward" } else { "net/ipv6/conf/all/forwarding" }, "1")
 }
 
@@ -266,11 +274,13 @@ pub fn default_route_iface(nl: &Netlink) -> Result<String, CniError> {
 /// (the thread must be inside it for the sysctls: call within `Netns::run`), and set it up.
 /// Addresses apply when their `interface` index points at an interface named `ifname`.
 pub fn configure_iface(nl: &Netlink, ifname: &str, result: &CniResult) -> Result<(), CniError> {
-    configure_link(nl, &nl.link(ifname)?, result)
+    configure_link(nl, &nl.link(ifname)?, result, false)
 }
 
-/// `configure_iface` for a link already at hand (its index and name are what count).
-pub fn configure_link(nl: &Netlink, link: &Link, result: &CniResult) -> Result<(), CniError> {
+/// `configure_iface` for a link already at hand (its index and name are what count);
+/// `arp_notify` also sets `net.ipv4.conf.<link>.arp_notify` to 1, with the same request that
+/// sets the link up.
+pub fn configure_link(nl: &Netlink, link: &Link, result: &CniResult, arp_notify: bool) -> Result<(), CniError> {
     let ifname = link.name.as_str();
     let mut v4gw: Option<IpAddr> = None;
     let mut v6gw: Option<IpAddr> = None;
@@ -299,7 +309,11 @@ pub fn configure_link(nl: &Netlink, link: &Link, result: &CniResult) -> Result<(
             _ => {}
         }
     }
-    nl.set_up(link)?;
+    if arp_notify {
+        nl.set_up_with_arp_notify(link)?
+    } else {
+        nl.set_up(link)?
+    }
     if v6gw.is_some() {
         settle_addresses(nl, link, Duration::from_secs(5))?;
     }

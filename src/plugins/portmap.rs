@@ -417,8 +417,13 @@ fn enable_localnet(cip: IpAddr) -> Result<(), CniError> {
     // The kernel's own choice, policy routing included.
     let Some(oif) = nl.route_get(cip).ok().and_then(|r| r.oif) else { return Ok(()) };
     let Ok(Some(link)) = nl.link_by_index(oif) else { return Ok(()) };
-    sysctl::set(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1")
-        .map_err(|e| CniError::internal(format!("unable to enable route_localnet: {e}")))
+    // The link message carries the setting: no /proc/sys lookup (see `Netlink::set_route_localnet`).
+    let set = match link.route_localnet {
+        Some(true) => return Ok(()),
+        Some(false) => nl.set_route_localnet(&link),
+        None => sysctl::set(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1"),
+    };
+    set.map_err(|e| CniError::internal(format!("unable to enable route_localnet: {e}")))
 }
 
 // ---- records for GC -------------------------------------------------------------------------

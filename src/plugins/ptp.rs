@@ -110,7 +110,7 @@ fn add_with(
     let index = pair.container.index;
     let applied: &CniResult = result;
     cont_ns.run(|| -> Result<(), CniError> {
-        iface::configure_link(&cont, &pair.container, applied)?;
+        iface::configure_link(&cont, &pair.container, applied, false)?;
         for ip in &applied.ips {
             let Some(gw) = ip.gateway else { continue };
             let subnet = ip.address.trunc();
