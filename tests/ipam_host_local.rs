@@ -40,11 +40,28 @@ fn del(cid: &str, stdin: &str) -> Reply {
 }
 
 /// The file names in a network's store directory, sorted.
+/// The files of a store directory but its owner links (second names of leases), sorted.
 fn store_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+    let mut v: Vec<String> = all_files(dir).into_iter().filter(|f| !f.starts_with(OWNER_LINK)).collect();
+    v.sort();
+    v
+}
+
+const OWNER_LINK: &str = ".cnibox-owner.";
+
+fn all_files(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
         Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
         Err(_) => Vec::new(),
-    };
+    }
+}
+
+/// The leases that owner links name, by the address at the end of each link's name.
+fn linked_leases(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = all_files(dir)
+        .iter()
+        .filter_map(|f| f.strip_prefix(OWNER_LINK)?.split_once('.').map(|(_, ip)| ip.to_string()))
+        .collect();
     v.sort();
     v
 }
@@ -234,6 +251,7 @@ fn parallel_adds_and_dels() {
     assert_eq!(seen.len(), 64);
     let dir = t.path().join("par");
     assert_eq!(store_files(&dir).len(), 64 + 2);
+    assert_eq!(linked_leases(&dir).len(), 64, "one owner link a lease");
     let handles: Vec<_> = (0..64)
         .map(|i| {
             let stdin = stdin.clone();
@@ -244,6 +262,7 @@ fn parallel_adds_and_dels() {
         h.join().unwrap().ok();
     }
     assert_eq!(store_files(&dir), ["last_reserved_ip.0", "lock"]);
+    assert!(linked_leases(&dir).is_empty(), "owner links go with their leases");
 }
 
 #[test]
@@ -275,6 +294,11 @@ fn gc_releases_exactly_the_stale() {
         [b"keep\r\neth0".to_vec(), b"other\r\nnet1".to_vec(), b"legacy-keep".to_vec()].into_iter().collect();
     assert_eq!(owners, want);
     assert!(dir.join("unrelated").exists(), "GC touches only reservations");
+    // The owner links of the released leases went with them (10.1.0.100, written by hand, has none).
+    let mut kept: Vec<String> =
+        store_files(&dir).into_iter().filter(|f| f.parse::<std::net::IpAddr>().is_ok() && f != "10.1.0.100").collect();
+    kept.sort();
+    assert_eq!(linked_leases(&dir), kept);
     // GC below 1.1.0 is refused.
     let old = conf("1.0.0", "gc", ipam(t.path(), json!({})));
     assert_eq!(plugin("host-local", None, &gc_env, &old).code(), 1);

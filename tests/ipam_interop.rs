@@ -88,6 +88,11 @@ fn alternate_and_release_each_others_leases() {
     let dir = t.path().join("interop");
     assert_eq!(std::fs::read(dir.join("10.7.0.2")).unwrap(), b"c0\r\neth0");
     assert_eq!(std::fs::read(dir.join("10.7.0.3")).unwrap(), b"c1\r\neth0");
+    // Each refuses a second ADD of an attachment the other leased to (cnibox finds Go's lease,
+    // which has no owner link, by reading it; Go finds ours by content).
+    for (r, who) in [(ours("ADD", "c0", &stdin), "cnibox"), (go(&go_bin, "ADD", "c1", &stdin), "Go")] {
+        assert!(r.status != 0 && r.stdout.contains("duplicate allocation"), "{who}: {r:?}");
+    }
     // CHECK and DEL across: cnibox for Go's leases, Go for cnibox's.
     for i in 0..6 {
         let cid = format!("c{i}");

@@ -28,6 +28,21 @@
 //! and the temp's removal leaves the temp a second name of a live lease. Temp names start with
 //! a dot and never parse as an address, so the Go plugin ignores them (and its release, which
 //! matches on content, removes them like a reservation of the same owner).
+//!
+//! Owner links. Refusing a duplicate ADD, and finding what a DEL releases, needs the owner of
+//! every lease; reading each file is three system calls a lease, on every ADD and DEL of the
+//! network. So the temp file, once linked to the address's name, is renamed to a second name
+//! that says whose it is: `.cnibox-owner.<tag>.<address>`, the tag being 32 hex digits of the
+//! SHA-512 of the content. Both names are one inode, and a directory listing gives each
+//! name's inode: an address file whose inode an owner link shares belongs to that link's
+//! owner (a lease is never rewritten in place, by us or by the Go plugin). Only the other
+//! address files are read: those of the owner asked about (to confirm them), and those without
+//! a link (written by the Go plugin, or on a filesystem without hard links). The answers stay
+//! exact whoever wrote the store. The Go plugin treats a link like a temp file: its lookups
+//! skip it (the name is no address) and its release removes it with the lease (same content).
+//! A release removes the owner's links after its leases; GC removes links whose address file
+//! is gone. An address file of another owner left empty by a power loss is not seen by a
+//! release any more: that owner's own release (or GC) frees it.
 
 use super::IpamError;
 use std::cell::RefCell;
@@ -42,6 +57,40 @@ pub const LINE_BREAK: &str = "\r\n";
 const LAST_IP_PREFIX: &str = "last_reserved_ip.";
 const LOCK_FILE: &str = "lock";
 const TEMP_PREFIX: &str = ".cnibox-tmp.";
+const OWNER_PREFIX: &str = ".cnibox-owner.";
+
+/// The tag of an owner in its owner links' names (see the module's notes): 32 hex digits of
+/// the SHA-512 of the reservation's content.
+fn owner_tag(content: &str) -> String {
+    let mut tag = crate::util::sha512::hex(content.as_bytes());
+    tag.truncate(32);
+    tag
+}
+
+/// The name of the owner link of the reservation of `ip` holding `content`.
+fn owner_link_name(content: &str, ip: IpAddr) -> String {
+    format!("{OWNER_PREFIX}{}.{ip}", owner_tag(content))
+}
+
+/// The plain files of a store directory, sorted by what they are.
+#[derive(Debug, Default)]
+struct Listing {
+    /// Every other file (address files, and anything else a writer may have left): name, inode.
+    files: Vec<(String, u64)>,
+    /// The inode of each owner link, with the link's tag.
+    owners: std::collections::HashMap<u64, String>,
+    /// Owner links: name, tag, inode.
+    links: Vec<(String, String, u64)>,
+    temps: Vec<String>,
+}
+
+impl Listing {
+    /// Whether the file with inode `ino` is known, by its owner link, to belong to an owner
+    /// other than the one tagged `tag`.
+    fn owned_by_other(&self, ino: u64, tag: &str) -> bool {
+        self.owners.get(&ino).is_some_and(|t| t != tag)
+    }
+}
 
 /// Who holds a reservation: a container ID and, except in legacy files, an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,14 +194,24 @@ impl Store {
     /// lock: the spec forbids a runtime to run two operations for one container at once, so
     /// nothing can give or take this attachment's addresses meanwhile, and an ADD that refuses
     /// a duplicate does not hold every other pod of the network up while it reads each lease.
+    /// Leases that owner links give to other owners are not read (see the module's notes).
     pub fn held_by(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, IpamError> {
+        let tag = owner_tag(&content(id, ifname));
         let id = id.trim();
-        Ok(self
-            .reservations()?
-            .into_iter()
-            .filter(|r| r.owner.id == id && r.owner.ifname.as_deref().is_none_or(|i| i == ifname))
-            .map(|r| r.ip)
-            .collect())
+        let listing = self.listing()?;
+        let mut out = Vec::new();
+        for (name, ino) in &listing.files {
+            let Ok(ip) = name.parse::<IpAddr>() else { continue };
+            if listing.owned_by_other(*ino, &tag) {
+                continue;
+            }
+            let Some(bytes) = self.read_entry(name) else { continue };
+            let owner = Owner::parse(&String::from_utf8_lossy(&bytes));
+            if owner.id == id && owner.ifname.as_deref().is_none_or(|i| i == ifname) {
+                out.push(ip);
+            }
+        }
+        Ok(out)
     }
 
     /// What releasing (`id`, `ifname`) removes: the files holding exactly that owner, or if
@@ -161,12 +220,13 @@ impl Store {
     /// lock, like `held_by`; `Locked::remove` checks each file again under it.
     pub fn release_targets(&self, id: &str, ifname: &str) -> Result<ReleaseTargets, IpamError> {
         let mut t = ReleaseTargets { exact: content(id, ifname), legacy: id.trim().to_string(), ..Default::default() };
-        for name in self.entries()? {
-            if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) {
-                continue;
-            }
-            if name.starts_with(TEMP_PREFIX) {
-                t.temps.push(name);
+        let tag = owner_tag(&t.exact);
+        let Listing { files, owners, temps, links } = self.listing()?;
+        t.temps = temps;
+        t.links = links.into_iter().filter(|(_, l, _)| *l == tag).map(|(n, _, _)| n).collect();
+        for (name, ino) in files {
+            let by_other = owners.get(&ino).is_some_and(|l| *l != tag);
+            if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) || by_other {
                 continue;
             }
             let Some(bytes) = self.read_entry(&name) else { continue };
@@ -182,8 +242,9 @@ impl Store {
 
     /// The content of the store's file `name`; None if it cannot be read. Three system calls
     /// per lease (openat, read, close; `fs::read` adds a stat, a seek, a second read and a walk
-    /// of the whole path), which matters as every ADD reads every lease. A read of a regular
-    /// file that returns less than asked for has reached its end.
+    /// of the whole path), which matters for the leases that ADD and DEL cannot place by their
+    /// owner links (see the module's notes). A read of a regular file that returns less than
+    /// asked for has reached its end.
     fn read_entry(&self, name: &str) -> Option<Vec<u8>> {
         use nix::fcntl::{OFlag, openat};
         use nix::sys::stat::Mode;
@@ -204,16 +265,23 @@ impl Store {
         }
     }
 
-    /// The names of the plain files of the store directory.
-    fn entries(&self) -> Result<Vec<String>, IpamError> {
+    /// The plain files of the store directory, with their inodes, as the listing gives them.
+    fn listing(&self) -> Result<Listing, IpamError> {
+        use std::os::unix::fs::DirEntryExt;
         let rd = fs::read_dir(self.dir()).map_err(|e| IpamError::store("read directory", self.dir(), e))?;
-        let mut out = Vec::new();
+        let mut out = Listing::default();
         for ent in rd.flatten() {
             if !ent.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            if let Ok(name) = ent.file_name().into_string() {
-                out.push(name);
+            let Ok(name) = ent.file_name().into_string() else { continue };
+            if name.starts_with(TEMP_PREFIX) {
+                out.temps.push(name);
+            } else if let Some(tag) = name.strip_prefix(OWNER_PREFIX).and_then(|r| r.split_once('.')).map(|(t, _)| t) {
+                out.owners.insert(ent.ino(), tag.to_string());
+                out.links.push((name.clone(), tag.to_string(), ent.ino()));
+            } else {
+                out.files.push((name, ent.ino()));
             }
         }
         Ok(out)
@@ -222,7 +290,7 @@ impl Store {
     /// Every reservation: each file whose name is an address.
     pub fn reservations(&self) -> Result<Vec<Reservation>, IpamError> {
         let mut out = Vec::new();
-        for name in self.entries()? {
+        for (name, _) in self.listing()?.files {
             let Ok(ip) = name.parse::<IpAddr>() else { continue };
             let Some(bytes) = self.read_entry(&name) else { continue };
             out.push(Reservation { ip, owner: Owner::parse(&String::from_utf8_lossy(&bytes)) });
@@ -266,6 +334,8 @@ pub struct ReleaseTargets {
     /// Address files with no content (see the module's notes on power loss).
     empty_names: Vec<String>,
     temps: Vec<String>,
+    /// The owner links of (`id`, `ifname`).
+    links: Vec<String>,
 }
 
 impl Locked<'_> {
@@ -293,26 +363,39 @@ impl Locked<'_> {
         // The file is complete before the name exists; normally it was written before the lock
         // was taken (`Store::prepare`).
         let prepared = self.store.prepared.borrow().as_ref().filter(|(_, c)| *c == content).map(|(p, _)| p.clone());
-        let mut linked = match &prepared {
-            Some(temp) => link(temp, &name, &content),
+        let mut temp = prepared.clone();
+        let mut linked = match &temp {
+            Some(t) => link(t, &name, &content),
             None => Err(ErrorKind::NotFound.into()),
         };
         // Not prepared, or a release or GC under the lock took the prepared file for a stale
         // one: write it now.
         if linked.as_ref().is_err_and(|e| e.kind() == ErrorKind::NotFound) {
-            let temp = self.temp_path("");
-            write_file(&temp, content.as_bytes(), false)?;
+            let fresh = self.temp_path("");
+            write_file(&fresh, content.as_bytes(), false)?;
             fault("ipam-after-write");
-            linked = link(&temp, &name, &content);
-            let _ = fs::remove_file(&temp);
+            linked = link(&fresh, &name, &content);
+            if !matches!(linked, Ok(Linked::Hard)) {
+                let _ = fs::remove_file(&fresh);
+            }
+            temp = Some(fresh);
         }
         let linked = linked.map_err(|e| IpamError::store("link", &name, e))?;
-        if !linked {
+        if linked == Linked::Taken {
             return Ok(false);
         }
         fault("ipam-after-link");
+        // The temp, now a second name of the lease, becomes its owner link; without hard links
+        // it only goes.
+        if let Some(t) = temp {
+            let owner = self.dir().join(owner_link_name(&content, ip));
+            if linked != Linked::Hard || fs::rename(&t, owner).is_err() {
+                let _ = fs::remove_file(&t);
+            }
+        }
         if prepared.is_some() {
-            self.store.discard_prepared();
+            // Renamed, linked anew, or gone: nothing to discard any more.
+            self.store.prepared.take();
         }
         // Only a hint for where to continue, read and written under the lock; an unreadable or
         // out-of-range one means "start of the range" (as a crash between the write and the
@@ -383,13 +466,29 @@ impl Locked<'_> {
         };
         remove_holding(&targets.empty_names, "");
         let n = remove_holding(&targets.exact_names, &targets.exact);
-        if n > 0 { n } else { remove_holding(&targets.legacy_names, &targets.legacy) }
+        let n = if n > 0 { n } else { remove_holding(&targets.legacy_names, &targets.legacy) };
+        // Only this owner's ADD makes its links, and not while this release runs.
+        for l in &targets.links {
+            let _ = fs::remove_file(self.dir().join(l));
+        }
+        n
     }
 
     /// Remove temp files left by a process that died while reserving.
     pub fn remove_stale_temps(&self) -> Result<(), IpamError> {
-        for name in self.store.entries()? {
-            if name.starts_with(TEMP_PREFIX) {
+        for name in self.store.listing()?.temps {
+            let _ = fs::remove_file(self.dir().join(name));
+        }
+        Ok(())
+    }
+
+    /// Remove owner links whose address file is gone (with the lock held, no ADD is between
+    /// linking an address and naming its owner).
+    fn remove_orphan_links(&self) -> Result<(), IpamError> {
+        let listing = self.store.listing()?;
+        let live: std::collections::HashSet<u64> = listing.files.iter().map(|(_, ino)| *ino).collect();
+        for (name, _, ino) in listing.links {
+            if !live.contains(&ino) {
                 let _ = fs::remove_file(self.dir().join(name));
             }
         }
@@ -407,6 +506,7 @@ impl Locked<'_> {
                 released.push(r.ip);
             }
         }
+        self.remove_orphan_links()?;
         Ok(released)
     }
 
@@ -435,14 +535,28 @@ fn write_file(path: &Path, data: &[u8], durable: bool) -> Result<(), IpamError> 
     })
 }
 
-/// Give the reservation file `temp` the address's `name`: Ok(false) when the name is taken.
-fn link(temp: &Path, name: &Path, content: &str) -> std::io::Result<bool> {
+/// How a reservation file got the address's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Linked {
+    /// The temp file is now also the address file.
+    Hard,
+    /// A filesystem without hard links: the address file was created with the content.
+    Created,
+    /// The name is taken.
+    Taken,
+}
+
+/// Give the reservation file `temp` the address's `name`.
+fn link(temp: &Path, name: &Path, content: &str) -> std::io::Result<Linked> {
     match fs::hard_link(temp, name) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Ok(()) => Ok(Linked::Hard),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(Linked::Taken),
         // A filesystem without hard links: fall back to an exclusive create.
         Err(e) if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::PermissionDenied) => {
-            create_exclusive(name, content.as_bytes()).map_err(std::io::Error::other)
+            match create_exclusive(name, content.as_bytes()).map_err(std::io::Error::other)? {
+                true => Ok(Linked::Created),
+                false => Ok(Linked::Taken),
+            }
         }
         Err(e) => Err(e),
     }
@@ -486,11 +600,30 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// The files of `dir` but the owner links, sorted.
     fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.starts_with(OWNER_PREFIX))
+            .collect();
         v.sort();
         v
+    }
+
+    /// The owner links of `dir`, sorted.
+    fn links(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(OWNER_PREFIX))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn ino(p: &Path) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap())
     }
 
     #[test]
@@ -510,6 +643,12 @@ mod tests {
         assert_eq!(fs::read(dir.join("10.0.0.2")).unwrap(), b"c1\r\neth0");
         assert_eq!(fs::read(dir.join("10.0.0.9")).unwrap(), b"c0\r\neth0", "another owner's reservation");
         assert_eq!(names(&dir), ["10.0.0.2", "10.0.0.9", "last_reserved_ip.0", "lock"]);
+        // The temps became the owner links: second names of the leases.
+        let mut want =
+            vec![owner_link_name("c1\r\neth0", ip("10.0.0.2")), owner_link_name("c0\r\neth0", ip("10.0.0.9"))];
+        want.sort();
+        assert_eq!(links(&dir), want);
+        assert_eq!(ino(&dir.join(owner_link_name("c1\r\neth0", ip("10.0.0.2")))), ino(&dir.join("10.0.0.2")));
         // A release under the lock takes the prepared temp for a stale one: the reservation
         // writes it again.
         s.prepare("c2", "eth0").unwrap();
@@ -618,6 +757,34 @@ mod tests {
             l.reservations().unwrap(),
             vec![Reservation { ip: ip("10.0.0.2"), owner: Owner::parse("keep\r\neth0") }]
         );
+    }
+
+    #[test]
+    fn owner_links_place_leases_without_reading_them() {
+        let t = Tmp::new("links");
+        let s = Store::open(&t.0, "n").unwrap();
+        let dir = t.0.join("n");
+        let l = s.lock().unwrap();
+        l.reserve("c1", "eth0", ip("10.0.0.2"), 0).unwrap();
+        l.reserve("c2", "eth0", ip("10.0.0.3"), 0).unwrap();
+        // Written as the Go plugin writes: no owner link, so it is read.
+        fs::write(dir.join("10.0.0.5"), "c1\r\neth0").unwrap();
+        // The links say 10.0.0.3 is c2's, so it is not read: rewritten in place (which no
+        // writer does) to claim c1, it is still not c1's.
+        fs::write(dir.join("10.0.0.3"), "c1\r\neth0").unwrap();
+        let mut held = l.get_by_id("c1", "eth0").unwrap();
+        held.sort();
+        assert_eq!(held, [ip("10.0.0.2"), ip("10.0.0.5")]);
+        // Release: c1's leases and links go, c2's lease and link stay.
+        assert_eq!(l.release_by_id("c1", "eth0").unwrap(), 2);
+        assert_eq!(names(&dir), ["10.0.0.3", "last_reserved_ip.0", "lock"]);
+        assert_eq!(links(&dir), [owner_link_name("c2\r\neth0", ip("10.0.0.3"))]);
+        // GC drops a link whose lease is gone and keeps the others.
+        l.reserve("c3", "eth0", ip("10.0.0.4"), 0).unwrap();
+        fs::remove_file(dir.join("10.0.0.3")).unwrap();
+        l.retain(|_| true).unwrap();
+        assert_eq!(links(&dir), [owner_link_name("c3\r\neth0", ip("10.0.0.4"))]);
+        assert_eq!(l.get_by_id("c3", "eth0").unwrap(), [ip("10.0.0.4")]);
     }
 
     #[test]
