@@ -77,7 +77,7 @@ fn owner_link_name(content: &str, ip: IpAddr) -> String {
 struct Listing {
     /// Every other file (address files, and anything else a writer may have left): name, inode.
     files: Vec<(String, u64)>,
-    /// The inode of each owner link, with the link's tag.
+    /// The inode of each owner link, with the link's tag (empty where links disagree).
     owners: std::collections::HashMap<u64, String>,
     /// Owner links: name, tag, inode.
     links: Vec<(String, String, u64)>,
@@ -88,8 +88,13 @@ impl Listing {
     /// Whether the file with inode `ino` is known, by its owner link, to belong to an owner
     /// other than the one tagged `tag`.
     fn owned_by_other(&self, ino: u64, tag: &str) -> bool {
-        self.owners.get(&ino).is_some_and(|t| t != tag)
+        owned_by_other(&self.owners, ino, tag)
     }
+}
+
+/// `Listing::owned_by_other` on the `owners` of a listing (an empty tag: not known).
+fn owned_by_other(owners: &std::collections::HashMap<u64, String>, ino: u64, tag: &str) -> bool {
+    owners.get(&ino).is_some_and(|t| !t.is_empty() && t != tag)
 }
 
 /// Who holds a reservation: a container ID and, except in legacy files, an interface.
@@ -225,7 +230,7 @@ impl Store {
         t.temps = temps;
         t.links = links.into_iter().filter(|(_, l, _)| *l == tag).map(|(n, _, _)| n).collect();
         for (name, ino) in files {
-            let by_other = owners.get(&ino).is_some_and(|l| *l != tag);
+            let by_other = owned_by_other(&owners, ino, &tag);
             if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) || by_other {
                 continue;
             }
@@ -278,7 +283,14 @@ impl Store {
             if name.starts_with(TEMP_PREFIX) {
                 out.temps.push(name);
             } else if let Some(tag) = name.strip_prefix(OWNER_PREFIX).and_then(|r| r.split_once('.')).map(|(t, _)| t) {
-                out.owners.insert(ent.ino(), tag.to_string());
+                // Inode 0 (filesystems that do not say) or one inode under two owners' links
+                // (which a sane one never shows) places nothing: those files are read.
+                if ent.ino() != 0 {
+                    let owner = out.owners.entry(ent.ino()).or_insert_with(|| tag.to_string());
+                    if owner != tag {
+                        owner.clear();
+                    }
+                }
                 out.links.push((name.clone(), tag.to_string(), ent.ino()));
             } else {
                 out.files.push((name, ent.ino()));
@@ -775,6 +787,11 @@ mod tests {
         let mut held = l.get_by_id("c1", "eth0").unwrap();
         held.sort();
         assert_eq!(held, [ip("10.0.0.2"), ip("10.0.0.5")]);
+        // Links that disagree about an inode place nothing: it is read.
+        let odd = dir.join(owner_link_name("c9\r\neth0", ip("10.0.0.3")));
+        fs::hard_link(dir.join("10.0.0.3"), &odd).unwrap();
+        assert_eq!(l.get_by_id("c1", "eth0").unwrap().len(), 3);
+        fs::remove_file(&odd).unwrap();
         // Release: c1's leases and links go, c2's lease and link stay.
         assert_eq!(l.release_by_id("c1", "eth0").unwrap(), 2);
         assert_eq!(names(&dir), ["10.0.0.3", "last_reserved_ip.0", "lock"]);
