@@ -612,26 +612,23 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// The files of `dir` but the owner links, sorted.
-    fn names(dir: &Path) -> Vec<String> {
+    /// The files of `dir` that are owner links (`links`) or are not, sorted.
+    fn listed(dir: &Path, links: bool) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| !n.starts_with(OWNER_PREFIX))
+            .filter(|n| n.starts_with(OWNER_PREFIX) == links)
             .collect();
         v.sort();
         v
     }
 
-    /// The owner links of `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        listed(dir, false)
+    }
+
     fn links(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with(OWNER_PREFIX))
-            .collect();
-        v.sort();
-        v
+        listed(dir, true)
     }
 
     fn ino(p: &Path) -> u64 {
