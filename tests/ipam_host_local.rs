@@ -39,7 +39,6 @@ fn del(cid: &str, stdin: &str) -> Reply {
     call("DEL", cid, "eth0", stdin, &[])
 }
 
-/// The file names in a network's store directory, sorted.
 /// The files of a store directory but its owner links (second names of leases), sorted.
 fn store_files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = all_files(dir).into_iter().filter(|f| !f.starts_with(OWNER_LINK)).collect();

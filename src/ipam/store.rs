@@ -13,7 +13,7 @@
 //!
 //! Beyond the reference, a reservation appears atomically: the content is written to a
 //! temp file in the same directory, then hard-linked to the address's name (EEXIST means
-//! taken), then the temp is removed. A crashed plugin therefore never leaves an empty or
+//! taken), then the temp is renamed to the lease's owner link (below). A crashed plugin therefore never leaves an empty or
 //! partial reservation. Nothing is synced, as in the reference: a power loss can leave an
 //! address file that has its name but not yet its content. Such an empty file names no owner,
 //! and under the lock none can be in flight (every writer, ours and the Go plugin's, fills its
@@ -25,7 +25,7 @@
 //! lock, remove every temp file they see: left by a crash, or prepared by an ADD still waiting
 //! for the lock, which then writes it again under the lock. Temps are always created afresh
 //! (any old file of that name is unlinked first), never truncated: a crash between the link
-//! and the temp's removal leaves the temp a second name of a live lease. Temp names start with
+//! and the temp's rename leaves the temp a second name of a live lease. Temp names start with
 //! a dot and never parse as an address, so the Go plugin ignores them (and its release, which
 //! matches on content, removes them like a reservation of the same owner).
 //!
@@ -34,14 +34,17 @@
 //! network. So the temp file, once linked to the address's name, is renamed to a second name
 //! that says whose it is: `.cnibox-owner.<tag>.<address>`, the tag being 32 hex digits of the
 //! SHA-512 of the content. Both names are one inode, and a directory listing gives each
-//! name's inode: an address file whose inode an owner link shares belongs to that link's
-//! owner (a lease is never rewritten in place, by us or by the Go plugin). Only the other
+//! name's inode: an address file whose inode the owner link of its address shares belongs to
+//! that link's owner (a lease is never rewritten in place, by us or by the Go plugin; a
+//! filesystem that does not give each file its own inode number places nothing). Only the other
 //! address files are read: those of the owner asked about (to confirm them), and those without
 //! a link (written by the Go plugin, or on a filesystem without hard links). The answers stay
 //! exact whoever wrote the store. The Go plugin treats a link like a temp file: its lookups
 //! skip it (the name is no address) and its release removes it with the lease (same content).
-//! A release removes the owner's links after its leases; GC removes links whose address file
-//! is gone. An address file of another owner left empty by a power loss is not seen by a
+//! A release removes the owner's links before its leases (a lease without a link is read; a
+//! link without a lease would still match the owner in the Go plugin's content-only lookups);
+//! GC removes those of the leases it frees, and links whose address file is gone (a crash, or
+//! the Go plugin's release of a file it could not remove). An address file of another owner left empty by a power loss is not seen by a
 //! release any more: that owner's own release (or GC) frees it.
 
 use super::IpamError;
@@ -72,29 +75,54 @@ fn owner_link_name(content: &str, ip: IpAddr) -> String {
     format!("{OWNER_PREFIX}{}.{ip}", owner_tag(content))
 }
 
+/// An owner link as listed: `.cnibox-owner.<tag>.<address>`.
+#[derive(Debug)]
+struct OwnerLink {
+    name: String,
+    tag: String,
+    address: String,
+    ino: u64,
+}
+
 /// The plain files of a store directory, sorted by what they are.
 #[derive(Debug, Default)]
 struct Listing {
     /// Every other file (address files, and anything else a writer may have left): name, inode.
     files: Vec<(String, u64)>,
-    /// The inode of each owner link, with the link's tag (empty where links disagree).
-    owners: std::collections::HashMap<u64, String>,
-    /// Owner links: name, tag, inode.
-    links: Vec<(String, String, u64)>,
+    links: Vec<OwnerLink>,
     temps: Vec<String>,
 }
 
-impl Listing {
-    /// Whether the file with inode `ino` is known, by its owner link, to belong to an owner
-    /// other than the one tagged `tag`.
-    fn owned_by_other(&self, ino: u64, tag: &str) -> bool {
-        owned_by_other(&self.owners, ino, tag)
-    }
-}
+/// Which owner each address file belongs to, as far as owner links tell: a link places the
+/// file of its own address when they are one inode. Inode 0 (a filesystem that does not say),
+/// an inode under two files, or links that disagree place nothing: those files are read.
+#[derive(Debug, Default)]
+struct Owners(std::collections::HashMap<(String, u64), String>);
 
-/// `Listing::owned_by_other` on the `owners` of a listing (an empty tag: not known).
-fn owned_by_other(owners: &std::collections::HashMap<u64, String>, ino: u64, tag: &str) -> bool {
-    owners.get(&ino).is_some_and(|t| !t.is_empty() && t != tag)
+impl Owners {
+    fn of(listing: &Listing) -> Owners {
+        let mut seen = std::collections::HashMap::new();
+        for (_, ino) in &listing.files {
+            *seen.entry(*ino).or_insert(0) += 1;
+        }
+        let mut out = std::collections::HashMap::new();
+        for l in &listing.links {
+            if l.ino == 0 || seen.get(&l.ino) != Some(&1) {
+                continue;
+            }
+            let tag: &mut String = out.entry((l.address.clone(), l.ino)).or_insert_with(|| l.tag.clone());
+            if *tag != l.tag {
+                tag.clear();
+            }
+        }
+        Owners(out)
+    }
+
+    /// Whether the file `name` with inode `ino` belongs, by its owner link, to an owner other
+    /// than the one tagged `tag`.
+    fn other_than(&self, name: &str, ino: u64, tag: &str) -> bool {
+        self.0.get(&(name.to_string(), ino)).is_some_and(|t| !t.is_empty() && t != tag)
+    }
 }
 
 /// Who holds a reservation: a container ID and, except in legacy files, an interface.
@@ -129,7 +157,8 @@ pub struct Reservation {
 /// Test hook: when the environment has `CNIBOX_FAULT=<point>`, the process kills itself with
 /// SIGKILL at that point, so tests can prove that a crash there leaves the store consistent.
 /// Points: `ipam-after-write` (temp file written, not yet linked to the address's
-/// name) and `ipam-after-link` (address file in place, temp file not yet removed).
+/// name) and `ipam-after-link` (address file in place, temp file not yet renamed to the owner
+/// link).
 fn fault(point: &str) {
     if std::env::var_os("CNIBOX_FAULT").is_some_and(|v| v == point) {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
@@ -204,10 +233,11 @@ impl Store {
         let tag = owner_tag(&content(id, ifname));
         let id = id.trim();
         let listing = self.listing()?;
+        let owners = Owners::of(&listing);
         let mut out = Vec::new();
         for (name, ino) in &listing.files {
             let Ok(ip) = name.parse::<IpAddr>() else { continue };
-            if listing.owned_by_other(*ino, &tag) {
+            if owners.other_than(name, *ino, &tag) {
                 continue;
             }
             let Some(bytes) = self.read_entry(name) else { continue };
@@ -226,12 +256,13 @@ impl Store {
     pub fn release_targets(&self, id: &str, ifname: &str) -> Result<ReleaseTargets, IpamError> {
         let mut t = ReleaseTargets { exact: content(id, ifname), legacy: id.trim().to_string(), ..Default::default() };
         let tag = owner_tag(&t.exact);
-        let Listing { files, owners, temps, links } = self.listing()?;
+        let listing = self.listing()?;
+        let owners = Owners::of(&listing);
+        let Listing { files, temps, links } = listing;
         t.temps = temps;
-        t.links = links.into_iter().filter(|(_, l, _)| *l == tag).map(|(n, _, _)| n).collect();
+        t.links = links.into_iter().filter(|l| l.tag == tag).map(|l| l.name).collect();
         for (name, ino) in files {
-            let by_other = owned_by_other(&owners, ino, &tag);
-            if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) || by_other {
+            if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) || owners.other_than(&name, ino, &tag) {
                 continue;
             }
             let Some(bytes) = self.read_entry(&name) else { continue };
@@ -282,16 +313,9 @@ impl Store {
             let Ok(name) = ent.file_name().into_string() else { continue };
             if name.starts_with(TEMP_PREFIX) {
                 out.temps.push(name);
-            } else if let Some(tag) = name.strip_prefix(OWNER_PREFIX).and_then(|r| r.split_once('.')).map(|(t, _)| t) {
-                // Inode 0 (filesystems that do not say) or one inode under two owners' links
-                // (which a sane one never shows) places nothing: those files are read.
-                if ent.ino() != 0 {
-                    let owner = out.owners.entry(ent.ino()).or_insert_with(|| tag.to_string());
-                    if owner != tag {
-                        owner.clear();
-                    }
-                }
-                out.links.push((name.clone(), tag.to_string(), ent.ino()));
+            } else if let Some((tag, address)) = name.strip_prefix(OWNER_PREFIX).and_then(|r| r.split_once('.')) {
+                let (tag, address) = (tag.to_string(), address.to_string());
+                out.links.push(OwnerLink { name, tag, address, ino: ent.ino() });
             } else {
                 out.files.push((name, ent.ino()));
             }
@@ -476,14 +500,16 @@ impl Locked<'_> {
                 })
                 .count()
         };
-        remove_holding(&targets.empty_names, "");
-        let n = remove_holding(&targets.exact_names, &targets.exact);
-        let n = if n > 0 { n } else { remove_holding(&targets.legacy_names, &targets.legacy) };
-        // Only this owner's ADD makes its links, and not while this release runs.
+        // The owner's links go first: a lease without one is read, so a crash in between
+        // leaves nothing wrong, where a link without its lease would still match the owner in
+        // the Go plugin's content-only lookups. Only this owner's ADD makes its links, and not
+        // while this release runs.
         for l in &targets.links {
             let _ = fs::remove_file(self.dir().join(l));
         }
-        n
+        remove_holding(&targets.empty_names, "");
+        let n = remove_holding(&targets.exact_names, &targets.exact);
+        if n > 0 { n } else { remove_holding(&targets.legacy_names, &targets.legacy) }
     }
 
     /// Remove temp files left by a process that died while reserving.
@@ -498,10 +524,11 @@ impl Locked<'_> {
     /// linking an address and naming its owner).
     fn remove_orphan_links(&self) -> Result<(), IpamError> {
         let listing = self.store.listing()?;
-        let live: std::collections::HashSet<u64> = listing.files.iter().map(|(_, ino)| *ino).collect();
-        for (name, _, ino) in listing.links {
-            if !live.contains(&ino) {
-                let _ = fs::remove_file(self.dir().join(name));
+        let live: std::collections::HashSet<(&str, u64)> =
+            listing.files.iter().map(|(name, ino)| (name.as_str(), *ino)).collect();
+        for l in &listing.links {
+            if !live.contains(&(l.address.as_str(), l.ino)) {
+                let _ = fs::remove_file(self.dir().join(&l.name));
             }
         }
         Ok(())
@@ -510,10 +537,16 @@ impl Locked<'_> {
     /// Remove every reservation whose owner `keep` rejects; returns the addresses released.
     pub fn retain(&self, keep: impl Fn(&Owner) -> bool) -> Result<Vec<IpAddr>, IpamError> {
         self.remove_stale_temps()?;
+        let links = self.store.listing()?.links;
         let mut released = Vec::new();
         for r in self.reservations()? {
             if !keep(&r.owner) {
-                let path = self.dir().join(r.ip.to_string());
+                // Links first, as in `remove`.
+                let address = r.ip.to_string();
+                for l in links.iter().filter(|l| l.address == address) {
+                    let _ = fs::remove_file(self.dir().join(&l.name));
+                }
+                let path = self.dir().join(&address);
                 fs::remove_file(&path).map_err(|e| IpamError::store("remove", &path, e))?;
                 released.push(r.ip);
             }
@@ -789,6 +822,11 @@ mod tests {
         fs::hard_link(dir.join("10.0.0.3"), &odd).unwrap();
         assert_eq!(l.get_by_id("c1", "eth0").unwrap().len(), 3);
         fs::remove_file(&odd).unwrap();
+        // So does an inode under two address files (a filesystem without inode numbers of its
+        // own for each file), and a link names only its own address.
+        fs::hard_link(dir.join("10.0.0.3"), dir.join("10.0.0.6")).unwrap();
+        assert_eq!(l.get_by_id("c1", "eth0").unwrap().len(), 4);
+        fs::remove_file(dir.join("10.0.0.6")).unwrap();
         // Release: c1's leases and links go, c2's lease and link stay.
         assert_eq!(l.release_by_id("c1", "eth0").unwrap(), 2);
         assert_eq!(names(&dir), ["10.0.0.3", "last_reserved_ip.0", "lock"]);

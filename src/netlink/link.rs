@@ -299,8 +299,9 @@ impl Netlink {
     /// kernel's link watcher has seen its carrier go off, and the bridge counts "unknown" as
     /// up: a port that joins up is enabled at once, disabled when the watcher runs, enabled
     /// again when the pod's end comes up, and each of these walks every port of the bridge.
-    /// Set up after a lookup of the link (which runs the watcher's pending work for it), it
-    /// is enabled once.
+    /// Set up after a lookup of the link (which, on kernels whose RTM_GETLINK settles the
+    /// link's pending state, runs the watcher's work for it), it is enabled once; elsewhere
+    /// it is only as before.
     pub fn create_veth(
         &self,
         name: &str,
@@ -398,14 +399,13 @@ impl Netlink {
         self.set_link(msg, format!("failed to set \"{}\" up", link.name))
     }
 
-    /// Set `link` up and its `net.ipv4.conf.<link>.arp_notify` to 1 in the same request, which
-    /// spares a /proc/sys lookup (its cost grows with the namespaces on the node). The kernel
-    /// applies the flags first: the setting serves the changes after this one.
-    pub fn set_up_with_arp_notify(&self, link: &Link) -> Result<(), Error> {
+    /// Set `net.ipv4.conf.<link>.arp_notify` to 1 over netlink, which spares a /proc/sys lookup
+    /// (its cost grows with the namespaces on the node).
+    pub fn set_arp_notify(&self, link: &Link) -> Result<(), Error> {
         let mut conf = InetDevConf::default();
         conf.arp_notify = 1;
-        let msg = LinkUnspec::new_with_index(link.index).up().append_extra_attribute(inet_conf(conf)).build();
-        self.set_link(msg, format!("failed to set \"{}\" up with arp_notify", link.name))
+        let msg = LinkUnspec::new_with_index(link.index).append_extra_attribute(inet_conf(conf)).build();
+        self.set_link(msg, format!("failed to set arp_notify on \"{}\"", link.name))
     }
 
     /// Set `net.ipv4.conf.<link>.route_localnet` to 1 (over netlink, as above).

@@ -230,7 +230,8 @@ mod kernel_tests {
             host.set_route_localnet(&h).unwrap();
             assert_eq!(host.link("vtest0").unwrap().route_localnet, Some(true));
 
-            cont.set_up_with_arp_notify(&c).unwrap();
+            cont.set_arp_notify(&c).unwrap();
+            cont.set_up(&c).unwrap();
             let c = cont.link("eth0").unwrap();
             assert!(c.up);
             let arp_notify = cont_ns.run(|| crate::sysctl::get("net/ipv4/conf/eth0/arp_notify")).unwrap();

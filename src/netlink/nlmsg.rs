@@ -1,5 +1,6 @@
 //! Hand-built netlink messages for what the rtnetlink crates do not speak (ctnetlink, nf_tables,
-//! netconf): a header, `struct nfgenmsg`, attributes; and walking the answers. Every builder here has golden-byte tests where it is used.
+//! netconf): a header, a family header (`struct nfgenmsg` built here), attributes; and walking
+//! the answers. Every builder here has golden-byte tests where it is used.
 
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;

@@ -278,9 +278,12 @@ pub fn configure_iface(nl: &Netlink, ifname: &str, result: &CniResult) -> Result
 }
 
 /// `configure_iface` for a link already at hand (its index and name are what count);
-/// `arp_notify` also sets `net.ipv4.conf.<link>.arp_notify` to 1, with the same request that
-/// sets the link up.
+/// `arp_notify` first sets `net.ipv4.conf.<link>.arp_notify` to 1 (best effort, as the
+/// reference does), so that coming up announces the addresses with gratuitous ARP.
 pub fn configure_link(nl: &Netlink, link: &Link, result: &CniResult, arp_notify: bool) -> Result<(), CniError> {
+    if arp_notify {
+        let _ = nl.set_arp_notify(link);
+    }
     let ifname = link.name.as_str();
     let mut v4gw: Option<IpAddr> = None;
     let mut v6gw: Option<IpAddr> = None;
@@ -309,11 +312,7 @@ pub fn configure_link(nl: &Netlink, link: &Link, result: &CniResult, arp_notify:
             _ => {}
         }
     }
-    if arp_notify {
-        nl.set_up_with_arp_notify(link)?
-    } else {
-        nl.set_up(link)?
-    }
+    nl.set_up(link)?;
     if v6gw.is_some() {
         settle_addresses(nl, link, Duration::from_secs(5))?;
     }
