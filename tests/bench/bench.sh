@@ -195,7 +195,9 @@ for a in "${APPLETS[@]}"; do has_b "$a" && COMMON+=("$a"); done
 # whole folio a touched page belongs to, and a file just written (the build's objcopy) sits in
 # folios as large as its writes, where one read back from disk sits in readahead-sized ones:
 # the same cnibox binary peaks at 1.53 MiB freshly written and about 1.2 MiB once loaded.
+# Written back first: the kernel drops only clean pages.
 for f in "$BIN" "${COMMON[@]/#/$REF/}"; do
+    sync "$f" 2>/dev/null || true
     dd if="$f" iflag=nocache count=0 status=none 2>/dev/null || true
 done
 
