@@ -79,10 +79,50 @@ fn owner_link_name(content: &str, ip: IpAddr) -> String {
 #[derive(Debug)]
 struct OwnerLink {
     name: String,
-    tag: String,
-    address: String,
     ino: u64,
+    /// Where the dot between tag and address is in `name`.
+    dot: usize,
 }
+
+impl OwnerLink {
+    fn parse(name: String, ino: u64) -> Result<OwnerLink, String> {
+        match name.strip_prefix(OWNER_PREFIX).and_then(|rest| rest.find('.')) {
+            Some(i) => Ok(OwnerLink { dot: OWNER_PREFIX.len() + i, name, ino }),
+            None => Err(name),
+        }
+    }
+
+    fn tag(&self) -> &str {
+        &self.name[OWNER_PREFIX.len()..self.dot]
+    }
+
+    fn address(&self) -> &str {
+        &self.name[self.dot + 1..]
+    }
+}
+
+/// Inode numbers hashed with one multiplication (SipHash, the default, cost more than the
+/// lookups on a store of hundreds of leases).
+#[derive(Default)]
+struct InoHasher(u64);
+
+impl std::hash::Hasher for InoHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type InoMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<InoHasher>>;
 
 /// The plain files of a store directory, sorted by what they are.
 #[derive(Debug, Default)]
@@ -96,23 +136,23 @@ struct Listing {
 /// Which owner each address file belongs to, as far as owner links tell: a link places the
 /// file of its own address when they are one inode. Inode 0 (a filesystem that does not say),
 /// an inode under two files, or links that disagree place nothing: those files are read.
-#[derive(Debug, Default)]
-struct Owners(std::collections::HashMap<(String, u64), String>);
+/// Keyed by inode: the address and the tag (empty when links disagree).
+struct Owners<'a>(InoMap<(&'a str, &'a str)>);
 
-impl Owners {
-    fn of(listing: &Listing) -> Owners {
-        let mut seen = std::collections::HashMap::new();
+impl<'a> Owners<'a> {
+    fn of(listing: &'a Listing) -> Owners<'a> {
+        let mut seen: InoMap<u32> = InoMap::default();
         for (_, ino) in &listing.files {
             *seen.entry(*ino).or_insert(0) += 1;
         }
-        let mut out = std::collections::HashMap::new();
+        let mut out: InoMap<(&str, &str)> = InoMap::default();
         for l in &listing.links {
             if l.ino == 0 || seen.get(&l.ino) != Some(&1) {
                 continue;
             }
-            let tag: &mut String = out.entry((l.address.clone(), l.ino)).or_insert_with(|| l.tag.clone());
-            if *tag != l.tag {
-                tag.clear();
+            let entry = out.entry(l.ino).or_insert((l.address(), l.tag()));
+            if *entry != (l.address(), l.tag()) {
+                entry.1 = "";
             }
         }
         Owners(out)
@@ -121,7 +161,7 @@ impl Owners {
     /// Whether the file `name` with inode `ino` belongs, by its owner link, to an owner other
     /// than the one tagged `tag`.
     fn other_than(&self, name: &str, ino: u64, tag: &str) -> bool {
-        self.0.get(&(name.to_string(), ino)).is_some_and(|t| !t.is_empty() && t != tag)
+        self.0.get(&ino).is_some_and(|(address, t)| *address == name && !t.is_empty() && *t != tag)
     }
 }
 
@@ -258,18 +298,17 @@ impl Store {
         let tag = owner_tag(&t.exact);
         let listing = self.listing()?;
         let owners = Owners::of(&listing);
-        let Listing { files, temps, links } = listing;
-        t.temps = temps;
-        t.links = links.into_iter().filter(|l| l.tag == tag).map(|l| l.name).collect();
-        for (name, ino) in files {
-            if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) || owners.other_than(&name, ino, &tag) {
+        t.temps = listing.temps.clone();
+        t.links = listing.links.iter().filter(|l| l.tag() == tag).map(|l| l.name.clone()).collect();
+        for (name, ino) in &listing.files {
+            if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) || owners.other_than(name, *ino, &tag) {
                 continue;
             }
-            let Some(bytes) = self.read_entry(&name) else { continue };
+            let Some(bytes) = self.read_entry(name) else { continue };
             match String::from_utf8_lossy(&bytes).trim() {
-                c if c == t.exact => t.exact_names.push(name),
-                c if c == t.legacy => t.legacy_names.push(name),
-                "" if name.parse::<IpAddr>().is_ok() => t.empty_names.push(name),
+                c if c == t.exact => t.exact_names.push(name.clone()),
+                c if c == t.legacy => t.legacy_names.push(name.clone()),
+                "" if name.parse::<IpAddr>().is_ok() => t.empty_names.push(name.clone()),
                 _ => {}
             }
         }
@@ -313,11 +352,11 @@ impl Store {
             let Ok(name) = ent.file_name().into_string() else { continue };
             if name.starts_with(TEMP_PREFIX) {
                 out.temps.push(name);
-            } else if let Some((tag, address)) = name.strip_prefix(OWNER_PREFIX).and_then(|r| r.split_once('.')) {
-                let (tag, address) = (tag.to_string(), address.to_string());
-                out.links.push(OwnerLink { name, tag, address, ino: ent.ino() });
             } else {
-                out.files.push((name, ent.ino()));
+                match OwnerLink::parse(name, ent.ino()) {
+                    Ok(link) => out.links.push(link),
+                    Err(name) => out.files.push((name, ent.ino())),
+                }
             }
         }
         Ok(out)
@@ -527,7 +566,7 @@ impl Locked<'_> {
         let live: std::collections::HashSet<(&str, u64)> =
             listing.files.iter().map(|(name, ino)| (name.as_str(), *ino)).collect();
         for l in &listing.links {
-            if !live.contains(&(l.address.as_str(), l.ino)) {
+            if !live.contains(&(l.address(), l.ino)) {
                 let _ = fs::remove_file(self.dir().join(&l.name));
             }
         }
@@ -543,7 +582,7 @@ impl Locked<'_> {
             if !keep(&r.owner) {
                 // Links first, as in `remove`.
                 let address = r.ip.to_string();
-                for l in links.iter().filter(|l| l.address == address) {
+                for l in links.iter().filter(|l| l.address() == address) {
                     let _ = fs::remove_file(self.dir().join(&l.name));
                 }
                 let path = self.dir().join(&address);
