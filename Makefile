@@ -89,8 +89,10 @@ test-vm: build
 	  exe=$$(printf '%s\n' "$$json" | grep -o '"executable":"[^"]*/'"$$n"'-[0-9a-f]*"' | cut -d'"' -f4 | tail -n1); \
 	  [ -n "$$exe" ] || { echo "test-vm: no test binary for $$t"; exit 1; }; \
 	  exes="$$exes $$exe"; specs="$$specs $$(basename $$exe)$$f"; done; \
+	refenv=""; refbin=""; if [ -x /usr/lib/cni/ipvlan ]; then \
+	  refenv="-e CNIBOX_REFERENCE_DIR=/payload"; refbin=/usr/lib/cni/ipvlan; fi; \
 	$(VMTEST) -t 600 -e CNIBOX_BIN=/payload/cnibox -e CNIBOX_REQUIRE_IPVLAN=1 -e CNIBOX_REQUIRE_VLAN_FILTERING=1 \
-	  tests/vm/payload.sh $$exes $(BIN) -- $$specs
+	  $$refenv tests/vm/payload.sh $$exes $(BIN) $$refbin -- $$specs
 
 demo: demo-deps build
 	CNIBOX_BIN=$(CURDIR)/$(BIN) ./tests/demo.sh

@@ -185,3 +185,61 @@ fn result_shape_at_every_version() {
     }
     assert!(f.leases().is_empty());
 }
+
+/// Attachments made by one implementation pass the other's CHECK and are removed by its DEL,
+/// and both give results of the same shape. The VM run copies the reference ipvlan in and
+/// requires it.
+#[test]
+fn interchangeable_with_the_reference() {
+    if !have_ipvlan() {
+        return;
+    }
+    if !reference_dir().join("ipvlan").exists() {
+        let required = std::env::var("CNIBOX_REQUIRE_IPVLAN").is_ok_and(|v| v == "1")
+            && std::env::var_os("CNIBOX_REFERENCE_DIR").is_some();
+        assert!(!required, "no reference ipvlan plugin in {}", reference_dir().display());
+        eprintln!("skipping: no reference ipvlan plugin in {}", reference_dir().display());
+        return;
+    }
+    for mode in ["l2", "l3"] {
+        let f = Fixture::new("ipvlan", "ivx");
+        let conf = f.conf("1.0.0", json!("10.66.0.0/24"), json!({ "mode": mode }));
+        let ns = Netns::new("ivr");
+        let p = ns.path();
+        let env = |cmd: &'static str| {
+            let mut e = cni_env(cmd, "cx", "", "eth0");
+            e.retain(|(k, _)| *k != "CNI_NETNS");
+            e.push(("CNI_NETNS", p.as_str()));
+            e
+        };
+        let run = |who: &str, cmd: &'static str, stdin: &str| {
+            if who == "reference" {
+                reference_plugin("ipvlan", &f.host, &env(cmd), stdin)
+            } else {
+                f.call(cmd, "cx", &p, stdin)
+            }
+        };
+        let mut shapes = Vec::new();
+        for (adder, other) in [("reference", "cnibox"), ("cnibox", "reference")] {
+            let r = run(adder, "ADD", &conf);
+            let result = r.ok().json();
+            let (_, detail) = ns.exec("ip -d link show eth0");
+            assert!(detail.contains(&format!("ipvlan  mode {mode}")), "{adder} ADD: {detail}");
+            let mut c: Value = serde_json::from_str(&conf).unwrap();
+            c["prevResult"] = result.clone();
+            run(other, "CHECK", &c.to_string()).ok();
+            run(adder, "CHECK", &c.to_string()).ok();
+            run(other, "DEL", &conf).ok();
+            assert!(!ns.exec("ip link show eth0").0, "{mode}: {adder} ADD, {other} DEL");
+            assert!(f.leases().is_empty(), "{mode}: {adder} ADD, {other} DEL");
+            let mut shape = result.clone();
+            shape["ips"][0]["address"] = json!("-");
+            // An empty `dns` object is printed by some reference builds and omitted by newer ones.
+            if shape.get("dns") == Some(&json!({})) {
+                shape.as_object_mut().unwrap().remove("dns");
+            }
+            shapes.push(shape);
+        }
+        assert_eq!(shapes[0], shapes[1], "{mode}: results differ in shape");
+    }
+}

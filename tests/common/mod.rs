@@ -149,9 +149,15 @@ pub fn plugin(name: &str, host: Option<&Netns>, env: &[(&str, &str)], stdin: &st
     exec_plugin(&plugin_dir().join(name), host, env, stdin)
 }
 
-/// Exec the reference plugin `/usr/lib/cni/<name>` inside `host`, with exactly `env` and `stdin`.
+/// Where the reference plugins are: `CNIBOX_REFERENCE_DIR` (the VM run copies some in), else
+/// Debian's /usr/lib/cni.
+pub fn reference_dir() -> PathBuf {
+    std::env::var_os("CNIBOX_REFERENCE_DIR").map_or_else(|| PathBuf::from("/usr/lib/cni"), PathBuf::from)
+}
+
+/// Exec the reference plugin `<reference_dir>/<name>` inside `host`, with exactly `env` and `stdin`.
 pub fn reference_plugin(name: &str, host: &Netns, env: &[(&str, &str)], stdin: &str) -> Reply {
-    exec_plugin(&Path::new("/usr/lib/cni").join(name), Some(host), env, stdin)
+    exec_plugin(&reference_dir().join(name), Some(host), env, stdin)
 }
 
 /// Exec the plugin at `path` with exactly `env` and `stdin`, inside `host` when set.
