@@ -13,12 +13,13 @@
 //!
 //! Beyond the reference, a reservation appears atomically: the content is written to a
 //! temp file in the same directory, then hard-linked to the address's name (EEXIST means
-//! taken), then the temp is renamed to the lease's owner link (below). A crashed plugin therefore never leaves an empty or
-//! partial reservation. Nothing is synced, as in the reference: a power loss can leave an
-//! address file that has its name but not yet its content. Such an empty file names no owner,
-//! and under the lock none can be in flight (every writer, ours and the Go plugin's, fills its
-//! files while holding it), so every release and GC removes the empty ones it finds: the
-//! runtime's DEL of a sandbox from before the reboot frees that address too.
+//! taken), then the temp is renamed to the lease's owner link (below). A crashed plugin
+//! therefore never leaves an empty or partial reservation. Nothing is synced, as in the
+//! reference: a power loss can leave an address file that has its name but not yet its
+//! content. Such an empty file names no owner, and under the lock none can be in flight
+//! (every writer, ours and the Go plugin's, fills its files while holding it), so every
+//! release and GC removes the empty ones it finds: the runtime's DEL of a sandbox from before
+//! the reboot frees that address too.
 //!
 //! The temp file is written before the lock is taken (its content does not depend on the
 //! address), so the critical section is a link and a small write. Release and GC, under the
@@ -44,8 +45,9 @@
 //! A release removes the owner's links before its leases (a lease without a link is read; a
 //! link without a lease would still match the owner in the Go plugin's content-only lookups);
 //! GC removes those of the leases it frees, and links whose address file is gone (a crash, or
-//! the Go plugin's release of a file it could not remove). An address file of another owner left empty by a power loss is not seen by a
-//! release any more: that owner's own release (or GC) frees it.
+//! the Go plugin's release of a file it could not remove). An address file of another owner
+//! left empty by a power loss is not seen by a release any more: that owner's own release (or
+//! GC) frees it.
 
 use super::IpamError;
 use std::cell::RefCell;
@@ -551,46 +553,42 @@ impl Locked<'_> {
         if n > 0 { n } else { remove_holding(&targets.legacy_names, &targets.legacy) }
     }
 
-    /// Remove temp files left by a process that died while reserving.
-    pub fn remove_stale_temps(&self) -> Result<(), IpamError> {
-        for name in self.store.listing()?.temps {
+    /// Remove every reservation whose owner `keep` rejects; returns the addresses released.
+    /// Temp files left by a process that died while reserving go too, and owner links whose
+    /// address file is gone (with the lock held, no ADD is between linking an address and
+    /// naming its owner). One listing serves all three.
+    pub fn retain(&self, keep: impl Fn(&Owner) -> bool) -> Result<Vec<IpAddr>, IpamError> {
+        let listing = self.store.listing()?;
+        for name in &listing.temps {
             let _ = fs::remove_file(self.dir().join(name));
         }
-        Ok(())
-    }
-
-    /// Remove owner links whose address file is gone (with the lock held, no ADD is between
-    /// linking an address and naming its owner).
-    fn remove_orphan_links(&self) -> Result<(), IpamError> {
-        let listing = self.store.listing()?;
-        let live: std::collections::HashSet<(&str, u64)> =
-            listing.files.iter().map(|(name, ino)| (name.as_str(), *ino)).collect();
+        let mut released = Vec::new();
+        // Files that stay, and the names of those released (their links are gone already).
+        let mut kept = std::collections::HashSet::new();
+        let mut gone = std::collections::HashSet::new();
+        for (name, ino) in &listing.files {
+            let lease = name.parse::<IpAddr>().ok().zip(self.store.read_entry(name));
+            match lease {
+                Some((ip, bytes)) if !keep(&Owner::parse(&String::from_utf8_lossy(&bytes))) => {
+                    // Its links first, as in `remove`.
+                    for l in listing.links.iter().filter(|l| l.address() == name) {
+                        let _ = fs::remove_file(self.dir().join(&l.name));
+                    }
+                    let path = self.dir().join(name);
+                    fs::remove_file(&path).map_err(|e| IpamError::store("remove", &path, e))?;
+                    released.push(ip);
+                    gone.insert(name.as_str());
+                }
+                _ => {
+                    kept.insert((name.as_str(), *ino));
+                }
+            }
+        }
         for l in &listing.links {
-            if !live.contains(&(l.address(), l.ino)) {
+            if !gone.contains(l.address()) && !kept.contains(&(l.address(), l.ino)) {
                 let _ = fs::remove_file(self.dir().join(&l.name));
             }
         }
-        Ok(())
-    }
-
-    /// Remove every reservation whose owner `keep` rejects; returns the addresses released.
-    pub fn retain(&self, keep: impl Fn(&Owner) -> bool) -> Result<Vec<IpAddr>, IpamError> {
-        self.remove_stale_temps()?;
-        let links = self.store.listing()?.links;
-        let mut released = Vec::new();
-        for r in self.reservations()? {
-            if !keep(&r.owner) {
-                // Links first, as in `remove`.
-                let address = r.ip.to_string();
-                for l in links.iter().filter(|l| l.address() == address) {
-                    let _ = fs::remove_file(self.dir().join(&l.name));
-                }
-                let path = self.dir().join(&address);
-                fs::remove_file(&path).map_err(|e| IpamError::store("remove", &path, e))?;
-                released.push(r.ip);
-            }
-        }
-        self.remove_orphan_links()?;
         Ok(released)
     }
 
