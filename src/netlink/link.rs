@@ -402,18 +402,20 @@ impl Netlink {
     /// Set `net.ipv4.conf.<link>.arp_notify` to 1 over netlink, which spares a /proc/sys lookup
     /// (its cost grows with the namespaces on the node).
     pub fn set_arp_notify(&self, link: &Link) -> Result<(), Error> {
-        let mut conf = InetDevConf::default();
-        conf.arp_notify = 1;
-        let msg = LinkUnspec::new_with_index(link.index).append_extra_attribute(inet_conf(conf)).build();
-        self.set_link(msg, format!("failed to set arp_notify on \"{}\"", link.name))
+        self.set_ipv4_conf(link, "arp_notify", |c| c.arp_notify = 1)
     }
 
     /// Set `net.ipv4.conf.<link>.route_localnet` to 1 (over netlink, as above).
     pub fn set_route_localnet(&self, link: &Link) -> Result<(), Error> {
+        self.set_ipv4_conf(link, "route_localnet", |c| c.route_localnet = 1)
+    }
+
+    /// Set the IPv4 parameters of `link` that `set` makes non-zero; `what` names them in errors.
+    fn set_ipv4_conf(&self, link: &Link, what: &str, set: impl FnOnce(&mut InetDevConf)) -> Result<(), Error> {
         let mut conf = InetDevConf::default();
-        conf.route_localnet = 1;
+        set(&mut conf);
         let msg = LinkUnspec::new_with_index(link.index).append_extra_attribute(inet_conf(conf)).build();
-        self.set_link(msg, format!("failed to set route_localnet on \"{}\"", link.name))
+        self.set_link(msg, format!("failed to set {what} on \"{}\"", link.name))
     }
 
     pub fn set_down(&self, link: &Link) -> Result<(), Error> {
