@@ -5,6 +5,7 @@
 #   install size      one cnibox binary vs the sum of the reference binaries for the same plugins
 #   exec              latency and peak RSS of CNI_COMMAND=VERSION for several applets
 #   kernel floor      what creating and deleting a veth pair costs the kernel alone
+#   client floor      the runtime client driving a plugin that only answers
 #   per pod           ADD and DEL latency and peak RSS through one runtime client, per chain
 #                     (bridge + host-local, ptp + host-local), each pod in its own netns
 #   concurrency       32 and 64 simultaneous ADDs then DELs on one network, from a cold start:
@@ -351,6 +352,32 @@ if command -v gcc >/dev/null && gcc -O2 -static -o "$W/vethfloor" "$TOP/tests/be
     else
         log "  vethfloor failed"
     fi
+    del_netns "$HOST" "${NEW[0]}"
+fi
+
+# ---- the runtime client's floor -------------------------------------------------------------------
+# The runtime client driving a plugin that only answers (tests/bench/nop.c reads its
+# configuration and prints a fixed result): what every per-pod figure below includes on both
+# sides before a plugin does any work (two process starts, the client's configuration lookup and
+# its result cache), so the gap between the two sides' ADD is measured from here, not from zero.
+if [ -n "$SPAWN" ] && [ -n "$CNITOOL" ] && mkdir -p "$W/nop-bin" "$W/conf/nop" &&
+    gcc -O2 -static -o "$W/nop-bin/nop" "$TOP/tests/bench/nop.c" 2>/dev/null; then
+    log "client floor: cnitool with a plugin that only answers"
+    metric client_add_floor "client floor: cnitool ADD, plugin only answers" ms 1000
+    metric client_del_floor "client floor: cnitool DEL, plugin only answers" ms 1000
+    echo "${TAG}nop" >"$W/conf/nop/name"
+    printf '{"cniVersion":"1.0.0","name":"%s","plugins":[{"type":"nop"}]}\n' "${TAG}nop" >"$W/conf/nop/nop.conflist"
+    new_host
+    new_pods F 1
+    for ((i = 0; i < POD_N; i++)); do
+        for verb in add del; do
+            read -r _ us _ rc _ < <(NETCONFPATH=$W/conf/nop CNI_PATH=$W/nop-bin \
+                "$SPAWN" -1 F -n "/run/netns/$HOST" "$CNITOOL" "$verb" "${TAG}nop" "/run/netns/${NEW[0]}")
+            if [ "$rc" = 0 ]; then
+                for side in A B; do echo "$us" >>"$W/s/client_${verb}_floor.$side"; done
+            fi
+        done
+    done
     del_netns "$HOST" "${NEW[0]}"
 fi
 
