@@ -515,8 +515,12 @@ mod tests {
         assert!(check_allowlist(&f, &s("net.core.somaxconn")).is_ok());
         let e = check_allowlist(&f, &s("net.ipv4.ip_forward")).unwrap_err();
         assert!(e.msg.starts_with("Sysctl net.ipv4.ip_forward is not allowed"), "{e:?}");
-        std::fs::write(&f, "(a|b)\n").unwrap();
-        assert!(check_allowlist(&f, &s("a")).is_err());
+        std::fs::write(&f, "^net\\.ipv4\\.(ping_group_range|ip_unprivileged_port_start)$\n").unwrap();
+        assert!(check_allowlist(&f, &s("net.ipv4.ping_group_range")).is_ok());
+        assert!(check_allowlist(&f, &s("net.ipv4.ip_forward")).is_err());
+        std::fs::write(&f, "(?i)net\n").unwrap();
+        let e = check_allowlist(&f, &s("net.core.somaxconn")).unwrap_err();
+        assert!(e.msg.contains("error parsing regexp"), "a pattern it cannot read is an error: {e:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
