@@ -15,6 +15,7 @@ mod error;
 mod link;
 pub mod netconf;
 pub mod nftables;
+pub mod nftexpr;
 mod nlmsg;
 mod route;
 pub mod tc;
@@ -174,7 +175,7 @@ mod tests {
 /// For real-kernel tests: run `f` on a new thread that has unshared its network namespace;
 /// the namespace disappears with the thread.
 #[cfg(all(test, target_os = "linux"))]
-fn in_new_netns(f: impl FnOnce() + Send + 'static) {
+pub(crate) fn in_new_netns(f: impl FnOnce() + Send + 'static) {
     let t = std::thread::spawn(move || {
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
             eprintln!("skipping: cannot make a network namespace: {e}");

@@ -1,23 +1,26 @@
-//! nf_tables over netlink, for what teardown needs: the tables of the namespace, a table's
-//! chains and rules (handle and comment; expressions stay with `nft`), and one atomic batch
-//! that deletes rules and chains.
+//! nf_tables over netlink: the tables of the namespace, a table's chains and rules (handle,
+//! comment and expressions, see nftexpr.rs), and one atomic batch of commands that adds or
+//! deletes tables, chains and rules.
 //!
-//! Writing rules stays with `nft`, whose JSON is the firewall core's language. Reading and
-//! deleting by hand spares the teardown paths two `nft` runs each and, more, the wait at the
-//! end of every nf_tables transaction that deletes something: the kernel frees deleted
-//! objects after an RCU grace period, and the process whose netfilter socket closes next
-//! waits for that (see detach.rs). The session's socket is closed by a child.
+//! This spares the firewall core `nft`'s start-up (a few milliseconds a run, two runs a
+//! plugin) and, for deletions, the wait at the end of every nf_tables transaction that
+//! deletes something: the kernel frees deleted objects after an RCU grace period, and the
+//! process whose netfilter socket closes next waits for that (see detach.rs). The session's
+//! socket is closed by a child.
 
 use super::Error;
 use super::detach::close_in_child;
+use super::nftexpr::{self, Expr};
 use super::nlmsg::{Msg, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
-use super::nlmsg::{attr_str, attrs, error_code, message, messages, nfgenmsg, str_attr};
+use super::nlmsg::{attr, attr_str, attrs, error_code, message, messages, nfgenmsg, str_attr};
 use rtnetlink::sys::{Socket, protocols::NETLINK_NETFILTER};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 // enum nf_tables_msg_types
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_APPEND: u16 = 0x800;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_NEWCHAIN: u16 = 3;
@@ -28,6 +31,7 @@ const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_DELRULE: u16 = 8;
 // enum nft_table_attributes, nft_chain_attributes, nft_rule_attributes
 const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_TABLE_USERDATA: u16 = 6;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_HOOK: u16 = 4;
@@ -38,9 +42,13 @@ const NFTA_HOOK_PRIORITY: u16 = 2;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_RULE_USERDATA: u16 = 7;
-/// libnftnl's NFTNL_UDATA_RULE_COMMENT: the type of the comment in a rule's user data.
+/// libnftnl's NFTNL_UDATA_RULE_COMMENT (and _TABLE_COMMENT): the type of the comment in a
+/// rule's (a table's) user data.
 const UDATA_RULE_COMMENT: u8 = 0;
+/// NF_INET_* hook numbers, shared by the ip, ip6, inet and bridge families.
+const HOOKS: [&str; 5] = ["prerouting", "input", "forward", "output", "postrouting"];
 
 /// The NFPROTO_* number of an nft family name.
 fn family_number(name: &str) -> Option<u8> {
@@ -65,6 +73,7 @@ pub struct Rule {
     pub chain: String,
     pub handle: u64,
     pub comment: Option<String>,
+    pub exprs: Vec<Expr>,
 }
 
 /// What makes a chain a base chain.
@@ -102,6 +111,19 @@ pub enum Delete {
     Chain {
         chain: String,
     },
+}
+
+/// One command of a batch, in the table the batch is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmd {
+    /// Create the table if it is missing, with a comment.
+    AddTable { comment: Option<String> },
+    /// Create the chain if it is missing (a base chain with `base`); an existing one is updated.
+    AddChain { chain: String, base: Option<BaseChain> },
+    /// Append a rule.
+    AddRule { chain: String, exprs: Vec<Expr>, comment: Option<String> },
+    /// Delete rules or a chain.
+    Delete(Delete),
 }
 
 /// The (type, payload) of each message a dump answered with.
@@ -244,31 +266,45 @@ impl Session {
 
     /// Apply `deletes` to `family table` in one transaction.
     pub fn delete(&mut self, family: &str, table: &str, deletes: &[Delete]) -> Result<(), Error> {
-        if deletes.is_empty() {
+        let cmds: Vec<Cmd> = deletes.iter().cloned().map(Cmd::Delete).collect();
+        self.commit(family, table, &cmds)
+    }
+
+    /// Apply `cmds` to `family table` in one transaction: all of them, or, when one fails,
+    /// none (the error names the first that failed).
+    pub fn commit(&mut self, family: &str, table: &str, cmds: &[Cmd]) -> Result<(), Error> {
+        if cmds.is_empty() {
             return Ok(());
         }
         let fam = family_number(family).ok_or_else(|| Error::new("nftables", format!("unknown family {family}")))?;
-        let context = || format!("failed to delete nftables rules in table {family} {table}");
         let first = self.seq + 1;
-        self.seq += deletes.len() as u32 + 2;
-        let last = first + deletes.len() as u32;
-        self.send(&delete_batch(fam, table, deletes, first), &context)?;
-        let Some(s) = self.socket.as_ref() else { return Err(Error::new(context(), "socket closed")) };
+        self.seq += cmds.len() as u32 + 2;
+        let last = first + cmds.len() as u32;
+        let context = |seq: Option<u32>| {
+            let cmd = seq.and_then(|s| s.checked_sub(first + 1)).and_then(|i| cmds.get(i as usize));
+            match cmd {
+                Some(c) => format!("failed to {} in table {family} {table}", describe(c)),
+                None => format!("failed to change nftables table {family} {table}"),
+            }
+        };
+        let batch = batch(fam, table, cmds, first).map_err(|m| Error::new(context(None), m))?;
+        self.send(&batch, &|| context(None))?;
+        let Some(s) = self.socket.as_ref() else { return Err(Error::new(context(None), "socket closed")) };
         // Only the last command asks for an ACK: the kernel reports every command that fails
         // anyway, and an ACK for each would overflow the socket's buffer on a large batch. The
         // exchange ends with the answer to the last command, or with an error about the batch
         // as a whole (sent with BATCH_BEGIN's number). The first error says why.
-        let mut failure = None;
+        let mut failure: Option<(u32, i32)> = None;
         let mut done = false;
         while !done {
-            let n = s.recv(&mut &mut self.buf[..], 0).map_err(|e| Error::io(context(), &e))?;
+            let n = s.recv(&mut &mut self.buf[..], 0).map_err(|e| Error::io(context(None), &e))?;
             if n == 0 {
-                return Err(Error::new(context(), "no answer to the batch"));
+                return Err(Error::new(context(None), "no answer to the batch"));
             }
             for m in messages(&self.buf[..n]).filter(|m| m.kind == NLMSG_ERROR) {
                 let errno = error_code(m.payload).unwrap_or(0);
-                if errno != 0 {
-                    failure.get_or_insert(errno);
+                if errno != 0 && failure.is_none() {
+                    failure = Some((m.seq, errno));
                 }
                 done |= m.seq == last || (m.seq == first && errno != 0);
             }
@@ -277,9 +313,21 @@ impl Session {
         // next request.
         while s.recv(&mut &mut self.buf[..], nix::libc::MSG_DONTWAIT).is_ok_and(|n| n > 0) {}
         match failure {
-            Some(errno) => Err(Error::kernel(context(), errno, None)),
+            Some((seq, errno)) => Err(Error::kernel(context(Some(seq)), errno, None)),
             None => Ok(()),
         }
+    }
+}
+
+/// What a command does, for errors.
+fn describe(c: &Cmd) -> String {
+    match c {
+        Cmd::AddTable { .. } => "add the table".to_string(),
+        Cmd::AddChain { chain, .. } => format!("add chain {chain}"),
+        Cmd::AddRule { chain, .. } => format!("add a rule to chain {chain}"),
+        Cmd::Delete(Delete::Rule { chain, handle }) => format!("delete rule {handle} of chain {chain}"),
+        Cmd::Delete(Delete::Flush { chain }) => format!("flush chain {chain}"),
+        Cmd::Delete(Delete::Chain { chain }) => format!("delete chain {chain}"),
     }
 }
 
@@ -287,36 +335,83 @@ fn nft_type(msg: u16) -> u16 {
     (NFNL_SUBSYS_NFTABLES << 8) | msg
 }
 
-/// BATCH_BEGIN, one command per deletion (the last asking for an ACK), BATCH_END; sequence
+/// A comment as user data: one type-length-value entry, the text NUL-terminated.
+fn udata_comment_bytes(comment: &str) -> Result<Vec<u8>, String> {
+    let len = u8::try_from(comment.len() + 1).map_err(|_| format!("comment too long: {comment}"))?;
+    let mut v = vec![UDATA_RULE_COMMENT, len];
+    v.extend(comment.as_bytes());
+    v.push(0);
+    Ok(v)
+}
+
+/// BATCH_BEGIN, one message per command (the last asking for an ACK), BATCH_END; sequence
 /// numbers from `first`.
-fn delete_batch(family: u8, table: &str, deletes: &[Delete], first: u32) -> Vec<u8> {
+fn batch(family: u8, table: &str, cmds: &[Cmd], first: u32) -> Result<Vec<u8>, String> {
     let batch_hdr = nfgenmsg(0, NFNL_SUBSYS_NFTABLES);
     let mut out = message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, first, &batch_hdr);
-    for (seq, d) in (first + 1..).zip(deletes) {
+    for (seq, c) in (first + 1..).zip(cmds) {
         let mut body = nfgenmsg(family, 0);
-        let kind = match d {
-            Delete::Rule { chain, handle } => {
-                body.extend(str_attr(NFTA_RULE_TABLE, table));
-                body.extend(str_attr(NFTA_RULE_CHAIN, chain));
-                body.extend(super::nlmsg::attr(NFTA_RULE_HANDLE, &handle.to_be_bytes()));
-                NFT_MSG_DELRULE
+        let (kind, flags) = match c {
+            Cmd::AddTable { comment } => {
+                body.extend(str_attr(NFTA_TABLE_NAME, table));
+                if let Some(c) = comment {
+                    body.extend(attr(NFTA_TABLE_USERDATA, &udata_comment_bytes(c)?));
+                }
+                (NFT_MSG_NEWTABLE, NLM_F_CREATE)
             }
-            Delete::Flush { chain } => {
-                body.extend(str_attr(NFTA_RULE_TABLE, table));
-                body.extend(str_attr(NFTA_RULE_CHAIN, chain));
-                NFT_MSG_DELRULE
-            }
-            Delete::Chain { chain } => {
+            Cmd::AddChain { chain, base } => {
                 body.extend(str_attr(NFTA_CHAIN_TABLE, table));
                 body.extend(str_attr(NFTA_CHAIN_NAME, chain));
-                NFT_MSG_DELCHAIN
+                if let Some(b) = base {
+                    let hook =
+                        HOOKS.iter().position(|h| *h == b.hook).ok_or_else(|| format!("unknown hook {}", b.hook))?;
+                    let prio = i32::try_from(b.prio).map_err(|_| format!("priority out of range: {}", b.prio))?;
+                    let policy: u32 = match b.policy.as_str() {
+                        "accept" => 1,
+                        "drop" => 0,
+                        p => return Err(format!("unknown policy {p}")),
+                    };
+                    let hook = [
+                        attr(NFTA_HOOK_HOOKNUM, &(hook as u32).to_be_bytes()),
+                        attr(NFTA_HOOK_PRIORITY, &prio.to_be_bytes()),
+                    ];
+                    body.extend(attr(NFTA_CHAIN_HOOK, &hook.concat()));
+                    body.extend(attr(NFTA_CHAIN_POLICY, &policy.to_be_bytes()));
+                    body.extend(str_attr(NFTA_CHAIN_TYPE, &b.kind));
+                }
+                (NFT_MSG_NEWCHAIN, NLM_F_CREATE)
+            }
+            Cmd::AddRule { chain, exprs, comment } => {
+                body.extend(str_attr(NFTA_RULE_TABLE, table));
+                body.extend(str_attr(NFTA_RULE_CHAIN, chain));
+                body.extend(attr(NFTA_RULE_EXPRESSIONS, &nftexpr::encode(exprs)));
+                if let Some(c) = comment {
+                    body.extend(attr(NFTA_RULE_USERDATA, &udata_comment_bytes(c)?));
+                }
+                (NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND)
+            }
+            Cmd::Delete(Delete::Rule { chain, handle }) => {
+                body.extend(str_attr(NFTA_RULE_TABLE, table));
+                body.extend(str_attr(NFTA_RULE_CHAIN, chain));
+                body.extend(attr(NFTA_RULE_HANDLE, &handle.to_be_bytes()));
+                (NFT_MSG_DELRULE, 0)
+            }
+            Cmd::Delete(Delete::Flush { chain }) => {
+                body.extend(str_attr(NFTA_RULE_TABLE, table));
+                body.extend(str_attr(NFTA_RULE_CHAIN, chain));
+                (NFT_MSG_DELRULE, 0)
+            }
+            Cmd::Delete(Delete::Chain { chain }) => {
+                body.extend(str_attr(NFTA_CHAIN_TABLE, table));
+                body.extend(str_attr(NFTA_CHAIN_NAME, chain));
+                (NFT_MSG_DELCHAIN, 0)
             }
         };
-        let ack = if seq == first + deletes.len() as u32 { NLM_F_ACK } else { 0 };
-        out.extend(message(nft_type(kind), NLM_F_REQUEST | ack, seq, &body));
+        let ack = if seq == first + cmds.len() as u32 { NLM_F_ACK } else { 0 };
+        out.extend(message(nft_type(kind), NLM_F_REQUEST | flags | ack, seq, &body));
     }
-    out.extend(message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, first + deletes.len() as u32 + 1, &batch_hdr));
-    out
+    out.extend(message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, first + cmds.len() as u32 + 1, &batch_hdr));
+    Ok(out)
 }
 
 /// A string attribute of a payload that starts with `struct nfgenmsg`.
@@ -344,8 +439,7 @@ fn parse_base_chain(payload: &[u8]) -> Option<BaseChain> {
             _ => {}
         }
     }
-    // NF_INET_* hook numbers, shared by the ip, ip6, inet and bridge families.
-    let hook = ["prerouting", "input", "forward", "output", "postrouting"].get(usize::try_from(hook?).ok()?)?;
+    let hook = HOOKS.get(usize::try_from(hook?).ok()?)?;
     Some(BaseChain {
         kind: kind?,
         hook: hook.to_string(),
@@ -356,9 +450,10 @@ fn parse_base_chain(payload: &[u8]) -> Option<BaseChain> {
 
 /// A rule of `table` from an NFT_MSG_NEWRULE payload.
 fn parse_rule(payload: &[u8], table: &str) -> Option<Rule> {
-    let (mut t, mut chain, mut handle, mut comment) = (None, None, None, None);
+    let (mut t, mut chain, mut handle, mut comment, mut exprs) = (None, None, None, None, Vec::new());
     for (kind, _, value) in attrs(payload.get(4..)?) {
         match kind {
+            NFTA_RULE_EXPRESSIONS => exprs = nftexpr::decode(value),
             NFTA_RULE_TABLE => t = Some(attr_str(value)),
             NFTA_RULE_CHAIN => chain = Some(attr_str(value)),
             NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(value.get(..8)?.try_into().ok()?)),
@@ -369,7 +464,7 @@ fn parse_rule(payload: &[u8], table: &str) -> Option<Rule> {
     if t.as_deref() != Some(table) {
         return None;
     }
-    Some(Rule { chain: chain?, handle: handle?, comment })
+    Some(Rule { chain: chain?, handle: handle?, comment, exprs })
 }
 
 /// The comment in a rule's user data: type-length-value entries of one byte each.
@@ -391,12 +486,16 @@ mod tests {
 
     #[test]
     fn delete_batch_bytes() {
-        let b = delete_batch(
+        let b = batch(
             1,
             "t",
-            &[Delete::Rule { chain: "c".into(), handle: 5 }, Delete::Chain { chain: "c".into() }],
+            &[
+                Cmd::Delete(Delete::Rule { chain: "c".into(), handle: 5 }),
+                Cmd::Delete(Delete::Chain { chain: "c".into() }),
+            ],
             7,
-        );
+        )
+        .unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
             // BATCH_BEGIN, REQUEST, seq 7; nfgenmsg AF_UNSPEC, res_id NFNL_SUBSYS_NFTABLES (be)
@@ -422,10 +521,13 @@ mod tests {
         p.extend(str_attr(NFTA_RULE_TABLE, "t"));
         p.extend(str_attr(NFTA_RULE_CHAIN, "pods"));
         p.extend(attr(NFTA_RULE_HANDLE, &42u64.to_be_bytes()));
-        p.extend(attr(4, &[0; 8])); // expressions, skipped
+        p.extend(attr(4, &[0; 8])); // expressions: none that parse
         // user data: an unknown entry, then the comment "c1\0"
         p.extend(attr(NFTA_RULE_USERDATA, &[9, 1, 0xff, UDATA_RULE_COMMENT, 3, b'c', b'1', 0]));
-        assert_eq!(parse_rule(&p, "t"), Some(Rule { chain: "pods".into(), handle: 42, comment: Some("c1".into()) }));
+        assert_eq!(
+            parse_rule(&p, "t"),
+            Some(Rule { chain: "pods".into(), handle: 42, comment: Some("c1".into()), exprs: vec![] })
+        );
         assert_eq!(parse_rule(&p, "other"), None);
         assert_eq!(udata_comment(&[UDATA_RULE_COMMENT, 9, b'x']), None);
         assert_eq!(udata_comment(&[]), None);
