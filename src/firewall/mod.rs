@@ -8,6 +8,7 @@
 //! `iptables` only removes, on DEL and GC, the per-container chains the reference plugins'
 //! iptables backend left behind; nothing here writes iptables rules.
 
+pub mod compile;
 pub mod iptables;
 pub mod masq;
 pub mod nft;

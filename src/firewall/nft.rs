@@ -1,10 +1,12 @@
-//! Talking to nftables: one batch of JSON commands per operation, applied atomically by
-//! `nft -j -f -`, and tables read back with `nft -j list table`. Batches that only delete, and
-//! listings that need no expressions, go over netlink instead (src/netlink/nftables.rs).
+//! Talking to nftables: one batch of commands per operation, applied atomically, and tables
+//! read back with their rules.
 //!
 //! Batches are built with `serde_json::json!` in libnftables' JSON schema; rules are lists of
 //! expressions made by the small helpers at the end of this file. The runner is a trait so
-//! rule builders can be tested against a recording fake.
+//! rule builders can be tested against a recording fake. The real one speaks netlink
+//! (src/netlink/nftables.rs): rules are compiled to what `nft` would send for them, and read
+//! back into the JSON `nft -j list` prints (compile.rs). A batch or a table holding anything
+//! outside that set goes through `nft -j -f -` and `nft -j list table` instead.
 
 use crate::cni::CniError;
 use crate::netlink::nftables;
@@ -189,24 +191,50 @@ impl Batch {
         self
     }
 
-    /// The batch as deletions in one table, when that is all it is.
-    fn deletions(&self) -> Option<(String, String, Vec<nftables::Delete>)> {
+    /// The batch as netlink commands in one table, when it is all in one table and every
+    /// rule compiles.
+    fn commands(&self) -> Option<(String, String, Vec<nftables::Cmd>)> {
+        use nftables::{Cmd, Delete};
         let mut table: Option<(String, String)> = None;
         let mut out = Vec::new();
         for c in &self.cmds {
-            let (verb, obj) = c.as_object()?.iter().next()?;
-            let (kind, o) = obj.as_object()?.iter().next()?;
-            let name = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
-            let here = (name("family")?, name("table")?);
+            let (verb, obj) = c.as_object().filter(|o| o.len() == 1)?.iter().next()?;
+            let (kind, o) = obj.as_object().filter(|o| o.len() == 1)?.iter().next()?;
+            let o = o.as_object()?;
+            let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+            let known = |keys: &[&str]| o.keys().all(|k| keys.contains(&k.as_str()));
+            let here = (text("family")?, if kind == "table" { text("name")? } else { text("table")? });
             if table.get_or_insert_with(|| here.clone()) != &here {
                 return None;
             }
             out.push(match (verb.as_str(), kind.as_str()) {
-                ("delete", "rule") => {
-                    nftables::Delete::Rule { chain: name("chain")?, handle: o.get("handle")?.as_u64()? }
+                ("add", "table") if known(&["family", "name", "comment"]) => Cmd::AddTable { comment: text("comment") },
+                ("add", "chain") if known(&["family", "table", "name", "type", "hook", "prio", "policy"]) => {
+                    let base = match o.get("hook") {
+                        None => None,
+                        Some(_) => Some(nftables::BaseChain {
+                            kind: text("type")?,
+                            hook: text("hook")?,
+                            prio: o.get("prio")?.as_i64()?,
+                            policy: text("policy")?,
+                        }),
+                    };
+                    Cmd::AddChain { chain: text("name")?, base }
                 }
-                ("flush", "chain") => nftables::Delete::Flush { chain: name("name")? },
-                ("delete", "chain") => nftables::Delete::Chain { chain: name("name")? },
+                ("add", "rule") if known(&["family", "table", "chain", "expr", "comment"]) => Cmd::AddRule {
+                    chain: text("chain")?,
+                    exprs: super::compile::compile(&here.0, o.get("expr")?.as_array()?)?,
+                    comment: text("comment"),
+                },
+                ("delete", "rule") if known(&["family", "table", "chain", "handle"]) => {
+                    Cmd::Delete(Delete::Rule { chain: text("chain")?, handle: o.get("handle")?.as_u64()? })
+                }
+                ("flush", "chain") if known(&["family", "table", "name"]) => {
+                    Cmd::Delete(Delete::Flush { chain: text("name")? })
+                }
+                ("delete", "chain") if known(&["family", "table", "name"]) => {
+                    Cmd::Delete(Delete::Chain { chain: text("name")? })
+                }
                 _ => return None,
             });
         }
@@ -376,10 +404,25 @@ impl Nft for System {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Some((family, table, deletes)) = batch.deletions() {
-            return delete(&family, &table, deletes);
-        }
         let text = batch.to_json();
+        if let Some((family, table, cmds)) = batch.commands() {
+            let deletes: Vec<nftables::Delete> = cmds
+                .iter()
+                .filter_map(|c| if let nftables::Cmd::Delete(d) = c { Some(d.clone()) } else { None })
+                .collect();
+            if deletes.len() == cmds.len() {
+                return delete(&family, &table, deletes);
+            }
+            match nftables::Session::open().and_then(|mut s| s.commit(&family, &table, &cmds)) {
+                // The kernel refusing the encoding itself (an older kernel, say) is `nft`'s
+                // to try; anything else is the answer.
+                Err(e) if e.errno.is_some_and(|n| [EINVAL, EOPNOTSUPP].contains(&n)) => {}
+                Err(e) => {
+                    return Err(CniError::internal(format!("nftables: applying rules failed: {e}")).with_details(text));
+                }
+                Ok(()) => return Ok(()),
+            }
+        }
         let out = run_nft(&["-j", "-f", "-"], text.as_bytes())?;
         if !out.ok {
             return Err(failed("applying rules", &out, &text));
@@ -396,24 +439,24 @@ impl Nft for System {
     }
 
     fn list_rules(&self, t: Table) -> Result<Option<Listing>, CniError> {
-        let contents = match nftables::Session::open().and_then(|mut s| s.contents(t.family, t.name)) {
+        match nftables::Session::open().and_then(|mut s| s.contents(t.family, t.name)) {
             // No netfilter netlink (EPROTONOSUPPORT), or no nf_tables behind it (nfnetlink
             // refuses the request): there is no table to hold rules.
-            Err(e) if e.errno.is_some_and(|n| [EPROTONOSUPPORT, EINVAL, EOPNOTSUPP, EAFNOSUPPORT].contains(&n)) => None,
-            r => r?,
-        };
-        Ok(contents.map(|c| Listing {
-            chains: c.chains,
-            base: c.base,
-            rules: c
-                .rules
-                .into_iter()
-                .map(|r| ListedRule { chain: r.chain, handle: r.handle, comment: r.comment, expr: Value::Null })
-                .collect(),
-        }))
+            Err(e) if e.errno.is_some_and(|n| [EPROTONOSUPPORT, EINVAL, EOPNOTSUPP, EAFNOSUPPORT].contains(&n)) => {
+                Ok(None)
+            }
+            r => Ok(r?.map(|c| listing(t, c, false).unwrap_or_default())),
+        }
     }
 
     fn list_table(&self, t: Table) -> Result<Option<Listing>, CniError> {
+        // Over netlink when every rule reads back into the JSON nft would print for it.
+        if let Ok(contents) = nftables::Session::open().and_then(|mut s| s.contents(t.family, t.name)) {
+            let Some(c) = contents else { return Ok(None) };
+            if let Some(l) = listing(t, c, true) {
+                return Ok(Some(l));
+            }
+        }
         let out = run_nft(&["-j", "list", "table", t.family, t.name], b"")?;
         if !out.ok {
             if out.stderr.contains("No such file or directory") {
@@ -437,6 +480,20 @@ pub fn apply_listed(
         Err(_) if listing.is_some() => nft.apply(&build(None)),
         r => r,
     }
+}
+
+/// A table read over netlink as a listing: rules with their expressions as nft's JSON when
+/// `exprs` (None if one of them is outside what decompile reads), else with `Value::Null`.
+fn listing(t: Table, c: nftables::Contents, exprs: bool) -> Option<Listing> {
+    let rules = c
+        .rules
+        .into_iter()
+        .map(|r| {
+            let expr = if exprs { Value::Array(super::compile::decompile(t.family, &r.exprs)?) } else { Value::Null };
+            Some(ListedRule { chain: r.chain, handle: r.handle, comment: r.comment, expr })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Listing { chains: c.chains, base: c.base, rules })
 }
 
 /// A batch of deletions, over netlink (see src/netlink/nftables.rs for why not through nft).
