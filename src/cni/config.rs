@@ -37,7 +37,7 @@ pub struct IpamHeader {
 
 impl NetConf {
     pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
-        serde_json::from_slice(stdin)
+        crate::cni::json::from_slice(stdin)
             .map_err(|e| CniError::decoding(format!("failed to parse network configuration: {e}")))
     }
 
@@ -64,7 +64,8 @@ where
 
 /// Parse a plugin's own config struct from the raw bytes, naming the plugin in the error.
 pub fn parse_plugin_conf<T: for<'de> Deserialize<'de>>(plugin: &str, stdin: &[u8]) -> Result<T, CniError> {
-    serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("{plugin}: failed to load netconf: {e}")))
+    crate::cni::json::from_slice(stdin)
+        .map_err(|e| CniError::decoding(format!("{plugin}: failed to load netconf: {e}")))
 }
 
 /// The check every verb but VERSION makes: JSON with a valid `name`.
@@ -74,7 +75,7 @@ pub fn validate_name(stdin: &[u8]) -> Result<(), CniError> {
         #[serde(default)]
         name: Value,
     }
-    let n: N = serde_json::from_slice(stdin)
+    let n: N = crate::cni::json::from_slice(stdin)
         .map_err(|e| CniError::decoding(format!("error unmarshall network config: {e}")))?;
     let name = match n.name {
         Value::Null => String::new(),

@@ -80,7 +80,7 @@ pub fn run_plugin(cmd: &mut Process, stdin: &[u8]) -> Result<Vec<u8>, CniError> 
     if out.status.success() {
         return Ok(out.stdout);
     }
-    Err(serde_json::from_slice::<CniError>(&out.stdout).unwrap_or_else(|_| {
+    Err(crate::cni::json::from_slice::<CniError>(&out.stdout).unwrap_or_else(|_| {
         CniError::internal(format!(
             "plugin {bin} failed ({}) with no error reply: {}",
             out.status,

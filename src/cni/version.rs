@@ -119,7 +119,7 @@ pub fn config_version_string(stdin: &[u8]) -> Result<String, CniError> {
         #[serde(rename = "cniVersion", default, deserialize_with = "crate::cni::config::null_default")]
         cni_version: String,
     }
-    serde_json::from_slice::<V>(stdin)
+    crate::cni::json::from_slice::<V>(stdin)
         .map(|v| v.cni_version)
         .map_err(|e| CniError::decoding(format!("decoding version from network config: {e}")))
 }

@@ -61,7 +61,7 @@ pub fn store(dir: &Path, entry: &Entry) -> Result<(), String> {
 
 pub fn load(dir: &Path, net: &str, cid: &str, ifname: &str) -> Option<Entry> {
     let bytes = std::fs::read(path(dir, net, cid, ifname)).ok()?;
-    serde_json::from_slice::<Entry>(&bytes).ok().filter(|e| e.kind == KIND)
+    crate::cni::json::from_slice::<Entry>(&bytes).ok().filter(|e| e.kind == KIND)
 }
 
 pub fn remove(dir: &Path, net: &str, cid: &str, ifname: &str) {
@@ -75,7 +75,7 @@ pub fn list(dir: &Path, net: &str) -> Vec<Entry> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{net}-")))
         .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|b| serde_json::from_slice::<Entry>(&b).ok())
+        .filter_map(|b| crate::cni::json::from_slice::<Entry>(&b).ok())
         .filter(|e| e.kind == KIND && e.network_name == net)
         .collect()
 }

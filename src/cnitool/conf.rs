@@ -20,7 +20,7 @@ pub struct ConfList {
 impl ConfList {
     pub fn from_bytes(bytes: &[u8]) -> Result<ConfList, String> {
         let raw: Map<String, Value> =
-            serde_json::from_slice(bytes).map_err(|e| format!("error parsing configuration list: {e}"))?;
+            crate::cni::json::from_slice(bytes).map_err(|e| format!("error parsing configuration list: {e}"))?;
         let name = raw.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         if name.is_empty() {
             return Err("error parsing configuration list: no name".into());
@@ -58,7 +58,7 @@ impl ConfList {
     /// A single plugin config becomes a one-plugin list.
     pub fn from_single(bytes: &[u8]) -> Result<ConfList, String> {
         let raw: Map<String, Value> =
-            serde_json::from_slice(bytes).map_err(|e| format!("error parsing configuration: {e}"))?;
+            crate::cni::json::from_slice(bytes).map_err(|e| format!("error parsing configuration: {e}"))?;
         let mut list = Map::new();
         list.insert("name".into(), raw.get("name").cloned().unwrap_or(Value::Null));
         list.insert("cniVersion".into(), raw.get("cniVersion").cloned().unwrap_or(Value::String(String::new())));

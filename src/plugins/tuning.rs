@@ -3,7 +3,6 @@
 //! attributes are kept in `<dataDir>/<containerID>_<ifname>.json` and restored on DEL.
 
 use super::iface;
-use crate::cni::config::parse_plugin_conf;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, skel, version};
 use crate::netlink::{Link, Netlink, format_mac, parse_mac};
 use crate::netns::Netns;
@@ -136,7 +135,10 @@ fn non_negative(what: &str, v: i64) -> Result<u32, CniError> {
 
 /// MAC precedence, lowest first: `mac`, CNI_ARGS `MAC`, `runtimeConfig.mac`, `args.cni.mac`.
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    let raw: RawConf = parse_plugin_conf("tuning", &inv.stdin)?;
+    // Read from the text itself, not through a map that keeps the last of duplicated keys:
+    // duplicated sysctl keys are refused, as the reference refuses them.
+    let raw: RawConf = serde_json::from_slice(&inv.stdin)
+        .map_err(|e| CniError::decoding(format!("tuning: failed to load netconf: {e}")))?;
     let mut sysctls = raw.sysctl.unwrap_or_default();
     let mut mac = Some(raw.mac).filter(|m| !m.is_empty());
     if !inv.args_raw.is_empty() {
@@ -362,7 +364,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
     let file = backup_file(&conf.data_dir, &inv.container_id, &inv.ifname);
     let Ok(data) = std::fs::read(&file) else { return Ok(()) };
-    let remove = match serde_json::from_slice::<Backup>(&data) {
+    let remove = match crate::cni::json::from_slice::<Backup>(&data) {
         Err(_) => true,
         Ok(b) => match iface::open_netns_for_del(inv) {
             Ok(Some(ns)) => Netlink::open_in(&ns).map(|nl| restore(&nl, &inv.ifname, &b)).unwrap_or(false),

@@ -85,7 +85,7 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn err(&self, what: impl std::fmt::Display) -> String {
+    fn err(&self, what: &str) -> String {
         format!("error parsing regexp: {what} in `{}`", self.src)
     }
 
@@ -129,8 +129,8 @@ impl Parser<'_> {
             if c == '|' || c == ')' {
                 break;
             }
-            if let Some((min, max)) = self.repeat_op()? {
-                return Err(self.err(format!("missing argument to repetition operator `{}`", spec(min, max))));
+            if self.repeat_op()?.is_some() {
+                return Err(self.err("missing argument to repetition operator"));
             }
             let atom = self.atom(depth)?;
             let atom = match self.repeat_op()? {
@@ -140,8 +140,8 @@ impl Parser<'_> {
                 }
                 Some((min, max)) => {
                     self.eat("?");
-                    if let Some((min2, max2)) = self.repeat_op()? {
-                        return Err(self.err(format!("invalid nested repetition operator `{}`", spec(min2, max2))));
+                    if self.repeat_op()?.is_some() {
+                        return Err(self.err("invalid nested repetition operator"));
                     }
                     Node::Repeat { node: Box::new(atom), min, max }
                 }
@@ -161,7 +161,7 @@ impl Parser<'_> {
             Some('{') => {
                 let Some((min, max, len)) = self.count_at(self.pos) else { return Ok(None) };
                 if min > MAX_REPEAT || max.is_some_and(|m| m > MAX_REPEAT || m < min) {
-                    return Err(self.err(format!("invalid repeat count `{}`", spec(min, max))));
+                    return Err(self.err("invalid repeat count"));
                 }
                 self.pos += len;
                 return Ok(Some((min, max)));
@@ -214,7 +214,7 @@ impl Parser<'_> {
                     ('A', None) => Node::Start,
                     ('z', None) => Node::End,
                     (e, None) if e.is_ascii_alphanumeric() => {
-                        return Err(self.err(format!("unsupported escape `\\{e}`")));
+                        return Err(self.err("unsupported escape"));
                     }
                     (e, None) => Node::Char(e),
                 }
@@ -243,8 +243,7 @@ impl Parser<'_> {
                     Some(n) => (true, n),
                     None => (false, name),
                 };
-                let r =
-                    posix_class(name).ok_or_else(|| self.err(format!("invalid character class range `[:{name}:]`")))?;
+                let r = posix_class(name).ok_or_else(|| self.err("invalid character class range"))?;
                 ranges.extend(if neg { complement(r) } else { r });
                 self.pos += rest[..end + 2].chars().count();
                 continue;
@@ -256,7 +255,7 @@ impl Parser<'_> {
                     continue;
                 }
                 if e.is_ascii_alphanumeric() {
-                    return Err(self.err(format!("unsupported escape `\\{e}`")));
+                    return Err(self.err("unsupported escape"));
                 }
                 e
             } else {
@@ -277,17 +276,6 @@ impl Parser<'_> {
             }
         }
         Ok(Node::Class { negated, ranges })
-    }
-}
-
-fn spec(min: u32, max: Option<u32>) -> String {
-    match (min, max) {
-        (0, None) => "*".into(),
-        (1, None) => "+".into(),
-        (0, Some(1)) => "?".into(),
-        (n, None) => format!("{{{n},}}"),
-        (n, Some(m)) if n == m => format!("{{{n}}}"),
-        (n, Some(m)) => format!("{{{n},{m}}}"),
     }
 }
 
