@@ -587,16 +587,24 @@ mod kernel_tests {
         nft::Listing::parse(&String::from_utf8_lossy(&out.stdout)).unwrap()
     }
 
-    /// Apply through `nft -j -f -` whatever the batch holds.
+    /// Apply through `nft -j -f` whatever the batch holds (from a file: nft opens
+    /// /dev/stdin by name for JSON, which a minimal system may lack).
     fn apply_with_nft(b: &Batch) {
-        let mut child = std::process::Command::new(nft::find_nft().unwrap())
-            .args(["-j", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(b.to_json().as_bytes()).unwrap();
-        assert!(child.wait().unwrap().success(), "{}", b.to_json());
+        let f = std::env::temp_dir().join(format!(
+            "cnibox-nft-{}-{:?}.json",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&f, b.to_json()).unwrap();
+        let ok = std::process::Command::new(nft::find_nft().unwrap())
+            .arg("-j")
+            .arg("-f")
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success();
+        let _ = std::fs::remove_file(&f);
+        assert!(ok, "{}", b.to_json());
     }
 
     #[test]
