@@ -131,15 +131,7 @@ fn compile_match(family: &str, m: &Value, ctx: &mut Context, out: &mut Vec<Expr>
             if let Some((offset, full)) = addr_field(proto, field) {
                 let nfproto = if proto == "ip" { NFPROTO_IPV4 } else { NFPROTO_IPV6 };
                 match family {
-                    "inet" => match ctx.nfproto {
-                        None => {
-                            out.push(Expr::Meta { key: META_NFPROTO });
-                            out.push(Expr::Cmp { op: CMP_EQ, data: vec![nfproto] });
-                            ctx.nfproto = Some(nfproto);
-                        }
-                        Some(p) if p == nfproto => {}
-                        Some(_) => return None,
-                    },
+                    "inet" => dependency(&mut ctx.nfproto, META_NFPROTO, nfproto, out)?,
                     f if f == proto => {}
                     _ => return None,
                 }
@@ -166,15 +158,7 @@ fn compile_match(family: &str, m: &Value, ctx: &mut Context, out: &mut Vec<Expr>
                     _ => return None,
                 };
                 let port = u16::try_from(right.as_u64()?).ok()?;
-                match ctx.l4proto {
-                    None => {
-                        out.push(Expr::Meta { key: META_L4PROTO });
-                        out.push(Expr::Cmp { op: CMP_EQ, data: vec![l4] });
-                        ctx.l4proto = Some(l4);
-                    }
-                    Some(p) if p == l4 => {}
-                    Some(_) => return None,
-                }
+                dependency(&mut ctx.l4proto, META_L4PROTO, l4, out)?;
                 out.push(Expr::Payload { base: BASE_TRANSPORT, offset, len: 2 });
                 out.push(Expr::Cmp { op, data: port.to_be_bytes().to_vec() });
             } else if proto == "ether" && family == "bridge" {
@@ -231,6 +215,21 @@ fn compile_match(family: &str, m: &Value, ctx: &mut Context, out: &mut Vec<Expr>
             out.push(Expr::Cmp { op: CMP_NEQ, data: vec![0; 4] });
         }
         _ => return None,
+    }
+    Some(())
+}
+
+/// The implicit `meta <key> == <value>` check a match needs, once per rule: None when the rule
+/// already checked for another value.
+fn dependency(seen: &mut Option<u8>, key: u32, value: u8, out: &mut Vec<Expr>) -> Option<()> {
+    match *seen {
+        None => {
+            out.push(Expr::Meta { key });
+            out.push(Expr::Cmp { op: CMP_EQ, data: vec![value] });
+            *seen = Some(value);
+        }
+        Some(p) if p != value => return None,
+        Some(_) => {}
     }
     Some(())
 }
