@@ -572,8 +572,13 @@ mod kernel_tests {
 
     const CHAINS: [&str; 6] = ["by_nft", "by_netlink", "masq_checks", "isolation_stage_2", "hostports_all", "cni-x"];
 
-    fn nft_present() -> bool {
-        nft::find_nft().is_some()
+    /// Run `f` in a new network namespace, when there is an `nft` to compare with.
+    fn in_netns_with_nft(f: impl FnOnce() + Send + 'static) {
+        if nft::find_nft().is_none() {
+            eprintln!("skipping: no nft");
+            return;
+        }
+        crate::netlink::in_new_netns(f);
     }
 
     /// `nft -j list table`, parsed: (chain, expr JSON, comment) of each rule, and the base chains.
@@ -608,11 +613,7 @@ mod kernel_tests {
 
     #[test]
     fn every_rule_form_reads_back_as_nft_writes_it() {
-        if !nft_present() {
-            eprintln!("skipping: no nft");
-            return;
-        }
-        crate::netlink::in_new_netns(|| {
+        in_netns_with_nft(|| {
             let tables: [(&'static str, &'static str); 4] =
                 [("inet", "cbx_t"), ("ip", "cbx_p"), ("ip6", "cbx_p6"), ("bridge", "cbx_b")];
             for (family, name) in tables {
@@ -659,11 +660,7 @@ mod kernel_tests {
 
     #[test]
     fn a_whole_batch_matches_nft() {
-        if !nft_present() {
-            eprintln!("skipping: no nft");
-            return;
-        }
-        crate::netlink::in_new_netns(|| {
+        in_netns_with_nft(|| {
             // The same batch, once through nft and once over netlink, into two tables.
             let build = |t: Table| {
                 let mut b = Batch::new();
