@@ -41,6 +41,11 @@ fn class_escape(c: char) -> Option<(bool, Vec<(char, char)>)> {
     Some((negated, ranges))
 }
 
+/// An escaped character that stands for itself: ASCII punctuation, as in Go.
+fn punctuation_escape(e: char) -> Option<char> {
+    (e.is_ascii() && !e.is_ascii_alphanumeric()).then_some(e)
+}
+
 fn posix_class(name: &str) -> Option<Vec<(char, char)>> {
     Some(match name {
         "alnum" => vec![('0', '9'), ('A', 'Z'), ('a', 'z')],
@@ -180,7 +185,11 @@ impl Parser<'_> {
         if !rest[1 + body.len()..].starts_with('}') {
             return None;
         }
-        let num = |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u32>().ok());
+        // Digits without a leading zero, as Go takes them; anything else makes `{` a literal.
+        let num = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s.len() == 1 || !s.starts_with('0')))
+                .then(|| s.parse::<u32>().ok())
+        };
         match body.split_once(',') {
             None => num(body).map(|n| (n.unwrap_or(u32::MAX), n.or(Some(u32::MAX)), len)),
             Some((lo, "")) => num(lo).map(|n| (n.unwrap_or(u32::MAX), None, len)),
@@ -213,15 +222,17 @@ impl Parser<'_> {
                     (_, Some((negated, ranges))) => Node::Class { negated, ranges },
                     ('A', None) => Node::Start,
                     ('z', None) => Node::End,
-                    (e, None) if e.is_ascii_alphanumeric() => {
-                        return Err(self.err("unsupported escape"));
-                    }
-                    (e, None) => Node::Char(e),
+                    (e, None) => Node::Char(punctuation_escape(e).ok_or_else(|| self.err("unsupported escape"))?),
                 }
             }
             '[' => self.class()?,
             c => Node::Char(c),
         })
+    }
+
+    /// A `-` that makes a range (not one just before the closing `]`) comes next.
+    fn range_follows(&self) -> bool {
+        self.peek() == Some('-') && self.chars.get(self.pos + 1).is_some_and(|n| *n != ']')
     }
 
     /// A bracket class, its `[` already consumed.
@@ -235,37 +246,40 @@ impl Parser<'_> {
                 break;
             }
             first = false;
+            // `[:name:]`, as Go reads it: without a closing `:]` the `[` is itself a member.
             if c == '[' && self.peek() == Some(':') {
-                let rest: String = self.chars[self.pos..].iter().collect();
-                let Some(end) = rest.find(":]") else { return Err(self.err("missing closing :]")) };
-                let name = &rest[1..end];
-                let (neg, name) = match name.strip_prefix('^') {
-                    Some(n) => (true, n),
-                    None => (false, name),
-                };
-                let r = posix_class(name).ok_or_else(|| self.err("invalid character class range"))?;
-                ranges.extend(if neg { complement(r) } else { r });
-                self.pos += rest[..end + 2].chars().count();
-                continue;
+                let rest: String = self.chars[self.pos + 1..].iter().collect();
+                if let Some(end) = rest.find(":]") {
+                    let name = &rest[..end];
+                    let (neg, name) = match name.strip_prefix('^') {
+                        Some(n) => (true, n),
+                        None => (false, name),
+                    };
+                    let r = posix_class(name).ok_or_else(|| self.err("invalid character class range"))?;
+                    ranges.extend(if neg { complement(r) } else { r });
+                    self.pos += 1 + rest[..end + 2].chars().count();
+                    continue;
+                }
             }
             let lo = if c == '\\' {
                 let e = self.next().ok_or_else(|| self.err("trailing backslash"))?;
                 if let Some((neg, r)) = class_escape(e) {
+                    if self.range_follows() {
+                        return Err(self.err("invalid character class range"));
+                    }
                     ranges.extend(if neg { complement(r) } else { r });
                     continue;
                 }
-                if e.is_ascii_alphanumeric() {
-                    return Err(self.err("unsupported escape"));
-                }
-                e
+                punctuation_escape(e).ok_or_else(|| self.err("unsupported escape"))?
             } else {
                 c
             };
-            if self.peek() == Some('-') && self.chars.get(self.pos + 1).is_some_and(|n| *n != ']') {
+            if self.range_follows() {
                 self.pos += 1;
                 let mut hi = self.next().unwrap_or(lo);
                 if hi == '\\' {
-                    hi = self.next().ok_or_else(|| self.err("trailing backslash"))?;
+                    let e = self.next().ok_or_else(|| self.err("trailing backslash"))?;
+                    hi = punctuation_escape(e).ok_or_else(|| self.err("invalid character class range"))?;
                 }
                 if hi < lo {
                     return Err(self.err("invalid character class range"));
@@ -356,6 +370,14 @@ fn step(node: &Node, text: &[char], from: &[bool]) -> Vec<bool> {
                         }
                     }
                 }
+                // Unbounded, of one character (`[a-z_]*`): one pass over the text.
+                None if matches!(**node, Node::Char(_) | Node::Any | Node::Class { .. }) => {
+                    for p in 0..len {
+                        if out[p] && atom_matches(node, text[p]) {
+                            out[p + 1] = true;
+                        }
+                    }
+                }
                 // Unbounded: grow from the newly reached positions until none are new (a
                 // position is new at most once, so at most len + 1 rounds).
                 None => loop {
@@ -443,6 +465,10 @@ mod tests {
         assert!(m(r"^[^[:digit:]]$", "x") && !m(r"^[^[:digit:]]$", "3"));
         assert!(m(r"^[[:^digit:]]$", "x") && !m(r"^[[:^digit:]]$", "3"));
         assert!(m(r"^[\D]$", "x") && !m(r"^[\D]$", "3"));
+        // Without a closing `:]`, `[:` is two members, as in Go.
+        assert!(m(r"^net\.[[:]$", "net.[") && m(r"^net\.[[:]$", "net.:") && m("^[[:a]+$", "a:["));
+        assert!(m("^a{01}$", "a{01}"), "a count with a leading zero is a literal, as in Go");
+        assert!(m(r"^\ \.$", " ."));
     }
 
     #[test]
@@ -463,6 +489,9 @@ mod tests {
         assert!(!m("^(a|a)*(a*)*x$", &text));
         assert!(!m("^(a{1,10}){1,100}x", &text));
         assert!(!m("^(((a|b)*)*)*x", &text));
+        // One character repeated is one pass, whatever the text's length.
+        let long = format!("net.core.{}", "a".repeat(200_000));
+        assert!(m(r"^net\.core\.[a-z_]*$", &long));
         assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 
@@ -482,7 +511,12 @@ mod tests {
             "((a{100}){100}){100}",
             "^*",
             "[[:nope:]]",
+            "[[::]]",
             "|*",
+            r"[\d-z]",
+            r"[a-\d]",
+            r"\é",
+            r"[\é]",
         ] {
             assert!(Pattern::parse(p).is_err(), "{p}");
         }
