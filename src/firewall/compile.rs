@@ -67,6 +67,9 @@ fn op_name(op: u32) -> Option<&'static str> {
 struct Context {
     nfproto: Option<u8>,
     l4proto: Option<u8>,
+    /// Where the previous match's load ended, when it was a transport or link header field:
+    /// nft merges a match of the field right after it into one load, which is not written here.
+    load_end: Option<(u32, u32)>,
 }
 
 /// nft's expressions for `family`'s rule made of `expr`; None when outside what this knows.
@@ -76,7 +79,15 @@ pub fn compile(family: &str, expr: &[Value]) -> Option<Vec<Expr>> {
     for e in expr {
         let (key, body) = e.as_object().filter(|o| o.len() == 1)?.iter().next()?;
         match key.as_str() {
-            "match" => compile_match(family, body, &mut ctx, &mut out)?,
+            "match" => {
+                let end = ctx.load_end.take();
+                compile_match(family, body, &mut ctx, &mut out)?;
+                if let (Some(prev), Some(Expr::Payload { base, offset, .. })) = (end, out.iter().rev().nth(1))
+                    && prev == (*base, *offset)
+                {
+                    return None;
+                }
+            }
             "accept" | "drop" | "return" | "masquerade" if body.is_null() => out.push(match key.as_str() {
                 "accept" => Expr::Verdict { code: VERDICT_ACCEPT, chain: None },
                 "drop" => Expr::Verdict { code: VERDICT_DROP, chain: None },
@@ -92,6 +103,8 @@ pub fn compile(family: &str, expr: &[Value]) -> Option<Vec<Expr>> {
                 let o = body.as_object().filter(|o| o.len() == 2)?;
                 let addr: IpAddr = o.get("addr")?.as_str()?.parse().ok()?;
                 let port = u16::try_from(o.get("port")?.as_u64()?).ok()?;
+                // nft maps a port only after a transport protocol match.
+                ctx.l4proto?;
                 let nfproto = match (family, addr) {
                     ("ip", IpAddr::V4(_)) => NFPROTO_IPV4,
                     ("ip6", IpAddr::V6(_)) => NFPROTO_IPV6,
@@ -160,6 +173,7 @@ fn compile_match(family: &str, m: &Value, ctx: &mut Context, out: &mut Vec<Expr>
                 let port = u16::try_from(right.as_u64()?).ok()?;
                 dependency(&mut ctx.l4proto, META_L4PROTO, l4, out)?;
                 out.push(Expr::Payload { base: BASE_TRANSPORT, offset, len: 2 });
+                ctx.load_end = Some((BASE_TRANSPORT, offset + 2));
                 out.push(Expr::Cmp { op, data: port.to_be_bytes().to_vec() });
             } else if proto == "ether" && family == "bridge" {
                 let offset = match field {
@@ -169,6 +183,7 @@ fn compile_match(family: &str, m: &Value, ctx: &mut Context, out: &mut Vec<Expr>
                 };
                 let mac = parse_mac(right.as_str()?)?;
                 out.push(Expr::Payload { base: BASE_LINK, offset, len: 6 });
+                ctx.load_end = Some((BASE_LINK, offset + 6));
                 out.push(Expr::Cmp { op, data: mac.to_vec() });
             } else {
                 return None;
@@ -207,6 +222,9 @@ fn compile_match(family: &str, m: &Value, ctx: &mut Context, out: &mut Vec<Expr>
                 _ => return None,
             };
             let mut bits = 0u32;
+            if names.is_empty() {
+                return None;
+            }
             for n in names {
                 bits |= CT_STATES.iter().find(|(name, _)| *name == n)?.1;
             }
@@ -547,11 +565,24 @@ mod tests {
             ("inet", nft::cmp("==", nft::meta("iifname"), "eth*".into())),
             ("inet", nft::cmp("<", nft::payload("tcp", "dport"), 80.into())),
             ("inet", nft::cmp("in", json!({"ct": {"key": "state"}}), json!(["sleepy"]))),
+            ("inet", nft::cmp("in", json!({"ct": {"key": "state"}}), json!([]))),
+            ("ip", json!({"dnat": {"addr": "10.0.0.1", "port": 80}})), // no transport match first
             ("inet", json!({"jump": {"target": "x", "extra": 1}})),
         ];
         for (family, e) in unknown {
             assert_eq!(compile(family, std::slice::from_ref(&e)), None, "{e}");
         }
+        // Fields nft would load together (the same header, one right after the other).
+        let sport_dport = [
+            nft::cmp("==", nft::payload("tcp", "sport"), 1.into()),
+            nft::cmp("==", nft::payload("tcp", "dport"), 2.into()),
+        ];
+        assert_eq!(compile("ip", &sport_dport), None);
+        let macs = [
+            nft::cmp("==", nft::payload("ether", "daddr"), "02:00:00:00:00:01".into()),
+            nft::cmp("==", nft::payload("ether", "saddr"), "02:00:00:00:00:02".into()),
+        ];
+        assert_eq!(compile("bridge", &macs), None);
         // Expressions nft would list otherwise (a bare protocol check) do not decompile.
         assert_eq!(
             decompile("inet", &[Expr::Meta { key: META_NFPROTO }, Expr::Cmp { op: CMP_EQ, data: vec![2] }]),
@@ -748,6 +779,27 @@ mod kernel_tests_netlink_only {
                 let json: Vec<Value> = listed.rules.iter().map(|r| r.expr.clone()).collect();
                 assert_eq!(json, rules.iter().map(|r| Value::Array(r.clone())).collect::<Vec<_>>());
             }
+        });
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_socket_buffer() {
+        crate::netlink::in_new_netns(|| {
+            // 800 host ports of one pod, each rule with a comment: about 350 KB in one batch.
+            let t = Table::new("ip", "cbx_big");
+            let mut b = Batch::new();
+            b.add_table(t, None).add_chain(t, "hostports", None);
+            let comment = "c".repeat(120);
+            for port in 20000..20800u16 {
+                let rule = vec![
+                    crate::firewall::nft::cmp("==", crate::firewall::nft::payload("tcp", "dport"), port.into()),
+                    json!({"dnat": {"addr": "10.1.2.3", "port": port}}),
+                ];
+                b.add_rule(t, "hostports", rule, Some(&comment));
+            }
+            System.apply(&b).unwrap_or_else(|e| panic!("{}", e.msg));
+            let c = Session::open().unwrap().contents("ip", "cbx_big").unwrap().unwrap();
+            assert_eq!(c.rules.len(), 800);
         });
     }
 }

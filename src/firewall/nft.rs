@@ -10,7 +10,7 @@
 
 use crate::cni::CniError;
 use crate::netlink::nftables;
-use nix::libc::{EAFNOSUPPORT, EINVAL, EOPNOTSUPP, EPROTONOSUPPORT};
+use nix::libc::{EAFNOSUPPORT, EINVAL, EMSGSIZE, EOPNOTSUPP, EPROTONOSUPPORT};
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::io::Write;
@@ -414,13 +414,15 @@ impl Nft for System {
                 return delete(&family, &table, deletes);
             }
             match nftables::Session::open().and_then(|mut s| s.commit(&family, &table, &cmds)) {
-                // The kernel refusing the encoding itself (an older kernel, say) is `nft`'s
-                // to try; anything else is the answer.
-                Err(e) if e.errno.is_some_and(|n| [EINVAL, EOPNOTSUPP].contains(&n)) => {}
+                Ok(()) => return Ok(()),
+                // What could not be encoded, or the kernel refusing the encoding itself (an
+                // older kernel, say), is `nft`'s to try when there is one; anything else, or
+                // without `nft`, is the answer.
+                Err(e)
+                    if e.errno.is_none_or(|n| [EINVAL, EOPNOTSUPP, EMSGSIZE].contains(&n)) && find_nft().is_some() => {}
                 Err(e) => {
                     return Err(CniError::internal(format!("nftables: applying rules failed: {e}")).with_details(text));
                 }
-                Ok(()) => return Ok(()),
             }
         }
         let out = run_nft(&["-j", "-f", "-"], text.as_bytes())?;

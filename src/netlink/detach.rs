@@ -1,4 +1,4 @@
-//! Closing a netfilter netlink socket without waiting for the kernel.
+//! Closing a netfilter netlink socket without waiting for the kernel; and its send buffer.
 //!
 //! When the last reference to a NETLINK_NETFILTER socket goes, nf_tables first waits for its
 //! pending work in that namespace: freeing what earlier transactions deleted or replaced,
@@ -72,6 +72,23 @@ fn close_all_but(a: RawFd, b: RawFd) {
             for n in open.into_iter().filter(|n| (first..=last).contains(n)) {
                 let _ = nix::unistd::close(n);
             }
+        }
+    }
+}
+
+/// Make a socket's send buffer `bytes` large: past the system's limit where the caller may
+/// (SO_SNDBUFFORCE, CAP_NET_ADMIN), else up to it. Best effort: a send that still does not
+/// fit fails with EMSGSIZE.
+pub fn set_send_buffer(sock: &impl AsRawFd, bytes: usize) {
+    let v = nix::libc::c_int::try_from(bytes).unwrap_or(nix::libc::c_int::MAX);
+    let len = std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t;
+    for opt in [nix::libc::SO_SNDBUFFORCE, nix::libc::SO_SNDBUF] {
+        // SAFETY: setsockopt reads `len` bytes from a live c_int; the descriptor is borrowed
+        // for the call.
+        let r =
+            unsafe { nix::libc::setsockopt(sock.as_raw_fd(), nix::libc::SOL_SOCKET, opt, (&raw const v).cast(), len) };
+        if r == 0 {
+            return;
         }
     }
 }

@@ -288,6 +288,14 @@ impl Session {
             }
         };
         let batch = batch(fam, table, cmds, first).map_err(|m| Error::new(context(None), m))?;
+        // The kernel takes a batch only whole, in one message no larger than the socket's send
+        // buffer (about 200 KB by default): a larger one (hundreds of host ports) gets one to
+        // match, as nft does.
+        if batch.len() > 128 * 1024
+            && let Some(sock) = self.socket.as_ref()
+        {
+            super::detach::set_send_buffer(sock, batch.len() + 64 * 1024);
+        }
         self.send(&batch, &|| context(None))?;
         let Some(s) = self.socket.as_ref() else { return Err(Error::new(context(None), "socket closed")) };
         // Only the last command asks for an ACK: the kernel reports every command that fails
