@@ -49,10 +49,19 @@ pub mod prio {
     pub const SRCNAT: i32 = 100;
 }
 
-/// One transaction.
-#[derive(Debug, Default, Clone)]
+/// One transaction: its commands in nft's JSON, and the same for netlink while they all name
+/// one table and every rule compiles (`nl_whole`).
+#[derive(Debug, Clone)]
 pub struct Batch {
     cmds: Vec<Value>,
+    nl: Option<(Table, Vec<nftables::Cmd>)>,
+    nl_whole: bool,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch { cmds: Vec::new(), nl: None, nl_whole: true }
+    }
 }
 
 /// Trim a comment to what nftables accepts, on a character boundary.
@@ -96,13 +105,24 @@ impl Batch {
         self.cmds.len()
     }
 
+    /// Record `cmd` (None: not expressible over netlink) for table `t`.
+    fn push_nl(&mut self, t: Table, cmd: Option<nftables::Cmd>) {
+        match (cmd, &mut self.nl) {
+            (Some(c), None) => self.nl = Some((t, vec![c])),
+            (Some(c), Some((have, v))) if *have == t => v.push(c),
+            _ => self.nl_whole = false,
+        }
+    }
+
     /// Create the table if it is missing (an existing table is left as it is).
     pub fn add_table(&mut self, t: Table, comment: Option<&str>) -> &mut Self {
         let mut o = json!({"family": t.family, "name": t.name});
-        if let Some(c) = comment {
-            o["comment"] = json!(clip_comment(c));
+        let comment = comment.map(clip_comment);
+        if let Some(c) = &comment {
+            o["comment"] = json!(c);
         }
         self.cmds.push(json!({"add": {"table": o}}));
+        self.push_nl(t, Some(nftables::Cmd::AddTable { comment }));
         self
     }
 
@@ -116,6 +136,13 @@ impl Batch {
             o["policy"] = json!("accept");
         }
         self.cmds.push(json!({"add": {"chain": o}}));
+        let base = hook.map(|h| nftables::BaseChain {
+            kind: h.kind.to_string(),
+            hook: h.hook.to_string(),
+            prio: i64::from(h.prio),
+            policy: "accept".to_string(),
+        });
+        self.push_nl(t, Some(nftables::Cmd::AddChain { chain: name.to_string(), base }));
         self
     }
 
@@ -146,21 +173,30 @@ impl Batch {
 
     pub fn flush_chain(&mut self, t: Table, name: &str) -> &mut Self {
         self.cmds.push(json!({"flush": {"chain": {"family": t.family, "table": t.name, "name": name}}}));
+        self.push_nl(t, Some(nftables::Cmd::Delete(nftables::Delete::Flush { chain: name.to_string() })));
         self
     }
 
     pub fn delete_chain(&mut self, t: Table, name: &str) -> &mut Self {
         self.cmds.push(json!({"delete": {"chain": {"family": t.family, "table": t.name, "name": name}}}));
+        self.push_nl(t, Some(nftables::Cmd::Delete(nftables::Delete::Chain { chain: name.to_string() })));
         self
     }
 
     /// Append a rule made of `expr` to `chain`.
     pub fn add_rule(&mut self, t: Table, chain: &str, expr: Vec<Value>, comment: Option<&str>) -> &mut Self {
+        let comment = comment.map(clip_comment);
+        let nl = super::compile::compile(t.family, &expr).map(|exprs| nftables::Cmd::AddRule {
+            chain: chain.to_string(),
+            exprs,
+            comment: comment.clone(),
+        });
         let mut o = json!({"family": t.family, "table": t.name, "chain": chain, "expr": expr});
         if let Some(c) = comment {
-            o["comment"] = json!(clip_comment(c));
+            o["comment"] = json!(c);
         }
         self.cmds.push(json!({"add": {"rule": o}}));
+        self.push_nl(t, nl);
         self
     }
 
@@ -188,58 +224,15 @@ impl Batch {
     pub fn delete_rule(&mut self, t: Table, chain: &str, handle: u64) -> &mut Self {
         self.cmds
             .push(json!({"delete": {"rule": {"family": t.family, "table": t.name, "chain": chain, "handle": handle}}}));
+        self.push_nl(t, Some(nftables::Cmd::Delete(nftables::Delete::Rule { chain: chain.to_string(), handle })));
         self
     }
 
     /// The batch as netlink commands in one table, when it is all in one table and every
     /// rule compiles.
-    fn commands(&self) -> Option<(String, String, Vec<nftables::Cmd>)> {
-        use nftables::{Cmd, Delete};
-        let mut table: Option<(String, String)> = None;
-        let mut out = Vec::new();
-        for c in &self.cmds {
-            let (verb, obj) = c.as_object().filter(|o| o.len() == 1)?.iter().next()?;
-            let (kind, o) = obj.as_object().filter(|o| o.len() == 1)?.iter().next()?;
-            let o = o.as_object()?;
-            let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
-            let known = |keys: &[&str]| o.keys().all(|k| keys.contains(&k.as_str()));
-            let here = (text("family")?, if kind == "table" { text("name")? } else { text("table")? });
-            if table.get_or_insert_with(|| here.clone()) != &here {
-                return None;
-            }
-            out.push(match (verb.as_str(), kind.as_str()) {
-                ("add", "table") if known(&["family", "name", "comment"]) => Cmd::AddTable { comment: text("comment") },
-                ("add", "chain") if known(&["family", "table", "name", "type", "hook", "prio", "policy"]) => {
-                    let base = match o.get("hook") {
-                        None => None,
-                        Some(_) => Some(nftables::BaseChain {
-                            kind: text("type")?,
-                            hook: text("hook")?,
-                            prio: o.get("prio")?.as_i64()?,
-                            policy: text("policy")?,
-                        }),
-                    };
-                    Cmd::AddChain { chain: text("name")?, base }
-                }
-                ("add", "rule") if known(&["family", "table", "chain", "expr", "comment"]) => Cmd::AddRule {
-                    chain: text("chain")?,
-                    exprs: super::compile::compile(&here.0, o.get("expr")?.as_array()?)?,
-                    comment: text("comment"),
-                },
-                ("delete", "rule") if known(&["family", "table", "chain", "handle"]) => {
-                    Cmd::Delete(Delete::Rule { chain: text("chain")?, handle: o.get("handle")?.as_u64()? })
-                }
-                ("flush", "chain") if known(&["family", "table", "name"]) => {
-                    Cmd::Delete(Delete::Flush { chain: text("name")? })
-                }
-                ("delete", "chain") if known(&["family", "table", "name"]) => {
-                    Cmd::Delete(Delete::Chain { chain: text("name")? })
-                }
-                _ => return None,
-            });
-        }
-        let (family, name) = table?;
-        Some((family, name, out))
+    fn commands(&self) -> Option<(Table, &[nftables::Cmd])> {
+        let (t, cmds) = self.nl.as_ref().filter(|_| self.nl_whole)?;
+        Some((*t, cmds))
     }
 
     /// The JSON document `nft -j -f -` reads.
@@ -404,16 +397,15 @@ impl Nft for System {
         if batch.is_empty() {
             return Ok(());
         }
-        let text = batch.to_json();
-        if let Some((family, table, cmds)) = batch.commands() {
+        if let Some((t, cmds)) = batch.commands() {
             let deletes: Vec<nftables::Delete> = cmds
                 .iter()
                 .filter_map(|c| if let nftables::Cmd::Delete(d) = c { Some(d.clone()) } else { None })
                 .collect();
             if deletes.len() == cmds.len() {
-                return delete(&family, &table, deletes);
+                return delete(t.family, t.name, deletes);
             }
-            match nftables::Session::open().and_then(|mut s| s.commit(&family, &table, &cmds)) {
+            match nftables::Session::open().and_then(|mut s| s.commit(t.family, t.name, cmds)) {
                 Ok(()) => return Ok(()),
                 // What could not be encoded, or the kernel refusing the encoding itself (an
                 // older kernel, say), is `nft`'s to try when there is one; anything else, or
@@ -421,10 +413,12 @@ impl Nft for System {
                 Err(e)
                     if e.errno.is_none_or(|n| [EINVAL, EOPNOTSUPP, EMSGSIZE].contains(&n)) && find_nft().is_some() => {}
                 Err(e) => {
+                    let text = batch.to_json();
                     return Err(CniError::internal(format!("nftables: applying rules failed: {e}")).with_details(text));
                 }
             }
         }
+        let text = batch.to_json();
         let out = run_nft(&["-j", "-f", "-"], text.as_bytes())?;
         if !out.ok {
             return Err(failed("applying rules", &out, &text));
@@ -620,6 +614,28 @@ mod tests {
     use super::*;
 
     const T: Table = Table::new("inet", "t");
+
+    #[test]
+    fn batch_for_netlink() {
+        use nftables::{Cmd, Delete};
+        let mut b = Batch::new();
+        b.add_table(T, Some("c")).add_rule(T, "post", vec![stmt("masquerade")], Some("x")).delete_rule(T, "post", 7);
+        let (t, cmds) = b.commands().unwrap();
+        assert_eq!(t, T);
+        assert_eq!(cmds[0], Cmd::AddTable { comment: Some("c".into()) });
+        assert!(
+            matches!(&cmds[1], Cmd::AddRule { chain, comment, .. } if chain == "post" && comment.as_deref() == Some("x"))
+        );
+        assert_eq!(cmds[2], Cmd::Delete(Delete::Rule { chain: "post".into(), handle: 7 }));
+        // Another table in the same batch, or a rule outside what compiles: nft's to apply.
+        let mut two = b.clone();
+        two.flush_chain(Table::new("ip", "other"), "c");
+        assert!(two.commands().is_none());
+        let mut odd = b.clone();
+        odd.add_rule(T, "post", vec![json!({"counter": null})], None);
+        assert!(odd.commands().is_none());
+        assert_eq!(odd.len(), 4, "nft still gets every command");
+    }
 
     #[test]
     fn batch_json() {

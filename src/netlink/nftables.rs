@@ -524,6 +524,50 @@ mod tests {
     }
 
     #[test]
+    fn add_batch_bytes() {
+        let base = BaseChain { kind: "nat".into(), hook: "postrouting".into(), prio: 100, policy: "accept".into() };
+        let b = batch(
+            1,
+            "t",
+            &[
+                Cmd::AddTable { comment: Some("c".into()) },
+                Cmd::AddChain { chain: "p".into(), base: Some(base) },
+                Cmd::AddRule { chain: "p".into(), exprs: vec![Expr::Masq], comment: None },
+            ],
+            1,
+        )
+        .unwrap();
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            // BATCH_BEGIN, seq 1
+            20, 0, 0, 0, 0x10, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10,
+            // NEWTABLE (10<<8|0), REQUEST|CREATE, seq 2; inet; name "t", user data: comment "c"
+            36, 0, 0, 0, 0, 10, 0x01, 0x04, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+            6, 0, 1, 0, b't', 0, 0, 0,
+            8, 0, 6, 0, 0, 2, b'c', 0,
+            // NEWCHAIN (10<<8|3), REQUEST|CREATE, seq 3; table "t", name "p",
+            // hook { postrouting (4), priority 100 }, policy accept (1), type "nat"
+            72, 0, 0, 0, 3, 10, 0x01, 0x04, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+            6, 0, 1, 0, b't', 0, 0, 0,
+            6, 0, 3, 0, b'p', 0, 0, 0,
+            20, 0, 4, 0, 8, 0, 1, 0, 0, 0, 0, 4, 8, 0, 2, 0, 0, 0, 0, 100,
+            8, 0, 5, 0, 0, 0, 0, 1,
+            8, 0, 7, 0, b'n', b'a', b't', 0,
+            // NEWRULE (10<<8|6), REQUEST|CREATE|APPEND|ACK, seq 4; table "t", chain "p",
+            // expressions { elem { name "masq", data {} } }
+            60, 0, 0, 0, 6, 10, 0x05, 0x0c, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+            6, 0, 1, 0, b't', 0, 0, 0,
+            6, 0, 2, 0, b'p', 0, 0, 0,
+            24, 0, 4, 0, 20, 0, 1, 0, 9, 0, 1, 0, b'm', b'a', b's', b'q', 0, 0, 0, 0, 4, 0, 2, 0,
+            // BATCH_END, seq 5
+            20, 0, 0, 0, 0x11, 0, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10,
+        ];
+        assert_eq!(b, want);
+        let long = "x".repeat(300);
+        assert!(batch(1, "t", &[Cmd::AddTable { comment: Some(long) }], 1).is_err(), "user data holds 255 bytes");
+    }
+
+    #[test]
     fn rules_and_comments() {
         let mut p = nfgenmsg(1, 0);
         p.extend(str_attr(NFTA_RULE_TABLE, "t"));
