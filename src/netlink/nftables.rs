@@ -147,6 +147,10 @@ impl Drop for Session {
 impl Session {
     pub fn open() -> Result<Session, Error> {
         let socket = Socket::new(NETLINK_NETFILTER).map_err(|e| Error::io("failed to open a netfilter socket", &e))?;
+        // Errors come with the kernel's own words and without an echo of the whole command
+        // (a large batch that fails everywhere would otherwise overflow the receive buffer).
+        let _ = socket.set_ext_ack(true);
+        let _ = socket.set_cap_ack(true);
         Ok(Session { socket: Some(socket), seq: 0, buf: vec![0; 64 * 1024] })
     }
 
@@ -302,7 +306,7 @@ impl Session {
         // anyway, and an ACK for each would overflow the socket's buffer on a large batch. The
         // exchange ends with the answer to the last command, or with an error about the batch
         // as a whole (sent with BATCH_BEGIN's number). The first error says why.
-        let mut failure: Option<(u32, i32)> = None;
+        let mut failure: Option<(u32, i32, Option<String>)> = None;
         let mut done = false;
         while !done {
             let n = s.recv(&mut &mut self.buf[..], 0).map_err(|e| Error::io(context(None), &e))?;
@@ -312,7 +316,7 @@ impl Session {
             for m in messages(&self.buf[..n]).filter(|m| m.kind == NLMSG_ERROR) {
                 let errno = error_code(m.payload).unwrap_or(0);
                 if errno != 0 && failure.is_none() {
-                    failure = Some((m.seq, errno));
+                    failure = Some((m.seq, errno, super::error::ext_ack_message(m.payload.get(4..).unwrap_or(&[]))));
                 }
                 done |= m.seq == last || (m.seq == first && errno != 0);
             }
@@ -321,7 +325,7 @@ impl Session {
         // next request.
         while s.recv(&mut &mut self.buf[..], nix::libc::MSG_DONTWAIT).is_ok_and(|n| n > 0) {}
         match failure {
-            Some((seq, errno)) => Err(Error::kernel(context(Some(seq)), errno, None)),
+            Some((seq, errno, text)) => Err(Error::kernel(context(Some(seq)), errno, text)),
             None => Ok(()),
         }
     }
