@@ -1,6 +1,7 @@
 //! The nftables core shared by `ipMasq` (bridge, ptp), `macspoofchk` (bridge), portmap and
-//! the firewall plugin: an `nft` runner with atomic JSON batches, table listings with rule
-//! handles and comments, and the per-feature rule layouts.
+//! the firewall plugin: atomic batches built in nft's JSON schema and applied over netlink
+//! (compile.rs turns their rules into nf_tables expressions; `nft` takes what it cannot),
+//! table listings with rule handles, comments and expressions, and the per-feature layouts.
 //!
 //! Every rule cnibox writes carries a comment naming its owner, so teardown and GC find the
 //! rules by listing the table and deleting by handle, never by rebuilding rule text.

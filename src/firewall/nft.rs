@@ -331,7 +331,7 @@ pub trait Nft {
     fn list_rules(&self, t: Table) -> Result<Option<Listing>, CniError>;
 }
 
-/// The real thing: execs `nft`.
+/// The real thing: netlink, and `nft` for what netlink here does not express.
 pub struct System;
 
 const NFT_PATHS: &[&str] = &["/usr/sbin/nft", "/sbin/nft"];
