@@ -10,6 +10,8 @@
 
 use super::nft;
 use crate::netlink::nftexpr::*;
+use crate::netlink::{format_mac, parse_mac};
+use ipnet::IpNet;
 use serde_json::{Value, json};
 use std::net::IpAddr;
 
@@ -156,11 +158,10 @@ fn compile_match(family: &str, m: &Value, ctx: &mut Context, out: &mut Vec<Expr>
                     }
                     _ => return None,
                 };
-                let bytes = ip_bytes(addr);
-                if bytes.len() != full || len > full * 8 {
+                if addr.is_ipv4() != (full == 4) {
                     return None;
                 }
-                address_match(BASE_NETWORK, offset, &bytes, len, op, out);
+                address_match(BASE_NETWORK, offset, IpNet::new(addr, u8::try_from(len).ok()?).ok()?, op, out);
             } else if let Some(l4) = l4_number(proto) {
                 if !matches!(family, "ip" | "ip6" | "inet") {
                     return None;
@@ -181,7 +182,8 @@ fn compile_match(family: &str, m: &Value, ctx: &mut Context, out: &mut Vec<Expr>
                     "saddr" => 6,
                     _ => return None,
                 };
-                let mac = parse_mac(right.as_str()?)?;
+                // Colons only, as nft reads an ether address.
+                let mac = right.as_str().filter(|s| !s.contains('-')).and_then(parse_mac)?;
                 out.push(Expr::Payload { base: BASE_LINK, offset, len: 6 });
                 ctx.load_end = Some((BASE_LINK, offset + 6));
                 out.push(Expr::Cmp { op, data: mac.to_vec() });
@@ -252,39 +254,18 @@ fn dependency(seen: &mut Option<u8>, key: u32, value: u8, out: &mut Vec<Expr>) -
     Some(())
 }
 
-/// `<field> <op> <addr>/<len>` as nft writes it: a prefix on a byte boundary loads only its
-/// bytes, any other a whole address through a mask.
-fn address_match(base: u32, offset: u32, addr: &[u8], len: usize, op: u32, out: &mut Vec<Expr>) {
-    let full = addr.len() * 8;
-    if len == full || (len > 0 && len.is_multiple_of(8)) {
+/// `<field> <op> <net>` as nft writes it: a prefix on a byte boundary loads only its bytes,
+/// any other a whole address through a mask.
+fn address_match(base: u32, offset: u32, net: IpNet, op: u32, out: &mut Vec<Expr>) {
+    let (addr, len) = (ip_bytes(net.addr()), usize::from(net.prefix_len()));
+    if len == addr.len() * 8 || (len > 0 && len.is_multiple_of(8)) {
         out.push(Expr::Payload { base, offset, len: (len / 8) as u32 });
         out.push(Expr::Cmp { op, data: addr[..len / 8].to_vec() });
     } else {
-        let mask: Vec<u8> = (0..addr.len()).map(|i| prefix_byte(len, i)).collect();
-        let data = addr.iter().zip(&mask).map(|(a, m)| a & m).collect();
         out.push(Expr::Payload { base, offset, len: addr.len() as u32 });
-        out.push(Expr::Bitwise { mask, xor: vec![0; addr.len()] });
-        out.push(Expr::Cmp { op, data });
+        out.push(Expr::Bitwise { mask: ip_bytes(net.netmask()), xor: vec![0; addr.len()] });
+        out.push(Expr::Cmp { op, data: ip_bytes(net.network()) });
     }
-}
-
-/// Byte `i` of a `len`-bit prefix mask.
-fn prefix_byte(len: usize, i: usize) -> u8 {
-    let bits = len.saturating_sub(i * 8).min(8);
-    if bits == 0 { 0 } else { 0xffu8 << (8 - bits) }
-}
-
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }
 
 /// The JSON `nft -j list` prints for `family`'s rule made of `exprs`; None when outside what
@@ -361,8 +342,7 @@ fn decompile_one(family: &str, ctx: &mut Context, e: &[Expr]) -> Option<(Value, 
                 6 => "saddr",
                 _ => return None,
             };
-            let mac: Vec<String> = data.iter().map(|b| format!("{b:02x}")).collect();
-            (nft::cmp(op_name(*op)?, nft::payload("ether", field), mac.join(":").into()), 2)
+            (nft::cmp(op_name(*op)?, nft::payload("ether", field), format_mac(data).into()), 2)
         }
         [Expr::Meta { key }, Expr::Cmp { op, data }, ..] if matches!(*key, META_IIFNAME | META_OIFNAME) => {
             let key = if *key == META_IIFNAME { "iifname" } else { "oifname" };
@@ -397,22 +377,13 @@ fn decompile_addr(proto: &str, e: &[Expr]) -> Option<(Value, usize)> {
     };
     let field = ["saddr", "daddr"].into_iter().find(|f| addr_field(proto, f).is_some_and(|(o, _)| o == offset))?;
     let prefix = match mask {
-        Some(m) => {
-            let mut n = 0;
-            for b in m {
-                n += b.leading_ones() as usize;
-                if *b != 0xff {
-                    break;
-                }
-            }
-            n
-        }
-        None => len as usize * 8,
+        Some(m) => ipnet::ip_mask_to_prefix(ip_from(m)?).ok()?,
+        None => u8::try_from(len * 8).ok()?,
     };
     let mut bytes = data.clone();
     bytes.resize(full, 0);
     let addr = ip_from(&bytes)?;
-    Some((nft::cmp(op_name(op)?, nft::payload(proto, field), nft::addr(addr, u8::try_from(prefix).ok()?)), used))
+    Some((nft::cmp(op_name(op)?, nft::payload(proto, field), nft::addr(addr, prefix)), used))
 }
 
 fn ip_from(b: &[u8]) -> Option<IpAddr> {

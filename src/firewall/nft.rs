@@ -398,11 +398,10 @@ impl Nft for System {
             return Ok(());
         }
         if let Some((t, cmds)) = batch.commands() {
-            let deletes: Vec<nftables::Delete> = cmds
-                .iter()
-                .filter_map(|c| if let nftables::Cmd::Delete(d) = c { Some(d.clone()) } else { None })
-                .collect();
-            if deletes.len() == cmds.len() {
+            // Only deletions: the path that retries without what a concurrent teardown removed.
+            let deletes: Option<Vec<nftables::Delete>> =
+                cmds.iter().map(|c| if let nftables::Cmd::Delete(d) = c { Some(d.clone()) } else { None }).collect();
+            if let Some(deletes) = deletes {
                 return delete(t.family, t.name, deletes);
             }
             match nftables::Session::open().and_then(|mut s| s.commit(t.family, t.name, cmds)) {

@@ -13,14 +13,13 @@ use super::detach::close_in_child;
 use super::nftexpr::{self, Expr};
 use super::nlmsg::{Msg, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
 use super::nlmsg::{attr, attr_str, attrs, error_code, message, messages, nfgenmsg, str_attr};
+use rtnetlink::packet_core::{NLM_F_APPEND, NLM_F_CREATE};
 use rtnetlink::sys::{Socket, protocols::NETLINK_NETFILTER};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 // enum nf_tables_msg_types
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_APPEND: u16 = 0x800;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_NEWCHAIN: u16 = 3;
