@@ -18,5 +18,236 @@ pub fn to_string_pretty<T: Serialize + ?Sized>(value: &T) -> String {
 /// deserializing code was the same structs read a second way). Duplicate keys keep the last,
 /// as Go's encoding/json does.
 pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
-    serde_json::from_slice::<serde_json::Value>(bytes).and_then(serde_json::from_value)
+    serde_json::from_slice::<serde_json::Value>(bytes).and_then(from_value)
+}
+
+/// `T` from a parsed value, reading structs only from JSON objects, as Go's decoder does.
+/// serde_json's own value deserializer also reads a struct from an array (field by field in
+/// declaration order), which made every derived struct carry a second, never used reader.
+pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> serde_json::Result<T> {
+    T::deserialize(Objects(value))
+}
+
+use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Unexpected, Visitor};
+use serde_json::{Error, Value};
+
+/// A `Value` whose nested structs are read through the same rule.
+struct Objects(Value);
+
+fn unexpected(v: &Value) -> Unexpected<'_> {
+    match v {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Unexpected::Unsigned(u),
+            (None, Some(i)) => Unexpected::Signed(i),
+            _ => Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
+}
+
+fn seq<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::Value, Error> {
+    let len = items.len();
+    let mut access = Items(items.into_iter());
+    let out = visitor.visit_seq(&mut access)?;
+    match access.0.len() {
+        0 => Ok(out),
+        _ => Err(de::Error::invalid_length(len, &"fewer elements in array")),
+    }
+}
+
+fn map<'de, V: Visitor<'de>>(entries: serde_json::Map<String, Value>, visitor: V) -> Result<V::Value, Error> {
+    let len = entries.len();
+    let mut access = Entries { iter: entries.into_iter(), value: None };
+    let out = visitor.visit_map(&mut access)?;
+    match access.iter.len() {
+        0 => Ok(out),
+        _ => Err(de::Error::invalid_length(len, &"fewer elements in map")),
+    }
+}
+
+struct Items(std::vec::IntoIter<Value>);
+
+impl<'de> de::SeqAccess<'de> for Items {
+    type Error = Error;
+    fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
+        self.0.next().map(|v| seed.deserialize(Objects(v))).transpose()
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct Entries {
+    iter: <serde_json::Map<String, Value> as IntoIterator>::IntoIter,
+    value: Option<Value>,
+}
+
+impl<'de> de::MapAccess<'de> for Entries {
+    type Error = Error;
+    fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
+        match self.iter.next() {
+            Some((key, value)) => {
+                self.value = Some(value);
+                seed.deserialize(key.into_deserializer()).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, Error> {
+        match self.value.take() {
+            Some(v) => seed.deserialize(Objects(v)),
+            None => Err(de::Error::custom("value is missing")),
+        }
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.iter.len())
+    }
+}
+
+macro_rules! to_value {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.0.$method(visitor)
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for Objects {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Array(items) => seq(items, visitor),
+            Value::Object(entries) => map(entries, visitor),
+            other => other.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Array(items) => seq(items, visitor),
+            other => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Object(entries) => map(entries, visitor),
+            other => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, Error> {
+        self.0.deserialize_unit_struct(name, visitor)
+    }
+
+    to_value! {
+        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+        deserialize_f32 deserialize_f64 deserialize_char deserialize_str deserialize_string
+        deserialize_bytes deserialize_byte_buf deserialize_unit deserialize_identifier deserialize_ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Inner {
+        a: u32,
+        #[serde(default)]
+        b: Option<String>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Outer {
+        name: String,
+        #[serde(default)]
+        inner: Option<Inner>,
+        #[serde(default)]
+        list: Vec<Inner>,
+        #[serde(default)]
+        raw: Value,
+        #[serde(flatten)]
+        rest: serde_json::Map<String, Value>,
+    }
+
+    #[test]
+    fn nested_structs_options_values_and_flatten() {
+        let o: Outer = from_slice(
+            br#"{"name":"n","inner":{"a":1,"b":null},"list":[{"a":2,"b":"x"}],"raw":{"k":[1,{"z":null}]},"extra":true,"name":"m"}"#,
+        )
+        .unwrap();
+        assert_eq!(o.name, "m", "the last of duplicated keys wins");
+        assert_eq!(o.inner, Some(Inner { a: 1, b: None }));
+        assert_eq!(o.list, vec![Inner { a: 2, b: Some("x".into()) }]);
+        assert_eq!(o.raw, serde_json::json!({"k":[1,{"z":null}]}));
+        assert_eq!(o.rest.get("extra"), Some(&Value::Bool(true)));
+        let o: Outer = from_slice(br#"{"name":"n","inner":null}"#).unwrap();
+        assert_eq!((o.inner, o.list, o.raw), (None, vec![], Value::Null));
+    }
+
+    #[test]
+    fn structs_come_only_from_objects_and_errors_read_as_serde_json_s() {
+        let e = from_slice::<Inner>(br#"[1, "x"]"#).unwrap_err().to_string();
+        assert_eq!(e, "invalid type: sequence, expected struct Inner");
+        let e = from_slice::<Outer>(br#"{"name":"n","list":[{"a":"1"}]}"#).unwrap_err().to_string();
+        assert_eq!(e, r#"invalid type: string "1", expected u32"#);
+        let e = from_slice::<Outer>(br#"{"name":"n","inner":{"a":-1}}"#).unwrap_err().to_string();
+        assert_eq!(e, "invalid value: integer `-1`, expected u32");
+        let e = from_slice::<Outer>(br#"{"name":"n","list":{"a":1}}"#).unwrap_err().to_string();
+        assert_eq!(e, "invalid type: map, expected a sequence");
+        let e = from_slice::<Outer>(br#"{"inner":{"a":1}}"#).unwrap_err().to_string();
+        assert_eq!(e, "missing field `name`");
+        let e = from_slice::<(u8, u8)>(b"[1,2,3]").unwrap_err().to_string();
+        assert_eq!(e, "invalid length 3, expected fewer elements in array");
+    }
 }

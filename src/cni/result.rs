@@ -333,7 +333,7 @@ impl CniResult {
             |e: serde_json::Error| CniError::decoding(format!("failed to parse result at version {version}: {e}"));
         match version.family() {
             Family::V02 => {
-                let w: WireV02 = serde_json::from_value(value.clone()).map_err(bad)?;
+                let w: WireV02 = crate::cni::json::from_value(value.clone()).map_err(bad)?;
                 let mut r = CniResult { dns: w.dns, ..Default::default() };
                 for ip in [w.ip4, w.ip6].into_iter().flatten() {
                     r.ips.push(IpConfig { interface: None, address: ip.ip, gateway: ip.gateway });
@@ -342,7 +342,7 @@ impl CniResult {
                 Ok(r)
             }
             Family::V04 | Family::V1 => {
-                let w: WireIn = serde_json::from_value(value.clone()).map_err(bad)?;
+                let w: WireIn = crate::cni::json::from_value(value.clone()).map_err(bad)?;
                 Ok(CniResult { interfaces: w.interfaces, ips: w.ips, routes: w.routes, dns: w.dns })
             }
         }

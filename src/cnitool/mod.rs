@@ -119,7 +119,8 @@ fn run(cli: Cli) -> Result<(), String> {
         "del" => del(&list, &rt),
         "gc" => {
             let valid = match env("CNI_VALID_ATTACHMENTS").filter(|s| !s.is_empty()) {
-                Some(s) => serde_json::from_str(&s).map_err(|e| format!("parsing CNI_VALID_ATTACHMENTS: {e}"))?,
+                Some(s) => crate::cni::json::from_slice(s.as_bytes())
+                    .map_err(|e| format!("parsing CNI_VALID_ATTACHMENTS: {e}"))?,
                 None => Vec::new(),
             };
             gc(&list, &rt, &valid)

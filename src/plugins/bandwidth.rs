@@ -99,11 +99,11 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
     let raw: Map<String, Value> = serde_json::from_slice(&inv.stdin).map_err(bad)?;
     let top = FIELDS.iter().any(|f| raw.contains_key(*f));
     let limits = if top {
-        Some(serde_json::from_value::<Limits>(Value::Object(raw.clone())).map_err(bad)?)
+        Some(crate::cni::json::from_value::<Limits>(Value::Object(raw.clone())).map_err(bad)?)
     } else {
         match inv.conf.runtime_config.get("bandwidth") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(serde_json::from_value::<Limits>(v.clone()).map_err(bad)?),
+            Some(v) => Some(crate::cni::json::from_value::<Limits>(v.clone()).map_err(bad)?),
         }
     };
     // Only ADD and CHECK insist on valid limits: DEL and GC of a refused config must still work.
@@ -119,7 +119,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         ),
         None => None,
     };
-    let valid_attachments = serde_json::from_value::<GcAttachments>(Value::Object(raw)).map_err(bad)?.union();
+    let valid_attachments = crate::cni::json::from_value::<GcAttachments>(Value::Object(raw)).map_err(bad)?.union();
     Ok(Conf { name: inv.conf.name.clone(), limits, limits_error, prev, valid_attachments })
 }
 
