@@ -8,7 +8,8 @@
 #   client floor      the runtime client driving a plugin that only answers
 #   per pod           ADD and DEL latency and peak RSS through one runtime client, per chain
 #                     (bridge + host-local, ptp + host-local), each pod in its own netns
-#   concurrency       32 and 64 simultaneous ADDs then DELs on one network, from a cold start:
+#   concurrency       32 and 64 simultaneous ADDs then DELs on one network, from a cold start,
+#                     all started at once by the spawn harness:
 #                     wall time and failures
 #   scaling           per-pod ADD and DEL latency when the bridge already holds 10, 100, 250 pods
 # and prints a table (both figures and the ratio cnibox/reference) and target/bench.json.
@@ -98,9 +99,18 @@ inner_plan() {
 
 # "<verb> <chain> <side> <key> <pods…>": all at once; wall time and failures.
 inner_par() {
-    local verb=$1 chain=$2 side=$3 key=$4 t0 t1 p fails=$W/par.fail
+    local verb=$1 chain=$2 side=$3 key=$4 t0 t1 p fails=$W/par.fail confdir=$W/conf/$2-$3 cnipath label us failed
     shift 4
     TIMECMD=()
+    if [ -n "$SPAWN" ]; then
+        # All clients started by the spawn harness at once: no shell fork per call in the figure.
+        if [ "$side" = A ]; then cnipath=$CNI_PATH_A; else cnipath=$CNI_PATH_B; fi
+        read -r label us failed < <(printf '/run/netns/%s\n' "$@" | NETCONFPATH=$confdir CNI_PATH=$cnipath \
+            "$SPAWN" -p "$side" "$CNITOOL" "$verb" "$(cat "$confdir/name")" 2>>"$W/err.$side.log")
+        echo "$us" >>"$W/s/$key.$side"
+        echo "$failed" >>"$W/s/${key}_failed.$side"
+        return
+    fi
     : >"$fails"
     t0=$(now_us)
     for p in "$@"; do
