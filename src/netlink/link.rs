@@ -235,8 +235,16 @@ impl Link {
     }
 }
 
+/// Link lookups and dumps ask the kernel to leave out the counters (the device's, and IPv6's
+/// per-device statistics, most of a link message): nothing here reads them, and the kernel
+/// then neither gathers nor sends them. Kernels older than the flag ignore it.
+fn skip_stats() -> LinkAttribute {
+    LinkAttribute::ExtMask(vec![rtnetlink::packet_route::link::LinkExtentMask::SkipStats])
+}
+
 impl Netlink {
-    fn get_link(&self, msg: LinkMessage, what: &str) -> Result<Option<Link>, Error> {
+    fn get_link(&self, mut msg: LinkMessage, what: &str) -> Result<Option<Link>, Error> {
+        msg.attributes.push(skip_stats());
         match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
             Ok(replies) => Ok(replies.iter().find_map(|r| match r {
                 RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
@@ -268,9 +276,9 @@ impl Netlink {
 
     /// Every link of this namespace that `pick` makes something of.
     pub(super) fn dump_links<T>(&self, pick: impl FnMut(&LinkMessage) -> Option<T>) -> Result<Vec<T>, Error> {
-        let replies = self
-            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
-            .map_err(|e| e.context("failed to list links"))?;
+        let mut q = LinkMessage::default();
+        q.attributes.push(skip_stats());
+        let replies = self.dump(RouteNetlinkMessage::GetLink(q)).map_err(|e| e.context("failed to list links"))?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {
