@@ -22,6 +22,7 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::R
 }
 
 /// `T` from a parsed value, reading structs only from JSON objects, as Go's decoder does.
+/// Map keys are read as strings, so a map's key type must be one that reads from a string.
 /// serde_json's own value deserializer also reads a struct from an array (field by field in
 /// declaration order), which made every derived struct carry a second, never used reader.
 pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> serde_json::Result<T> {

@@ -300,8 +300,10 @@ fn del(list: &ConfList, rt: &Runtime) -> Result<(), String> {
 
 #[derive(serde::Deserialize, serde::Serialize, Clone, PartialEq, Eq)]
 struct Attachment {
-    #[serde(rename = "containerID")]
+    // Absent keys read as empty, as Go's decoder leaves them.
+    #[serde(rename = "containerID", default)]
     container_id: String,
+    #[serde(default)]
     ifname: String,
 }
 
@@ -404,5 +406,13 @@ mod tests {
         assert_eq!(v["prevResult"]["a"], 1);
         assert_eq!(v["name"], "n");
         assert_eq!(v["cniVersion"], "1.0.0");
+    }
+
+    #[test]
+    fn valid_attachments_read_as_go_reads_them() {
+        let v: Vec<Attachment> =
+            crate::cni::json::from_slice(br#"[{"containerID":"a"},{"ifname":"eth1","containerID":"b"}]"#).unwrap();
+        assert_eq!((v[0].container_id.as_str(), v[0].ifname.as_str()), ("a", ""));
+        assert_eq!((v[1].container_id.as_str(), v[1].ifname.as_str()), ("b", "eth1"));
     }
 }

@@ -235,9 +235,11 @@ impl Link {
     }
 }
 
-/// Link lookups and dumps ask the kernel to leave out the counters (the device's, and IPv6's
-/// per-device statistics, most of a link message): nothing here reads them, and the kernel
-/// then neither gathers nor sends them. Kernels older than the flag ignore it.
+/// Link lookups and dumps ask the kernel to leave out statistics: IPv6's per-device counters
+/// (summed over every CPU for each reply; a fifth of a link message), and on recent kernels
+/// the device's own. Nothing here reads them. Kernels before 2025's fix also leave out
+/// IPv6's token, address generation mode and RA MTU with them, which nothing here reads either;
+/// kernels older than the flag ignore it.
 fn skip_stats() -> LinkAttribute {
     LinkAttribute::ExtMask(vec![rtnetlink::packet_route::link::LinkExtentMask::SkipStats])
 }

@@ -80,7 +80,10 @@ static int parallel(const char *label, char **base, int nbase) {
         if (!line[0]) continue;
         char **a = calloc((size_t)nbase + 2, sizeof *a);
         argvs = realloc(argvs, sizeof *argvs * (size_t)(n + 1));
-        if (!a || !argvs) return 2;
+        if (!a || !argvs) {
+            printf("%s -1 -1\n", label);
+            return 2;
+        }
         memcpy(a, base, sizeof *a * (size_t)nbase);
         a[nbase] = strdup(line);
         argvs[n++] = a;
