@@ -2,10 +2,11 @@
 //! each a list of (container ID, ifname) a plugin must keep.
 
 use super::error::CniError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// One attachment as the runtime writes it.
-#[derive(Deserialize)]
+/// One attachment as the runtime writes it; a key it leaves out reads as empty, as Go's
+/// decoder leaves it.
+#[derive(Deserialize, Serialize, Clone, PartialEq, Eq)]
 pub struct Attachment {
     #[serde(rename = "containerID", default)]
     pub container_id: String,

@@ -12,6 +12,7 @@ mod exec;
 
 use crate::cni::config::valid_id;
 use crate::cni::delegate::find_in_path;
+use crate::cni::gc::Attachment;
 use crate::cni::skel::validate_ifname;
 use crate::cni::{CniError, CniResult, SpecVersion};
 use argh::FromArgs;
@@ -296,15 +297,6 @@ fn del(list: &ConfList, rt: &Runtime) -> Result<(), String> {
     }
     cache::remove(&rt.cache_dir, &list.name, &rt.container_id, &rt.ifname);
     Ok(())
-}
-
-#[derive(serde::Deserialize, serde::Serialize, Clone, PartialEq, Eq)]
-struct Attachment {
-    // Absent keys read as empty, as Go's decoder leaves them.
-    #[serde(rename = "containerID", default)]
-    container_id: String,
-    #[serde(default)]
-    ifname: String,
 }
 
 /// libcni's GC: unless `disableGC`, DEL every cached attachment not in `valid` (with its cached
