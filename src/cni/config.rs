@@ -64,8 +64,17 @@ where
 
 /// Parse a plugin's own config struct from the raw bytes, naming the plugin in the error.
 pub fn parse_plugin_conf<T: for<'de> Deserialize<'de>>(plugin: &str, stdin: &[u8]) -> Result<T, CniError> {
-    crate::cni::json::from_slice(stdin)
-        .map_err(|e| CniError::decoding(format!("{plugin}: failed to load netconf: {e}")))
+    crate::cni::json::from_slice(stdin).map_err(|e| load_error(plugin, e))
+}
+
+/// As `parse_plugin_conf`, but read from the text itself rather than through a map that keeps
+/// the last of duplicated keys, for a config whose maps must refuse duplicates.
+pub fn parse_plugin_conf_text<T: for<'de> Deserialize<'de>>(plugin: &str, stdin: &[u8]) -> Result<T, CniError> {
+    serde_json::from_slice(stdin).map_err(|e| load_error(plugin, e))
+}
+
+fn load_error(plugin: &str, e: serde_json::Error) -> CniError {
+    CniError::decoding(format!("{plugin}: failed to load netconf: {e}"))
 }
 
 /// The check every verb but VERSION makes: JSON with a valid `name`.

@@ -3,6 +3,7 @@
 //! attributes are kept in `<dataDir>/<containerID>_<ifname>.json` and restored on DEL.
 
 use super::iface;
+use crate::cni::config::parse_plugin_conf_text;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, skel, version};
 use crate::netlink::{Link, Netlink, format_mac, parse_mac};
 use crate::netns::Netns;
@@ -135,10 +136,8 @@ fn non_negative(what: &str, v: i64) -> Result<u32, CniError> {
 
 /// MAC precedence, lowest first: `mac`, CNI_ARGS `MAC`, `runtimeConfig.mac`, `args.cni.mac`.
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    // Read from the text itself, not through a map that keeps the last of duplicated keys:
-    // duplicated sysctl keys are refused, as the reference refuses them.
-    let raw: RawConf = serde_json::from_slice(&inv.stdin)
-        .map_err(|e| CniError::decoding(format!("tuning: failed to load netconf: {e}")))?;
+    // Duplicated sysctl keys are refused, as the reference refuses them.
+    let raw: RawConf = parse_plugin_conf_text("tuning", &inv.stdin)?;
     let mut sysctls = raw.sysctl.unwrap_or_default();
     let mut mac = Some(raw.mac).filter(|m| !m.is_empty());
     if !inv.args_raw.is_empty() {
