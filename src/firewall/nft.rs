@@ -399,10 +399,8 @@ impl Nft for System {
         }
         if let Some((t, cmds)) = batch.commands() {
             // Only deletions: the path that retries without what a concurrent teardown removed.
-            let deletes: Option<Vec<nftables::Delete>> =
-                cmds.iter().map(|c| if let nftables::Cmd::Delete(d) = c { Some(d.clone()) } else { None }).collect();
-            if let Some(deletes) = deletes {
-                return delete(t.family, t.name, deletes);
+            if cmds.iter().all(|c| matches!(c, nftables::Cmd::Delete(_))) {
+                return delete(t.family, t.name, cmds);
             }
             match nftables::Session::open().and_then(|mut s| s.commit(t.family, t.name, cmds)) {
                 Ok(()) => return Ok(()),
@@ -491,24 +489,27 @@ fn listing(t: Table, c: nftables::Contents, exprs: bool) -> Option<Listing> {
     Some(Listing { chains: c.chains, base: c.base, rules })
 }
 
-/// A batch of deletions, over netlink (see src/netlink/nftables.rs for why not through nft).
-/// What a concurrent teardown removed meanwhile fails the batch; it is dropped from it and the
-/// rest tried once more.
-fn delete(family: &str, table: &str, deletes: Vec<nftables::Delete>) -> Result<(), CniError> {
+/// A batch of deletions (`Cmd::Delete` only), over netlink (see src/netlink/nftables.rs for
+/// why not through nft). What a concurrent teardown removed meanwhile fails the batch; it is
+/// dropped from it and the rest tried once more.
+fn delete(family: &str, table: &str, deletes: &[nftables::Cmd]) -> Result<(), CniError> {
+    use nftables::{Cmd, Delete};
     let mut s = nftables::Session::open()?;
-    match s.delete(family, table, &deletes) {
+    match s.commit(family, table, deletes) {
         Err(e) if e.is_not_found() => {
             let Some(now) = s.contents(family, table)? else { return Ok(()) };
-            let still: Vec<nftables::Delete> = deletes
-                .into_iter()
+            let still: Vec<Cmd> = deletes
+                .iter()
                 .filter(|d| match d {
-                    nftables::Delete::Rule { chain, handle } => {
+                    Cmd::Delete(Delete::Rule { chain, handle }) => {
                         now.rules.iter().any(|r| r.chain == *chain && r.handle == *handle)
                     }
-                    nftables::Delete::Flush { chain } | nftables::Delete::Chain { chain } => now.chains.contains(chain),
+                    Cmd::Delete(Delete::Flush { chain } | Delete::Chain { chain }) => now.chains.contains(chain),
+                    _ => true,
                 })
+                .cloned()
                 .collect();
-            Ok(s.delete(family, table, &still)?)
+            Ok(s.commit(family, table, &still)?)
         }
         r => Ok(r?),
     }

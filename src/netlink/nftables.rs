@@ -267,12 +267,6 @@ impl Session {
         Ok(Some(out))
     }
 
-    /// Apply `deletes` to `family table` in one transaction.
-    pub fn delete(&mut self, family: &str, table: &str, deletes: &[Delete]) -> Result<(), Error> {
-        let cmds: Vec<Cmd> = deletes.iter().cloned().map(Cmd::Delete).collect();
-        self.commit(family, table, &cmds)
-    }
-
     /// Apply `cmds` to `family table` in one transaction: all of them, or, when one fails,
     /// none (the error names the first that failed).
     pub fn commit(&mut self, family: &str, table: &str, cmds: &[Cmd]) -> Result<(), Error> {
@@ -639,15 +633,15 @@ mod kernel_tests {
             assert_eq!(comments, [Some("a"), Some("b"), None]);
 
             let a = c.rules[0].handle;
-            s.delete("inet", "cbxnl", &[Delete::Rule { chain: "c".into(), handle: a }]).unwrap();
+            s.commit("inet", "cbxnl", &[Cmd::Delete(Delete::Rule { chain: "c".into(), handle: a })]).unwrap();
             // A failing command fails the whole batch: nothing of it is applied.
-            let e = s
-                .delete("inet", "cbxnl", &[Delete::Flush { chain: "c".into() }, Delete::Chain { chain: "nope".into() }])
-                .unwrap_err();
+            let flush_and = |chain: &str| {
+                [Cmd::Delete(Delete::Flush { chain: "c".into() }), Cmd::Delete(Delete::Chain { chain: chain.into() })]
+            };
+            let e = s.commit("inet", "cbxnl", &flush_and("nope")).unwrap_err();
             assert!(e.is_not_found(), "{e}");
             assert_eq!(s.contents("inet", "cbxnl").unwrap().unwrap().rules.len(), 2);
-            s.delete("inet", "cbxnl", &[Delete::Flush { chain: "c".into() }, Delete::Chain { chain: "c".into() }])
-                .unwrap();
+            s.commit("inet", "cbxnl", &flush_and("c")).unwrap();
             let c = s.contents("inet", "cbxnl").unwrap().unwrap();
             assert_eq!((c.chains, c.rules), (vec!["keep".to_string()], vec![]));
         });
