@@ -232,12 +232,11 @@ fn decode_one(name: &str, data: &[u8]) -> Option<Expr> {
         _ => return None,
     };
     // Registers, options and attributes other than these read as something else.
+    let written = e.data();
+    let mut want: Vec<(u16, &[u8])> = attrs(&written).map(|(k, _, v)| (k, v)).collect();
     a.sort_by_key(|(k, _)| *k);
-    let mut want: Vec<(u16, Vec<u8>)> = attrs(&e.data()).map(|(k, _, v)| (k, v.to_vec())).collect();
     want.sort_by_key(|(k, _)| *k);
-    let same =
-        a.len() == want.len() && a.iter().zip(&want).all(|((k1, v1), (k2, v2))| k1 == k2 && v1 == &v2.as_slice());
-    same.then_some(e)
+    (a == want).then_some(e)
 }
 
 #[cfg(test)]
