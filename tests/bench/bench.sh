@@ -166,9 +166,9 @@ else
 fi
 
 if [ "$QUICK" = 1 ]; then
-    VERSION_ITERS=20 VERSION_MAX=3 POD_N=5 CONC_LEVELS="32" CONC_ROUNDS=1 SCALE_LEVELS="10 50" SCALE_M=3 SCALE_SETTLE=1
+    VERSION_ITERS=20 VERSION_MAX=3 POD_N=5 CONC_LEVELS="32" CONC_ROUNDS=1 CONC_SETTLE=0 SCALE_LEVELS="10 50" SCALE_M=3 SCALE_SETTLE=1
 else
-    VERSION_ITERS=100 VERSION_MAX=6 POD_N=30 CONC_LEVELS="32 64" CONC_ROUNDS=3 SCALE_LEVELS="10 100 250" SCALE_M=10 SCALE_SETTLE=5
+    VERSION_ITERS=100 VERSION_MAX=6 POD_N=30 CONC_LEVELS="32 64" CONC_ROUNDS=5 CONC_SETTLE=1 SCALE_LEVELS="10 100 250" SCALE_M=10 SCALE_SETTLE=5
 fi
 
 W=$(mktemp -d /tmp/cnibox-bench.XXXXXX)
@@ -500,6 +500,19 @@ for chain in bridge ptp full; do
     fresh_ipam
 done
 
+# A cold start is a quiet node: before each side's run, the kernel's work left from the run
+# before (namespaces and links of either side still being torn down, by the kernel's cleanup
+# workers and by plugins that leave a deleted link's freeing to a child) is let finish, so
+# that neither side pays for the other's teardown.
+settle() { # seconds
+    local i
+    for ((i = 0; i < 50; i++)); do
+        pgrep -f "^$W/" >/dev/null || break
+        sleep 0.1
+    done
+    sleep "$1"
+}
+
 # ---- concurrency (bridge) ----------------------------------------------------------------------
 if [ -n "${SIDES[bridge]:-}" ]; then
     for n in $CONC_LEVELS; do
@@ -513,6 +526,7 @@ if [ -n "${SIDES[bridge]:-}" ]; then
                 fresh_ipam
                 new_host
                 new_pods "$side" "$n"
+                settle "$CONC_SETTLE"
                 in_host "$HOST" par add bridge "$side" "conc${n}_add" "${NEW[@]}"
                 in_host "$HOST" par del bridge "$side" "conc${n}_del" "${NEW[@]}"
                 del_netns "$HOST" "${NEW[@]}"
