@@ -34,8 +34,10 @@ DESTDIR ?=
 CNI_BIN_DIR ?= /opt/cni/bin
 
 # Debian packages the tests use: iproute2 (ip netns), nftables, the Go reference plugins,
-# and Go with libcni's source for the real-runtime client test.
-TEST_DEBS := iproute2 nftables iputils-ping containernetworking-plugins golang-go golang-github-appc-cni-dev rpm
+# Go with libcni's source, and podman with runc and a static busybox, for the real-runtime
+# client tests.
+TEST_DEBS := iproute2 nftables iputils-ping containernetworking-plugins golang-go golang-github-appc-cni-dev rpm \
+  podman runc busybox-static
 
 # What `make demo` needs on a fresh machine.
 DEMO_DEBS := iproute2 iputils-ping
@@ -72,7 +74,7 @@ deps demo-deps:
 
 # Unit tests and integration tests in one run; integration tests exec the static release binary.
 test: deps build
-	CNIBOX_BIN=$(CURDIR)/$(BIN) CNIBOX_REQUIRE_LIBCNI=1 $(CARGO) test --locked -- --test-threads=2
+	CNIBOX_BIN=$(CURDIR)/$(BIN) CNIBOX_REQUIRE_LIBCNI=1 CNIBOX_REQUIRE_PODMAN=1 $(CARGO) test --locked -- --test-threads=2
 	@if [ -x "$(VMTEST)" ]; then $(MAKE) --no-print-directory test-vm; \
 	else echo "note: $(VMTEST) not found: ipvlan and bridge VLAN tests did not run under a stock kernel"; fi
 
