@@ -40,10 +40,28 @@ impl Drop for TempDir {
     }
 }
 
+/// Remove what earlier test processes made in `dir` as `<prefix><pid>` and could not remove
+/// themselves (a test binary has no teardown that runs after its last test): every such entry
+/// whose process is gone.
+fn sweep_per_process(dir: &Path, prefix: &str) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let p = e.path();
+            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        }
+    }
+}
+
 /// A directory holding one link per applet to the binary under test (what symlinks.sh makes).
 pub fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        sweep_per_process(&std::env::temp_dir(), "cnibox-bin-");
         let dir = std::env::temp_dir().join(format!("cnibox-bin-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create plugin dir");
@@ -265,6 +283,7 @@ pub fn libcni_client() -> Option<&'static Path> {
     CLIENT
         .get_or_init(|| {
             let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libcni");
+            sweep_per_process(Path::new(env!("CARGO_TARGET_TMPDIR")), "libcni-client-");
             let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("libcni-client-{}", std::process::id()));
             let gopath = "/usr/share/gocode";
             let have = Path::new("/usr/bin/go").exists()
