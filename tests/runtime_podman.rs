@@ -2,7 +2,7 @@
 //! then portmap, firewall and tuning), driven by podman itself through its CNI backend: a
 //! container answers on its address and on a published port, another takes the address asked
 //! for with `--ip` (host-local's `ips` capability), and removing them leaves no lease, link,
-//! rule or cache entry behind.
+//! rule or cache entry behind; on a dual-stack network a container answers on its IPv6 address.
 //!
 //! Everything podman keeps (storage, state, network configs) goes to a temporary directory,
 //! leases too (the config podman wrote gets a `dataDir`), and the network's host side lives in
@@ -18,6 +18,8 @@ use std::process::Command;
 const SUBNET: &str = "10.231.0.0/24";
 const GATEWAY: &str = "10.231.0.1";
 const FIXED_IP: &str = "10.231.0.77";
+const SUBNET6_V4: &str = "10.232.0.0/24";
+const SUBNET6_V6: &str = "fd00:232::/64";
 const HOST_PORT: u16 = 18080;
 const TOKEN: &str = "served-through-cnibox";
 
@@ -228,4 +230,57 @@ fn podman_runs_containers_on_its_own_bridge_chain() {
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     assert!(!cached.iter().any(|f| f.starts_with(&format!("{net}-"))), "libcni cache entries left: {cached:?}");
+
+    // A dual-stack network: the container answers on its IPv6 address too.
+    let net6 = unique("pm");
+    pm.ok(&["network", "create", "--ipv6", "--subnet", SUBNET6_V4, "--subnet", SUBNET6_V6, &net6]);
+    let conf6_path = pm.dir.path().join("net.d").join(format!("{net6}.conflist"));
+    let mut conf6: Value = serde_json::from_slice(&std::fs::read(&conf6_path).expect("podman wrote no conflist"))
+        .expect("podman's conflist is JSON");
+    conf6["plugins"][0]["ipam"]["dataDir"] = Value::from(pm.data_dir().to_str().expect("utf-8 path"));
+    write_conf(conf6_path.parent().expect("dir"), &format!("{net6}.conflist"), &conf6);
+    let six = unique("six");
+    pm.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &six,
+        "--network",
+        &net6,
+        "--rootfs",
+        rootfs,
+        "/bin/httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    let ip6 = pm.ok(&[
+        "inspect",
+        "--format",
+        &format!("{{{{(index .NetworkSettings.Networks \"{net6}\").GlobalIPv6Address}}}}"),
+        &six,
+    ]);
+    assert!(ip6.starts_with("fd00:232::"), "container IPv6 address {ip6:?} is not from {SUBNET6_V6}");
+    assert_eq!(leases(&pm.data_dir(), &net6).len(), 2, "one lease per family");
+    // The node's end (the bridge's address) can only talk once its duplicate address
+    // detection is over, about a second after the bridge got it.
+    for _ in 0..100 {
+        if pm.host.sh("ip -6 -o addr show tentative").trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut served = None;
+    for _ in 0..50 {
+        served = pm.get(&format!("http://[{ip6}]/"));
+        if served.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(served.as_deref(), Some(TOKEN), "the container does not answer on {ip6}");
+    pm.ok(&["rm", "--force", "--time", "0", &six]);
+    assert!(leases(&pm.data_dir(), &net6).is_empty(), "leases left: {:?}", leases(&pm.data_dir(), &net6));
 }
