@@ -105,19 +105,54 @@ impl Podman {
         r.stdout.trim().to_string()
     }
 
-    fn ip_of(&self, container: &str, net: &str) -> String {
-        self.ok(&[
-            "inspect",
-            "--format",
-            &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
-            container,
-        ])
+    /// Create the network `net` as podman writes it (`args` are `network create`'s options),
+    /// with host-local's leases kept in the test's directory; its config.
+    fn network(&self, net: &str, args: &[&str]) -> Value {
+        self.ok(&[&["network", "create"], args, &[net]].concat());
+        let dir = self.dir.path().join("net.d");
+        let file = format!("{net}.conflist");
+        let mut conf: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&file)).expect("podman wrote no conflist"))
+                .expect("podman's conflist is JSON");
+        conf["plugins"][0]["ipam"]["dataDir"] = Value::from(self.data_dir().to_str().expect("utf-8 path"));
+        write_conf(&dir, &file, &conf);
+        conf
+    }
+
+    /// Start `name` on `net` (with `run`'s `extra` options), running `cmd` from the busybox root.
+    fn start(&self, name: &str, net: &str, extra: &[&str], cmd: &[&str]) {
+        let rootfs = self.rootfs();
+        // `--rootfs <dir>` stands where the image would: the options go before it.
+        let rootfs = ["--rootfs", rootfs.to_str().expect("utf-8 path")];
+        self.ok(&[&["run", "-d", "--name", name, "--network", net], extra, &rootfs, cmd].concat());
+    }
+
+    /// A web server answering TOKEN on port 80.
+    fn start_web(&self, name: &str, net: &str, extra: &[&str]) {
+        self.start(name, net, extra, &["/bin/httpd", "-f", "-p", "80", "-h", "/www"]);
+    }
+
+    /// A field of the container's attachment to `net` (`IPAddress`, `GlobalIPv6Address`).
+    fn attachment(&self, container: &str, net: &str, field: &str) -> String {
+        let format = format!("{{{{(index .NetworkSettings.Networks \"{net}\").{field}}}}}");
+        self.ok(&["inspect", "--format", &format, container])
     }
 
     /// A GET from the host namespace; the body, or None.
     fn get(&self, url: &str) -> Option<String> {
         let (ok, body) = self.host.exec(&format!("timeout 5 busybox wget -q -O - {url}"));
         ok.then_some(body)
+    }
+
+    /// `get`, tried for up to five seconds while the server starts.
+    fn get_soon(&self, url: &str) -> Option<String> {
+        for _ in 0..50 {
+            if let Some(body) = self.get(url) {
+                return Some(body);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        None
     }
 }
 
@@ -134,82 +169,32 @@ fn podman_runs_containers_on_its_own_bridge_chain() {
         return;
     }
     let Some(pm) = Podman::new() else { return };
-    let net = unique("pm");
 
-    // The network as podman writes it, with the leases kept in the test's directory.
-    pm.ok(&["network", "create", "--subnet", SUBNET, &net]);
-    let conf_path = pm.dir.path().join("net.d").join(format!("{net}.conflist"));
-    let mut conf: Value = serde_json::from_slice(&std::fs::read(&conf_path).expect("podman wrote no conflist"))
-        .expect("podman's conflist is JSON");
+    let net = unique("pm");
+    let conf = pm.network(&net, &["--subnet", SUBNET]);
     let types: Vec<&str> =
         conf["plugins"].as_array().expect("plugins").iter().filter_map(|p| p["type"].as_str()).collect();
     assert_eq!(types, ["bridge", "portmap", "firewall", "tuning"], "podman's chain changed");
-    let bridge = conf["plugins"][0]["bridge"].as_str().expect("bridge name").to_string();
-    conf["plugins"][0]["ipam"]["dataDir"] = Value::from(pm.data_dir().to_str().expect("utf-8 path"));
-    write_conf(conf_path.parent().expect("dir"), &format!("{net}.conflist"), &conf);
+    let bridge = conf["plugins"][0]["bridge"].as_str().expect("bridge name");
 
-    let rootfs = pm.rootfs();
-    let rootfs = rootfs.to_str().expect("utf-8 path");
-    let publish = format!("{HOST_PORT}:80");
     let web = unique("web");
-    pm.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &web,
-        "--network",
-        &net,
-        "-p",
-        &publish,
-        "--rootfs",
-        rootfs,
-        "/bin/httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
-    let ip = pm.ip_of(&web, &net);
+    pm.start_web(&web, &net, &["-p", &format!("{HOST_PORT}:80")]);
+    let ip = pm.attachment(&web, &net, "IPAddress");
     assert!(ip.starts_with("10.231.0."), "container address {ip:?} is not from {SUBNET}");
     assert_eq!(leases(&pm.data_dir(), &net), std::slice::from_ref(&ip), "host-local's lease");
 
     // The container on its address, and on the published port of the node's own addresses
     // (locally originated, so through portmap's output chain; 127.0.0.1 needs route_localnet).
-    let mut served = None;
-    for _ in 0..50 {
-        served = pm.get(&format!("http://{ip}/"));
-        if served.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(served.as_deref(), Some(TOKEN), "the container does not answer on {ip}");
+    assert_eq!(pm.get_soon(&format!("http://{ip}/")).as_deref(), Some(TOKEN), "the container does not answer on {ip}");
     for host in [GATEWAY, "127.0.0.1"] {
-        assert_eq!(
-            pm.get(&format!("http://{host}:{HOST_PORT}/")).as_deref(),
-            Some(TOKEN),
-            "port {HOST_PORT} on {host}"
-        );
+        let got = pm.get(&format!("http://{host}:{HOST_PORT}/"));
+        assert_eq!(got.as_deref(), Some(TOKEN), "port {HOST_PORT} on {host}");
     }
 
     // --ip reaches host-local as the `ips` capability.
     let fixed = unique("fix");
-    pm.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &fixed,
-        "--network",
-        &net,
-        "--ip",
-        FIXED_IP,
-        "--rootfs",
-        rootfs,
-        "/bin/sleep",
-        "600",
-    ]);
-    assert_eq!(pm.ip_of(&fixed, &net), FIXED_IP);
+    pm.start(&fixed, &net, &["--ip", FIXED_IP], &["/bin/sleep", "600"]);
+    assert_eq!(pm.attachment(&fixed, &net, "IPAddress"), FIXED_IP);
     let mut held = leases(&pm.data_dir(), &net);
     held.sort();
     let mut want = vec![ip.clone(), FIXED_IP.to_string()];
@@ -221,7 +206,7 @@ fn podman_runs_containers_on_its_own_bridge_chain() {
     assert!(leases(&pm.data_dir(), &net).is_empty(), "leases left: {:?}", leases(&pm.data_dir(), &net));
     let links = pm.host.sh("ip -o link show");
     assert!(!links.contains("veth"), "host veths left:\n{links}");
-    assert!(links.contains(&bridge), "the bridge {bridge} is kept, as the reference keeps it");
+    assert!(links.contains(bridge), "the bridge {bridge} is kept, as the reference keeps it");
     let rules = pm.host.sh("nft list ruleset");
     for left in [ip.as_str(), FIXED_IP, &HOST_PORT.to_string()] {
         assert!(!rules.contains(left), "rules still name {left}:\n{rules}");
@@ -233,35 +218,10 @@ fn podman_runs_containers_on_its_own_bridge_chain() {
 
     // A dual-stack network: the container answers on its IPv6 address too.
     let net6 = unique("pm");
-    pm.ok(&["network", "create", "--ipv6", "--subnet", SUBNET6_V4, "--subnet", SUBNET6_V6, &net6]);
-    let conf6_path = pm.dir.path().join("net.d").join(format!("{net6}.conflist"));
-    let mut conf6: Value = serde_json::from_slice(&std::fs::read(&conf6_path).expect("podman wrote no conflist"))
-        .expect("podman's conflist is JSON");
-    conf6["plugins"][0]["ipam"]["dataDir"] = Value::from(pm.data_dir().to_str().expect("utf-8 path"));
-    write_conf(conf6_path.parent().expect("dir"), &format!("{net6}.conflist"), &conf6);
+    pm.network(&net6, &["--ipv6", "--subnet", SUBNET6_V4, "--subnet", SUBNET6_V6]);
     let six = unique("six");
-    pm.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &six,
-        "--network",
-        &net6,
-        "--rootfs",
-        rootfs,
-        "/bin/httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
-    let ip6 = pm.ok(&[
-        "inspect",
-        "--format",
-        &format!("{{{{(index .NetworkSettings.Networks \"{net6}\").GlobalIPv6Address}}}}"),
-        &six,
-    ]);
+    pm.start_web(&six, &net6, &[]);
+    let ip6 = pm.attachment(&six, &net6, "GlobalIPv6Address");
     assert!(ip6.starts_with("fd00:232::"), "container IPv6 address {ip6:?} is not from {SUBNET6_V6}");
     assert_eq!(leases(&pm.data_dir(), &net6).len(), 2, "one lease per family");
     // The node's end (the bridge's address) can only talk once its duplicate address
@@ -272,15 +232,8 @@ fn podman_runs_containers_on_its_own_bridge_chain() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let mut served = None;
-    for _ in 0..50 {
-        served = pm.get(&format!("http://[{ip6}]/"));
-        if served.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(served.as_deref(), Some(TOKEN), "the container does not answer on {ip6}");
+    let got = pm.get_soon(&format!("http://[{ip6}]/"));
+    assert_eq!(got.as_deref(), Some(TOKEN), "the container does not answer on {ip6}");
     pm.ok(&["rm", "--force", "--time", "0", &six]);
     assert!(leases(&pm.data_dir(), &net6).is_empty(), "leases left: {:?}", leases(&pm.data_dir(), &net6));
 }
