@@ -83,7 +83,9 @@ impl Podman {
     /// `podman <args>` inside the test's host namespace.
     fn run(&self, args: &[&str]) -> Reply {
         let d = self.dir.path();
-        let out = Command::new("nsenter")
+        // A podman that hangs fails the test instead of holding up the suite.
+        let out = Command::new("timeout")
+            .args(["120", "nsenter"])
             .arg(format!("--net={}", self.host.path()))
             .args(["podman", "--network-backend", "cni"])
             .args(args)
