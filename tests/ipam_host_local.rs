@@ -169,6 +169,20 @@ fn legacy_form_and_default_order() {
 }
 
 #[test]
+fn keys_and_nulls_read_as_go_reads_them() {
+    // Go's decoder matches keys to fields ignoring case, takes null as "leave the default",
+    // and reads an empty gateway as none: a config written that way works the same here.
+    let t = TempDir::new("hl-gokeys");
+    let ipam = json!({"TYPE": "host-local", "datadir": t.path(), "Subnet": "10.3.0.0/29",
+                      "rangestart": "10.3.0.4", "RangeEnd": "10.3.0.5", "gateway": null, "resolvConf": null,
+                      "routes": [{"dst": "0.0.0.0/0", "gw": ""}]});
+    let a = add("a", &conf("1.0.0", "gokeys", ipam)).ok().json();
+    assert_eq!(first_ip(&a), "10.3.0.4/29");
+    assert_eq!(a["routes"], json!([{"dst": "0.0.0.0/0"}]));
+    assert_eq!(store_files(&t.path().join("gokeys")), ["10.3.0.4", "last_reserved_ip.0", "lock"]);
+}
+
+#[test]
 fn config_errors() {
     let t = TempDir::new("hl-errors");
     let msg =

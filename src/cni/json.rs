@@ -70,6 +70,35 @@ fn map<'de, V: Visitor<'de>>(entries: serde_json::Map<String, Value>, visitor: V
     }
 }
 
+/// An object's members as Go's decoder matches them to a struct's `fields`: a `null` leaves
+/// the field as it was (here: absent, so its default), and a key that names no field exactly
+/// names the field it equals ignoring case (`"rangestart"`, `"DataDir"`). Where several keys
+/// name one field, the exact one wins, else the first by case-insensitive match (Go keeps
+/// the last in document order, which a parsed map no longer has). Structs with a flattened
+/// member are read as maps and keep their keys as written.
+fn go_fields(entries: serde_json::Map<String, Value>, fields: &[&str]) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    let mut folded = Vec::new();
+    for (key, value) in entries {
+        if value.is_null() {
+            continue;
+        }
+        if fields.contains(&key.as_str()) {
+            out.insert(key, value);
+        } else if let Some(field) = fields.iter().find(|f| f.eq_ignore_ascii_case(&key)) {
+            folded.push((*field, value));
+        } else {
+            out.insert(key, value);
+        }
+    }
+    for (field, value) in folded {
+        if !out.contains_key(field) {
+            out.insert(field.to_string(), value);
+        }
+    }
+    out
+}
+
 struct Items(std::vec::IntoIter<Value>);
 
 impl<'de> de::SeqAccess<'de> for Items {
@@ -169,10 +198,13 @@ impl<'de> Deserializer<'de> for Objects {
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _: &'static str,
-        _: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        self.deserialize_map(visitor)
+        match self.0 {
+            Value::Object(entries) => map(go_fields(entries, fields), visitor),
+            other => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
+        }
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -234,6 +266,32 @@ mod tests {
         assert_eq!(o.rest.get("extra"), Some(&Value::Bool(true)));
         let o: Outer = from_slice(br#"{"name":"n","inner":null}"#).unwrap();
         assert_eq!((o.inner, o.list, o.raw), (None, vec![], Value::Null));
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Plain {
+        #[serde(rename = "netName", default)]
+        name: String,
+        #[serde(default)]
+        inner: Option<Inner>,
+        #[serde(default)]
+        list: Vec<Inner>,
+        #[serde(default)]
+        raw: Value,
+    }
+
+    #[test]
+    fn fields_match_as_go_s_decoder_matches_them() {
+        // null leaves the default; a key names the field it equals ignoring case.
+        let p: Plain = from_slice(br#"{"NETNAME":"n","Inner":{"A":3,"b":null},"list":null,"raw":null}"#).unwrap();
+        assert_eq!(p, Plain { name: "n".into(), inner: Some(Inner { a: 3, b: None }), list: vec![], raw: Value::Null });
+        // The exact key wins over a case-folded one, whatever the order.
+        for text in [br#"{"A":1,"a":2}"#, br#"{"a":2,"A":1}"#] {
+            assert_eq!(from_slice::<Inner>(text).unwrap().a, 2);
+        }
+        // A required field given null is missing, as it is when absent.
+        let e = from_slice::<Inner>(br#"{"a":null}"#).unwrap_err().to_string();
+        assert_eq!(e, "missing field `a`");
     }
 
     #[test]

@@ -27,6 +27,7 @@ impl Dns {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Interface {
+    #[serde(default)]
     pub name: String,
     #[serde(default, deserialize_with = "crate::cni::config::null_default")]
     pub mac: String,
@@ -45,7 +46,7 @@ pub struct IpConfig {
     #[serde(default)]
     pub interface: Option<usize>,
     pub address: IpNet,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ip_or_empty")]
     pub gateway: Option<IpAddr>,
 }
 
@@ -55,10 +56,18 @@ impl IpConfig {
     }
 }
 
+/// An optional address, where `""` is none, as Go reads a `net.IP` (`"gw": ""` in a route).
+fn ip_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(s) if !s.is_empty() => s.parse().map(Some).map_err(serde::de::Error::custom),
+        _ => Ok(None),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub dst: IpNet,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "ip_or_empty")]
     pub gw: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub mtu: u32,
@@ -212,7 +221,7 @@ struct WireV02 {
 #[derive(Serialize, Deserialize)]
 struct Ip02 {
     ip: IpNet,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none", default, deserialize_with = "ip_or_empty")]
     gateway: Option<IpAddr>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     routes: Vec<Route02>,
@@ -221,7 +230,7 @@ struct Ip02 {
 #[derive(Serialize, Deserialize)]
 struct Route02 {
     dst: IpNet,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none", default, deserialize_with = "ip_or_empty")]
     gw: Option<IpAddr>,
 }
 
@@ -477,6 +486,20 @@ mod tests {
                 Family::V1 => assert_eq!(r, sample()),
             }
         }
+    }
+
+    #[test]
+    fn read_as_go_reads_them() {
+        // An empty gateway is none (Go's net.IP), an interface may come without a name.
+        let r = CniResult::from_reply(
+            br#"{"cniVersion":"1.0.0","interfaces":[{"mac":"aa:bb:cc:dd:ee:01"}],
+                "ips":[{"address":"10.0.0.5/24","gateway":""}],"routes":[{"dst":"0.0.0.0/0","gw":""}]}"#,
+            SpecVersion::V1_0_0,
+        )
+        .unwrap();
+        assert_eq!((r.ips[0].gateway, r.routes[0].gw, r.interfaces[0].name.as_str()), (None, None, ""));
+        let e = crate::cni::json::from_slice::<Route>(br#"{"dst":"0.0.0.0/0","gw":"x"}"#).unwrap_err();
+        assert_eq!(e.to_string(), "invalid IP address syntax");
     }
 
     #[test]

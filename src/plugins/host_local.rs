@@ -36,9 +36,16 @@ struct NetIn {
 
 #[derive(Deserialize)]
 struct IpamIn {
-    /// The legacy single range: top-level `subnet`, `rangeStart`, `rangeEnd`, `gateway`.
-    #[serde(flatten)]
-    legacy: RangeConf,
+    /// The legacy single range: top-level `subnet`, `rangeStart`, `rangeEnd`, `gateway`
+    /// (named here rather than flattened, so that the keys match as Go matches them).
+    #[serde(default)]
+    subnet: Option<String>,
+    #[serde(rename = "rangeStart", default)]
+    range_start: Option<String>,
+    #[serde(rename = "rangeEnd", default)]
+    range_end: Option<String>,
+    #[serde(default)]
+    gateway: Option<String>,
     #[serde(default)]
     ranges: Option<Vec<Vec<RangeConf>>>,
     #[serde(default)]
@@ -110,8 +117,13 @@ impl Config {
         requested.retain(|ip| seen.insert(*ip));
 
         let mut sets = rt.ip_ranges.unwrap_or_default();
-        if ipam.legacy.subnet.as_deref().is_some_and(|s| !s.trim().is_empty()) {
-            sets.push(vec![ipam.legacy]);
+        if ipam.subnet.as_deref().is_some_and(|s| !s.trim().is_empty()) {
+            sets.push(vec![RangeConf {
+                subnet: ipam.subnet,
+                range_start: ipam.range_start,
+                range_end: ipam.range_end,
+                gateway: ipam.gateway,
+            }]);
         }
         sets.extend(ipam.ranges.unwrap_or_default());
         // GC and STATUS come without runtimeConfig (libcni injects none), so a network whose
