@@ -154,7 +154,6 @@ fn bridge_ipmasq_rules_and_traffic() {
     let (p4, p5) = (Netns::new("m4"), Netns::new("m5"));
     h.call("bridge", "ADD", "c4", &p4.path(), &masq).ok();
     let r5 = h.call("bridge", "ADD", "c5", &p5.path(), &masq).ok().json();
-    // CHECK looks for the masquerade rule too.
     let mut check: Value = serde_json::from_str(&masq).unwrap();
     check["prevResult"] = r5;
     h.call("bridge", "CHECK", "c5", &p5.path(), &check.to_string()).ok();
@@ -164,9 +163,10 @@ fn bridge_ipmasq_rules_and_traffic() {
     plugin("bridge", Some(&h.ns), &env, &gc.to_string()).ok();
     let t = h.table("inet", "cni_plugins_masquerade");
     assert!(!t.contains("id: c4\"") && t.contains("id: c5\""), "{t}");
+    // CHECK does not look at masquerade rules, as the reference's does not: a pod the
+    // reference set up (its rules in iptables) passes it after a node switches.
     h.ns.sh("nft flush chain inet cni_plugins_masquerade masq_checks");
-    let r = h.call("bridge", "CHECK", "c5", &p5.path(), &check.to_string());
-    assert!(r.stdout.contains("expected 1 masquerade rules"), "{r:?}");
+    h.call("bridge", "CHECK", "c5", &p5.path(), &check.to_string()).ok();
     h.call("bridge", "DEL", "c4", &p4.path(), &masq).ok();
     h.call("bridge", "DEL", "c5", &p5.path(), &masq).ok();
     h.call("bridge", "DEL", "c0", &p0.path(), &plain).ok();

@@ -137,19 +137,6 @@ pub fn gc(nft: &dyn Nft, network: &str, valid: &[(String, String)]) -> Result<()
     nft.apply(&b)
 }
 
-/// Whether one attachment's rules are there, one per address.
-pub fn check(nft: &dyn Nft, ips: &[IpNet], network: &str, ifname: &str, container_id: &str) -> Result<(), CniError> {
-    let found = find(nft, &instance_hash(network, ifname, container_id))?.len();
-    if found < ips.len() {
-        return Err(CniError::internal(format!(
-            "ipMasq: expected {} masquerade rules for container {container_id} in table inet {}, found {found}",
-            ips.len(),
-            TABLE.name
-        )));
-    }
-    Ok(())
-}
-
 /// Handles of the rules in `masq_checks` whose comment starts with `prefix`.
 fn find(nft: &dyn Nft, prefix: &str) -> Result<Vec<u64>, CniError> {
     let Some(listing) = nft.list_rules(TABLE)? else { return Ok(Vec::new()) };

@@ -109,7 +109,9 @@ struct Conf {
     enabledad: bool,
     disable_container_interface: bool,
     port_isolation: bool,
-    mac: Option<[u8; 6]>,
+    /// The MAC asked for, as given: read only by ADD (a DEL of a pod whose ADD it failed
+    /// must still work, as it does for the reference).
+    mac_text: Option<String>,
     /// L3: an IPAM type is configured.
     layer3: bool,
 }
@@ -160,9 +162,6 @@ fn valid_link_name(name: &str) -> bool {
 impl Conf {
     fn load(inv: &Invocation) -> Result<Conf, CniError> {
         let raw: RawConf = parse_plugin_conf("bridge", &inv.stdin)?;
-        if !valid_link_name(&raw.bridge) {
-            return Err(CniError::invalid_config(format!("invalid bridge name \"{}\"", raw.bridge)));
-        }
         if !(0..=4094).contains(&raw.vlan) {
             return Err(bad(format!("invalid VLAN ID {} (must be between 0 and 4094)", raw.vlan)));
         }
@@ -180,10 +179,6 @@ impl Conf {
                 mac_text = Some(m);
             }
         }
-        let mac = match mac_text {
-            Some(m) => Some(parse_mac(&m).ok_or_else(|| bad(format!("invalid MAC address \"{m}\"")))?),
-            None => None,
-        };
         let layer3 = inv.conf.ipam_type().is_some();
         Ok(Conf {
             bridge: raw.bridge,
@@ -203,13 +198,17 @@ impl Conf {
             enabledad: raw.enabledad,
             disable_container_interface: raw.disable_container_interface,
             port_isolation: raw.port_isolation,
-            mac,
+            mac_text,
             layer3,
         })
     }
 
     /// Checks that only matter when something is being set up.
     fn check_for_setup(&self) -> Result<(), CniError> {
+        if !valid_link_name(&self.bridge) {
+            return Err(CniError::invalid_config(format!("invalid bridge name \"{}\"", self.bridge)));
+        }
+        self.mac()?;
         if self.hairpin_mode && self.promisc_mode {
             return Err(bad("cannot set hairpin mode and promiscuous mode at the same time"));
         }
@@ -220,6 +219,11 @@ impl Conf {
             masq::check_backend(self.ip_masq_backend.as_deref())?;
         }
         Ok(())
+    }
+
+    fn mac(&self) -> Result<Option<[u8; 6]>, CniError> {
+        let parse = |m: &String| parse_mac(m).ok_or_else(|| bad(format!("invalid MAC address \"{m}\"")));
+        self.mac_text.as_ref().map(parse).transpose()
     }
 
     fn vlan_filtering(&self) -> bool {
@@ -278,7 +282,7 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
     let sandbox = cont_ns.path().display().to_string();
 
     // The host end is born a port of the bridge (`attach_port` does the rest).
-    let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, conf.mtu, conf.mac, Some(&br))?;
+    let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, conf.mtu, conf.mac()?, Some(&br))?;
     undo.host_veth = Some(pair.host.name.clone());
     if conf.macspoofchk {
         undo.spoofchk = true;
@@ -694,12 +698,9 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     }
 
     iface::validate_expected_ips(&cont, &inv.ifname, &result.ips)?;
-    iface::validate_expected_routes(&cont, &result.routes)?;
-    if conf.ip_masq && conf.layer3 {
-        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-        masq::check(&System, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
-    }
-    Ok(())
+    // Masquerade rules are not checked, as the reference does not check them: a pod it set
+    // up has its rules in iptables, and must pass CHECK after the node switches.
+    iface::validate_expected_routes(&cont, &result.routes)
 }
 
 #[cfg(test)]
@@ -740,7 +741,7 @@ mod tests {
             enabledad: false,
             disable_container_interface: false,
             port_isolation: false,
-            mac: None,
+            mac_text: None,
             layer3: true,
         };
         let mut r = CniResult {
