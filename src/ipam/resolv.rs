@@ -26,8 +26,9 @@ pub fn parse(text: &str) -> Dns {
     dns
 }
 
+/// Read `path`; bytes that are not UTF-8 (a comment in another encoding) do not fail it.
 pub fn load(path: &Path) -> Result<Dns, IpamError> {
-    std::fs::read_to_string(path).map(|t| parse(&t)).map_err(|e| IpamError::store("open", path, e))
+    std::fs::read(path).map(|b| parse(&String::from_utf8_lossy(&b))).map_err(|e| IpamError::store("open", path, e))
 }
 
 #[cfg(test)]
@@ -46,6 +47,15 @@ mod tests {
         assert_eq!(dns.search, vec!["a.example", "b.example", "c.example"]);
         assert_eq!(dns.options, vec!["ndots:5", "rotate"]);
         assert!(parse("").is_empty());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_read_around() {
+        let path = std::env::temp_dir().join(format!("cnibox-resolv-{}", std::process::id()));
+        std::fs::write(&path, b"# caf\xe9\nnameserver 10.0.0.53\n").unwrap();
+        let dns = load(&path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(dns.unwrap().nameservers, vec!["10.0.0.53"]);
     }
 
     #[test]

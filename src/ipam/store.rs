@@ -566,6 +566,9 @@ impl Locked<'_> {
         // Files that stay, and the names of those released (their links are gone already).
         let mut kept = std::collections::HashSet::new();
         let mut gone = std::collections::HashSet::new();
+        // A lease that cannot be removed does not stop the others going: the first such
+        // failure is reported once all are done.
+        let mut failed = None;
         for (name, ino) in &listing.files {
             let lease = name.parse::<IpAddr>().ok().zip(self.store.read_entry(name));
             match lease {
@@ -575,9 +578,16 @@ impl Locked<'_> {
                         let _ = fs::remove_file(self.dir().join(&l.name));
                     }
                     let path = self.dir().join(name);
-                    fs::remove_file(&path).map_err(|e| IpamError::store("remove", &path, e))?;
-                    released.push(ip);
-                    gone.insert(name.as_str());
+                    match fs::remove_file(&path) {
+                        Ok(()) => {
+                            released.push(ip);
+                            gone.insert(name.as_str());
+                        }
+                        Err(e) => {
+                            failed.get_or_insert(IpamError::store("remove", &path, e));
+                            kept.insert((name.as_str(), *ino));
+                        }
+                    }
                 }
                 _ => {
                     kept.insert((name.as_str(), *ino));
@@ -589,7 +599,10 @@ impl Locked<'_> {
                 let _ = fs::remove_file(self.dir().join(&l.name));
             }
         }
-        Ok(released)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(released),
+        }
     }
 
     /// Prove the directory is writable: create, sync and remove a temp file.
