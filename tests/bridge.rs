@@ -297,6 +297,18 @@ fn port_flags_promisc_mtu_mac_and_l2_only() {
     assert!(link.contains("0a:58:00:00:00:42") && link.contains("mtu 1400"), "{link}");
     f.del("ca", &a, &conf);
 
+    // Written as a Go program may write it: null for "the default", keys in another case.
+    let nulls = f.conf(
+        "1.0.0",
+        json!("10.93.0.0/24"),
+        json!({"Bridge": "brn", "mtu": null, "isGateway": true, "ipMasq": null, "HairpinMode": null, "vlan": null}),
+    );
+    let n = Netns::new("fn");
+    let r = f.add("cn", &n, &nulls);
+    assert_eq!(r["interfaces"][0]["name"], "brn", "{r}");
+    assert!(f.host.sh("ip -4 addr show brn").contains("10.93.0.1/24"));
+    f.del("cn", &n, &nulls);
+
     // promiscMode on the bridge; with hairpin it is refused.
     let promisc = f.conf("1.0.0", Value::Null, json!({"bridge": "brp", "promiscMode": true}));
     let b = Netns::new("fb");
