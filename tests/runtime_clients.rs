@@ -122,3 +122,36 @@ fn cnitool_reports_plugin_errors() {
     let r = cnitool(None, conf.path(), &["add", "missing", "/run/netns/none"], &[]);
     assert!(r.stderr.contains("no net configuration with name \"missing\""), "{r:?}");
 }
+
+#[test]
+fn cnitool_gc_without_a_valid_list_keeps_other_runtimes_attachments() {
+    if !root() {
+        return;
+    }
+    let conf = TempDir::new("cnitool-gc");
+    let cache = TempDir::new("cnitool-gc-cache");
+    let data = TempDir::new("cnitool-gc-data");
+    let net = "gcnet";
+    let ipam = json!({"type": "host-local", "ranges": [[{"subnet": "10.97.0.0/24"}]], "dataDir": data.path()});
+    write_conf(
+        conf.path(),
+        "gc.conflist",
+        &json!({"cniVersion": "1.1.0", "name": net, "plugins": [{"type": "host-local", "ipam": ipam}]}),
+    );
+    let cache_env = [("CNI_CACHE_DIR", cache.path().to_str().unwrap())];
+    let ns = Netns::new("gc");
+    // One attachment through cnitool (cached), one by another runtime (not in this cache).
+    cnitool(None, conf.path(), &["add", net, &ns.path()], &cache_env).ok();
+    let stdin = json!({"cniVersion": "1.1.0", "name": net, "type": "host-local", "ipam": ipam}).to_string();
+    plugin("host-local", None, &cni_env("ADD", "other-runtime", &ns.path(), "eth0"), &stdin).ok();
+    assert_eq!(leases(data.path(), net).len(), 2);
+
+    // As libcni's cnitool: the cached attachment is deleted, and the plugins, told nothing of
+    // which attachments are valid, keep the other runtime's lease.
+    cnitool(None, conf.path(), &["gc", net], &cache_env).ok();
+    assert_eq!(leases(data.path(), net).len(), 1, "gc without a valid list took another runtime's lease");
+    // Told explicitly that nothing is valid, they release it.
+    let none = [("CNI_CACHE_DIR", cache.path().to_str().unwrap()), ("CNI_VALID_ATTACHMENTS", "[]")];
+    cnitool(None, conf.path(), &["gc", net], &none).ok();
+    assert!(leases(data.path(), net).is_empty());
+}

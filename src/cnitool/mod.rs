@@ -4,7 +4,8 @@
 //! Environment: NETCONFPATH (default /etc/cni/net.d), CNI_PATH, CNI_IFNAME (default eth0),
 //! CNI_ARGS, CAP_ARGS (JSON capability args). Extensions: CNI_CACHE_DIR (default /var/lib/cni)
 //! and, for gc, CNI_VALID_ATTACHMENTS (a JSON array of {"containerID","ifname"}; without it,
-//! as in libcni's cnitool, every cached attachment of the network is stale).
+//! as in libcni's cnitool, every cached attachment of the network is stale, and the plugins'
+//! GC is sent no list of valid attachments).
 
 mod cache;
 mod conf;
@@ -119,12 +120,14 @@ fn run(cli: Cli) -> Result<(), String> {
         "check" => check(&list, &rt),
         "del" => del(&list, &rt),
         "gc" => {
-            let valid = match env("CNI_VALID_ATTACHMENTS").filter(|s| !s.is_empty()) {
-                Some(s) => crate::cni::json::from_slice(s.as_bytes())
-                    .map_err(|e| format!("parsing CNI_VALID_ATTACHMENTS: {e}"))?,
-                None => Vec::new(),
+            let valid: Option<Vec<Attachment>> = match env("CNI_VALID_ATTACHMENTS").filter(|s| !s.is_empty()) {
+                Some(s) => Some(
+                    crate::cni::json::from_slice(s.as_bytes())
+                        .map_err(|e| format!("parsing CNI_VALID_ATTACHMENTS: {e}"))?,
+                ),
+                None => None,
             };
-            gc(&list, &rt, &valid)
+            gc(&list, &rt, valid.as_deref())
         }
         "status" => status(&list, &rt),
         _ => Err(usage()),
@@ -300,16 +303,19 @@ fn del(list: &ConfList, rt: &Runtime) -> Result<(), String> {
 }
 
 /// libcni's GC: unless `disableGC`, DEL every cached attachment not in `valid` (with its cached
-/// netns and args), then, from 1.1.0 on, send GC with the valid set to every plugin.
+/// netns and args), then, from 1.1.0 on, send GC to every plugin, with the valid set when one
+/// was given. Without one (libcni's cnitool never gives one) every cached attachment is stale,
+/// but the plugins are told nothing of which are valid, so they keep what they hold for
+/// attachments this cache does not know: others' pods.
 /// All errors are reported.
-fn gc(list: &ConfList, rt: &Runtime, valid: &[Attachment]) -> Result<(), String> {
+fn gc(list: &ConfList, rt: &Runtime, valid: Option<&[Attachment]>) -> Result<(), String> {
     if list.disable_gc {
         return Ok(());
     }
     let mut errors = Vec::new();
     for entry in cache::list(&rt.cache_dir, &list.name) {
         let att = Attachment { container_id: entry.container_id.clone(), ifname: entry.if_name.clone() };
-        if valid.contains(&att) {
+        if valid.is_some_and(|v| v.contains(&att)) {
             continue;
         }
         let stale = Runtime {
@@ -326,12 +332,14 @@ fn gc(list: &ConfList, rt: &Runtime, valid: &[Attachment]) -> Result<(), String>
         }
     }
     if list.at_least(SpecVersion::V1_1_0) {
-        let attachments = serde_json::to_value(valid).unwrap_or(json!([]));
+        let attachments = valid.map(|v| serde_json::to_value(v).unwrap_or(json!([])));
         for plugin in &list.plugins {
             let mut conf: Map<String, Value> =
                 serde_json::from_slice(&build_one(list, plugin, None, rt)).unwrap_or_default();
-            conf.insert("cni.dev/valid-attachments".into(), attachments.clone());
-            conf.insert("cni.dev/attachments".into(), attachments.clone());
+            if let Some(a) = &attachments {
+                conf.insert("cni.dev/valid-attachments".into(), a.clone());
+                conf.insert("cni.dev/attachments".into(), a.clone());
+            }
             let stdin = serde_json::to_vec(&conf).unwrap_or_default();
             if let Err(e) = call(plugin, "GC", &stdin, rt) {
                 errors.push(format!("{} failed (gc): {e}", describe(plugin, &list.name)));
