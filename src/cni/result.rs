@@ -357,11 +357,12 @@ impl CniResult {
         }
     }
 
-    /// Parse a plugin's reply by its own `cniVersion` (missing means the caller's version).
+    /// Parse a plugin's reply by its own `cniVersion` (missing or empty means the caller's
+    /// version, as libcni fixes an empty one up to the configuration's).
     pub fn from_reply(bytes: &[u8], fallback: SpecVersion) -> Result<CniResult, CniError> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| CniError::decoding(format!("failed to parse plugin result: {e}")))?;
-        let version = match value.get("cniVersion").and_then(Value::as_str) {
+        let version = match value.get("cniVersion").and_then(Value::as_str).filter(|s| !s.is_empty()) {
             Some(s) => SpecVersion::parse(s)
                 .ok_or_else(|| CniError::decoding(format!("plugin result has unknown cniVersion \"{s}\"")))?,
             None => fallback,
@@ -507,6 +508,9 @@ mod tests {
         let r = CniResult::from_reply(br#"{"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.5/24"}}"#, SpecVersion::V1_0_0)
             .unwrap();
         assert_eq!(r.ips[0].address.to_string(), "10.0.0.5/24");
+        // An empty cniVersion is the caller's, as libcni fixes it up.
+        let r = CniResult::from_reply(br#"{"cniVersion":"","ips":[{"address":"10.0.0.6/24"}]}"#, SpecVersion::V1_0_0);
+        assert_eq!(r.unwrap().ips[0].address.to_string(), "10.0.0.6/24");
         let e = CniResult::from_reply(b"{not json", SpecVersion::V1_0_0).unwrap_err();
         assert_eq!(e.code, 6);
     }

@@ -44,12 +44,22 @@ impl ConfList {
                 return Err(format!("error parsing configuration list: plugin {i} is missing 'type'"));
             }
         }
-        let flag = |k: &str| raw.get(k).and_then(Value::as_bool).unwrap_or(false);
+        // As libcni reads them: a boolean, or a string Go's strconv.ParseBool reads.
+        let flag = |k: &str| match raw.get(k) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) => match s.as_str() {
+                "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+                "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+                _ => Err(format!("error parsing configuration list: invalid {k} value \"{s}\"")),
+            },
+            Some(v) => Err(format!("error parsing configuration list: {k} value {v} is not a boolean or string")),
+        };
         Ok(ConfList {
             cni_version: pick_version(&raw),
             name,
-            disable_check: flag("disableCheck"),
-            disable_gc: flag("disableGC"),
+            disable_check: flag("disableCheck")?,
+            disable_gc: flag("disableGC")?,
             plugins,
             bytes: bytes.to_vec(),
         })
@@ -141,6 +151,13 @@ mod tests {
         assert!(ConfList::from_bytes(br#"{"name":"n","plugins":[]}"#).is_err());
         assert!(ConfList::from_bytes(br#"{"name":"n","plugins":[{}]}"#).is_err());
         assert!(ConfList::from_bytes(br#"{"plugins":[{"type":"x"}]}"#).is_err());
+        // Flags as libcni reads them: booleans, or strings strconv.ParseBool reads.
+        let l = ConfList::from_bytes(br#"{"name":"n","disableCheck":"true","disableGC":"0","plugins":[{"type":"x"}]}"#);
+        let l = l.unwrap();
+        assert!(l.disable_check && !l.disable_gc);
+        let e = ConfList::from_bytes(br#"{"name":"n","disableGC":"yes","plugins":[{"type":"x"}]}"#).unwrap_err();
+        assert_eq!(e, r#"error parsing configuration list: invalid disableGC value "yes""#);
+        assert!(ConfList::from_bytes(br#"{"name":"n","disableGC":1,"plugins":[{"type":"x"}]}"#).is_err());
         let s = ConfList::from_single(br#"{"cniVersion":"0.2.0","name":"lo","type":"loopback"}"#).unwrap();
         assert_eq!((s.name.as_str(), s.cni_version.as_str(), s.plugins.len()), ("lo", "0.2.0", 1));
     }
