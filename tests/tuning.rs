@@ -187,6 +187,20 @@ fn refusals_and_args_overrides() {
                   "sysctl":{"net.core.somaxconn":"1","net.core.somaxconn":"2"}}"#;
     let r = plugin("tuning", Some(&f.host), &env, dup);
     assert!(r.stdout.contains("duplicated sysctl keys are not allowed"), "{r:?}");
+
+    // An ADD refused for a bad MAC or MTU: the runtime's DEL still succeeds (as the reference's).
+    for bad in [json!({"mac": "02:00:00:00:00"}), json!({"mtu": -1})] {
+        let net = f.network("tubadmac", "1.0.0", bad.clone());
+        assert_eq!(f.tool("add", &net, &ns, &[]).status, 1, "{bad}");
+        f.tool("del", &net, &ns, &[]).ok();
+    }
+    // Written as a Go program may write it: keys in another case, null for the default.
+    let net = f.network("tucase", "1.0.0", json!({"MTU": 1420, "txqlen": 700, "mac": null, "promisc": null}));
+    f.tool("add", &net, &ns, &[]).ok();
+    assert_eq!(read(&ns, "cat /sys/class/net/eth0/mtu"), "1420");
+    assert_eq!(read(&ns, "cat /sys/class/net/eth0/tx_queue_len"), "700");
+    f.tool("del", &net, &ns, &[]).ok();
+    assert!(f.backup_files().is_empty());
 }
 
 /// A node can switch between the reference tuning and ours with attachments in place: each

@@ -3,7 +3,7 @@
 //! attributes are kept in `<dataDir>/<containerID>_<ifname>.json` and restored on DEL.
 
 use super::iface;
-use crate::cni::config::parse_plugin_conf_text;
+use crate::cni::config::{parse_plugin_conf, parse_plugin_conf_text};
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, skel, version};
 use crate::netlink::{Link, Netlink, format_mac, parse_mac};
 use crate::netns::Netns;
@@ -84,6 +84,40 @@ struct RawConf {
     args: Option<ArgsBlock>,
 }
 
+/// The `sysctl` objects read from the text itself, in document order and with a key given twice
+/// still seen (the parsed value the rest of the configuration is read from keeps only the last,
+/// in name order).
+#[derive(Deserialize)]
+struct SysctlsAsWritten {
+    #[serde(default)]
+    sysctl: Option<Sysctls>,
+    #[serde(default)]
+    args: Option<ArgsAsWritten>,
+}
+
+#[derive(Deserialize)]
+struct ArgsAsWritten {
+    #[serde(default)]
+    cni: Option<CniArgsAsWritten>,
+}
+
+#[derive(Deserialize)]
+struct CniArgsAsWritten {
+    #[serde(default)]
+    sysctl: Option<Sysctls>,
+}
+
+/// What DEL reads: where the backup is.
+#[derive(Deserialize)]
+struct DataDirOnly {
+    #[serde(rename = "dataDir", default)]
+    data_dir: String,
+}
+
+fn data_dir(dir: String) -> PathBuf {
+    if dir.is_empty() { DEFAULT_DATA_DIR.into() } else { PathBuf::from(dir) }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct RuntimeConfig {
     #[serde(default)]
@@ -136,9 +170,12 @@ fn non_negative(what: &str, v: i64) -> Result<u32, CniError> {
 
 /// MAC precedence, lowest first: `mac`, CNI_ARGS `MAC`, `runtimeConfig.mac`, `args.cni.mac`.
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    // Duplicated sysctl keys are refused, as the reference refuses them.
-    let raw: RawConf = parse_plugin_conf_text("tuning", &inv.stdin)?;
-    let mut sysctls = raw.sysctl.unwrap_or_default();
+    // Duplicated sysctl keys are refused, as the reference refuses them; the rest is read as
+    // Go's decoder reads it.
+    let written: SysctlsAsWritten = parse_plugin_conf_text("tuning", &inv.stdin)?;
+    let raw: RawConf = parse_plugin_conf("tuning", &inv.stdin)?;
+    let mut sysctls = written.sysctl.or(raw.sysctl).unwrap_or_default();
+    let args_sysctls = written.args.and_then(|a| a.cni).and_then(|c| c.sysctl);
     let mut mac = Some(raw.mac).filter(|m| !m.is_empty());
     if !inv.args_raw.is_empty() {
         inv.args.check_known(&["MAC"])?;
@@ -151,7 +188,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
     }
     let (mut promisc, mut mtu, mut txqlen, mut allmulti) = (raw.promisc, raw.mtu, raw.txqlen, raw.allmulti);
     if let Some(a) = raw.args.and_then(|a| a.cni) {
-        for (k, v) in a.sysctl.unwrap_or_default().0 {
+        for (k, v) in args_sysctls.or(a.sysctl).unwrap_or_default().0 {
             sysctls.merge(k, v);
         }
         if let Some(m) = a.mac {
@@ -167,9 +204,8 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
     {
         return Err(bad(format!("invalid args {m} for MAC addr: address {m}: invalid MAC address")));
     }
-    let data_dir = if raw.data_dir.is_empty() { DEFAULT_DATA_DIR.into() } else { PathBuf::from(raw.data_dir) };
     Ok(Conf {
-        data_dir,
+        data_dir: data_dir(raw.data_dir),
         sysctls: sysctls.0,
         mac,
         promisc,
@@ -358,10 +394,12 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     Ok(result)
 }
 
-/// Restore the backed-up attributes; never fails once the configuration parses.
+/// Restore the backed-up attributes; never fails once the configuration parses. Only the data
+/// directory is read: the runtime's DEL after an ADD refused for a bad MAC or MTU succeeds, as
+/// the reference's does.
 fn del(inv: &Invocation) -> Result<(), CniError> {
-    let conf = load(inv)?;
-    let file = backup_file(&conf.data_dir, &inv.container_id, &inv.ifname);
+    let dir: DataDirOnly = parse_plugin_conf("tuning", &inv.stdin)?;
+    let file = backup_file(&data_dir(dir.data_dir), &inv.container_id, &inv.ifname);
     let Ok(data) = std::fs::read(&file) else { return Ok(()) };
     let remove = match crate::cni::json::from_slice::<Backup>(&data) {
         Err(_) => true,
