@@ -674,6 +674,14 @@ fn del_and_gc_remove_the_reference_plugins_iptables_chains() {
         "runtimeConfig": {"portMappings": [{"hostPort": 8088, "containerPort": 80, "protocol": "tcp"}]}})
     .to_string();
     ref_call("portmap", "ADD", "ipt1", &pod, &pm).ok();
+    let fw = json!({"cniVersion": "1.0.0", "name": net, "type": "firewall", "prevResult": r}).to_string();
+    let ip1 = r["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    let reference_fw = std::path::Path::new("/usr/lib/cni/firewall").exists();
+    if reference_fw {
+        ref_call("firewall", "ADD", "ipt1", &pod, &fw).ok();
+        let filter = h.ns.sh("iptables-save -t filter");
+        assert!(filter.contains(&format!("-s {ip1}/32 -j ACCEPT")), "{filter}");
+    }
     ref_call("bridge", "ADD", "ipt2", &pod2, &conf).ok();
 
     let save = || h.ns.sh("iptables-save -t nat");
@@ -683,7 +691,13 @@ fn del_and_gc_remove_the_reference_plugins_iptables_chains() {
         assert!(before.contains(&format!("-j {c}")), "{c} missing from\n{before}");
     }
 
-    // cnibox's DEL removes the jumps and the chains of ipt1, and leaves ipt2's alone.
+    // cnibox's DEL removes the jumps and the chains of ipt1, and leaves ipt2's alone; the
+    // firewall's DEL removes the reference firewall's rules for ipt1's address.
+    if reference_fw {
+        h.call("firewall", "DEL", "ipt1", &pod.path(), &fw).ok();
+        let filter = h.ns.sh("iptables-save -t filter");
+        assert!(!filter.contains(&format!("{ip1}/32")), "{filter}");
+    }
     h.call("portmap", "DEL", "ipt1", &pod.path(), &pm).ok();
     h.call("bridge", "DEL", "ipt1", &pod.path(), &conf).ok();
     let after = save();

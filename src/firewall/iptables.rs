@@ -1,12 +1,15 @@
 //! Removing what the iptables backend of the reference plugins left behind.
 //!
 //! cnibox never writes iptables rules, but a node switched over from the reference plugins
-//! still holds their per-container chains in the `nat` table:
+//! still holds their per-container chains in the `nat` table, and the firewall plugin's
+//! per-address rules in the `filter` table:
 //!
 //! ```text
 //! ipMasq:   POSTROUTING       -s <ip> ... -j CNI-<24 hex>         (hash of network + container ID)
 //! portmap:  CNI-HOSTPORT-DNAT ... -j CNI-DN-<21 hex>
 //!           CNI-HOSTPORT-SNAT ... -j CNI-SN-<21 hex>              (from old versions)
+//! firewall: CNI-FORWARD       -d <ip>/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+//!           CNI-FORWARD       -s <ip>/32 -j ACCEPT                (/128 for IPv6)
 //! ```
 //!
 //! DEL (and GC, where the chain name can be derived) removes them best-effort, with the
@@ -17,7 +20,10 @@ use crate::util::sha512;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-const TABLE: &str = "nat";
+const NAT: &str = "nat";
+const FILTER: &str = "filter";
+/// The reference firewall's chain of per-address rules.
+const FORWARD_CHAIN: &str = "CNI-FORWARD";
 const MAX_CHAIN_LEN: usize = 28;
 
 /// The reference's per-container chain name: `CNI-<prefix>` filled up to 28 characters with
@@ -40,10 +46,39 @@ pub fn teardown_masq(network: &str, container_id: &str) {
 
 /// Remove the reference's portmap chains of one container (IPv4 and IPv6).
 pub fn teardown_portmap(network: &str, container_id: &str) {
-    for prog in programs() {
-        if let Some(nat) = NatTable::read(&prog) {
+    for prog in programs(NAT) {
+        if let Some(nat) = Listing::read(&prog, NAT) {
             remove_chain_with(&prog, &nat, &chain_name(network, container_id, "DN-"), "CNI-HOSTPORT-DNAT");
             remove_chain_with(&prog, &nat, &chain_name(network, container_id, "SN-"), "CNI-HOSTPORT-SNAT");
+        }
+    }
+}
+
+/// Remove the reference firewall's rules for `ips` (the addresses of one container, from its
+/// prevResult, as the reference's DEL finds them): its rules name addresses, not containers.
+pub fn teardown_firewall(ips: &[std::net::IpAddr]) {
+    if ips.is_empty() {
+        return;
+    }
+    let hosts: Vec<String> = ips.iter().map(|ip| format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })).collect();
+    for prog in programs(FILTER) {
+        let Some(filter) = Listing::read(&prog, FILTER) else { continue };
+        if !filter.has_chain(FORWARD_CHAIN) {
+            continue;
+        }
+        for rule in filter.rules(FORWARD_CHAIN) {
+            let args = split(rule);
+            let words: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mine = match words.as_slice() {
+                [_, "-d", host, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]
+                | [_, "-s", host, "-j", "ACCEPT"] => hosts.iter().any(|h| h == host),
+                _ => false,
+            };
+            if mine {
+                let mut del = vec!["-D"];
+                del.extend(words);
+                run(&prog, FILTER, &del);
+            }
         }
     }
 }
@@ -52,8 +87,8 @@ pub fn teardown_portmap(network: &str, container_id: &str) {
 /// comment of each jump in POSTROUTING (`name: "<net>" id: "<cid>"`) and trusted only when it
 /// hashes to the chain jumped to.
 pub fn gc_masq(network: &str, valid: &[(String, String)]) {
-    for prog in programs() {
-        let Some(nat) = NatTable::read(&prog) else { continue };
+    for prog in programs(NAT) {
+        let Some(nat) = Listing::read(&prog, NAT) else { continue };
         let mut stale = Vec::new();
         for rule in nat.rules("POSTROUTING") {
             let args = split(rule);
@@ -95,14 +130,14 @@ fn find(name: &str) -> Option<PathBuf> {
     fixed.chain(from_path).find(|p| p.is_file())
 }
 
-/// The installed `iptables` and `ip6tables` whose nat table exists here, legacy or nft-based:
+/// The installed `iptables` and `ip6tables` whose `table` exists here, legacy or nft-based:
 /// where there is none, nothing of the reference's can be left, and no iptables process (each a
 /// few milliseconds of CPU) is started.
-fn programs() -> Vec<PathBuf> {
+fn programs(table: &str) -> Vec<PathBuf> {
     static NFT_TABLES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
     let has_nat = |legacy: &str, family: &str| {
-        std::fs::read_to_string(legacy).is_ok_and(|t| t.lines().any(|l| l == TABLE))
-            || NFT_TABLES.get_or_init(crate::firewall::nft::tables).iter().any(|(f, n)| f == family && n == TABLE)
+        std::fs::read_to_string(legacy).is_ok_and(|t| t.lines().any(|l| l == table))
+            || NFT_TABLES.get_or_init(crate::firewall::nft::tables).iter().any(|(f, n)| f == family && n == table)
     };
     [("iptables", "/proc/net/ip_tables_names", "ip"), ("ip6tables", "/proc/net/ip6_tables_names", "ip6")]
         .into_iter()
@@ -111,10 +146,10 @@ fn programs() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Run one iptables command on the nat table; its stdout on success.
-fn run(prog: &PathBuf, args: &[&str]) -> Option<String> {
+/// Run one iptables command on `table`; its stdout on success.
+fn run(prog: &PathBuf, table: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(prog)
-        .args(["-w", "-t", TABLE])
+        .args(["-w", "-t", table])
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -122,7 +157,7 @@ fn run(prog: &PathBuf, args: &[&str]) -> Option<String> {
         .ok()?;
     if !out.status.success() {
         log::debug!(
-            "{} -t {TABLE} {}: {}",
+            "{} -t {table} {}: {}",
             prog.display(),
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -132,14 +167,14 @@ fn run(prog: &PathBuf, args: &[&str]) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The nat table as `iptables -S` prints it, read once per program and call.
-struct NatTable {
+/// A table as `iptables -S` prints it, read once per program and call.
+struct Listing {
     lines: Vec<String>,
 }
 
-impl NatTable {
-    fn read(prog: &PathBuf) -> Option<NatTable> {
-        Some(NatTable { lines: run(prog, &["-S"])?.lines().map(str::to_string).collect() })
+impl Listing {
+    fn read(prog: &PathBuf, table: &str) -> Option<Listing> {
+        Some(Listing { lines: run(prog, table, &["-S"])?.lines().map(str::to_string).collect() })
     }
 
     fn has_chain(&self, chain: &str) -> bool {
@@ -156,15 +191,15 @@ impl NatTable {
 }
 
 fn remove_chain(chain: &str, parent: &str) {
-    for prog in programs() {
-        if let Some(nat) = NatTable::read(&prog) {
+    for prog in programs(NAT) {
+        if let Some(nat) = Listing::read(&prog, NAT) {
             remove_chain_with(&prog, &nat, chain, parent);
         }
     }
 }
 
-/// Delete the jumps from `parent` to `chain`, then flush and delete `chain`.
-fn remove_chain_with(prog: &PathBuf, nat: &NatTable, chain: &str, parent: &str) {
+/// Delete the jumps from `parent` to `chain`, then flush and delete `chain` (nat table).
+fn remove_chain_with(prog: &PathBuf, nat: &Listing, chain: &str, parent: &str) {
     if !nat.has_chain(chain) {
         return;
     }
@@ -173,11 +208,11 @@ fn remove_chain_with(prog: &PathBuf, nat: &NatTable, chain: &str, parent: &str) 
         if arg_after(&args, "-j") == Some(chain) || arg_after(&args, "-g") == Some(chain) {
             let mut del = vec!["-D"];
             del.extend(args.iter().map(String::as_str));
-            run(prog, &del);
+            run(prog, NAT, &del);
         }
     }
-    run(prog, &["-F", chain]);
-    run(prog, &["-X", chain]);
+    run(prog, NAT, &["-F", chain]);
+    run(prog, NAT, &["-X", chain]);
 }
 
 fn arg_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {

@@ -287,7 +287,13 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
 }
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
-    let _conf = load(inv)?;
+    let conf = load(inv)?;
+    // A pod the reference set up before the node switched has its rules in iptables, named by
+    // its addresses.
+    if let Some(prev) = &conf.prev {
+        let ips: Vec<std::net::IpAddr> = prev.ips.iter().map(|ip| ip.address.addr()).collect();
+        crate::firewall::iptables::teardown_firewall(&ips);
+    }
     del_with(&System, inv)
 }
 
