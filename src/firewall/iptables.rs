@@ -41,15 +41,21 @@ pub fn masq_chain(network: &str, container_id: &str) -> String {
 
 /// Remove the reference's ipMasq chain of one container (IPv4 and IPv6).
 pub fn teardown_masq(network: &str, container_id: &str) {
-    remove_chain(&masq_chain(network, container_id), "POSTROUTING");
+    let chain = masq_chain(network, container_id);
+    for prog in programs_with(NAT, &[&chain]) {
+        if let Some(nat) = Listing::read(&prog, NAT) {
+            remove_chain_with(&prog, &nat, &chain, "POSTROUTING");
+        }
+    }
 }
 
 /// Remove the reference's portmap chains of one container (IPv4 and IPv6).
 pub fn teardown_portmap(network: &str, container_id: &str) {
-    for prog in programs(NAT) {
+    let (dnat, snat) = (chain_name(network, container_id, "DN-"), chain_name(network, container_id, "SN-"));
+    for prog in programs_with(NAT, &[&dnat, &snat]) {
         if let Some(nat) = Listing::read(&prog, NAT) {
-            remove_chain_with(&prog, &nat, &chain_name(network, container_id, "DN-"), "CNI-HOSTPORT-DNAT");
-            remove_chain_with(&prog, &nat, &chain_name(network, container_id, "SN-"), "CNI-HOSTPORT-SNAT");
+            remove_chain_with(&prog, &nat, &dnat, "CNI-HOSTPORT-DNAT");
+            remove_chain_with(&prog, &nat, &snat, "CNI-HOSTPORT-SNAT");
         }
     }
 }
@@ -61,7 +67,7 @@ pub fn teardown_firewall(ips: &[std::net::IpAddr]) {
         return;
     }
     let hosts: Vec<String> = ips.iter().map(|ip| format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })).collect();
-    for prog in programs(FILTER) {
+    for prog in programs_with(FILTER, &[FORWARD_CHAIN]) {
         let Some(filter) = Listing::read(&prog, FILTER) else { continue };
         if !filter.has_chain(FORWARD_CHAIN) {
             continue;
@@ -146,6 +152,28 @@ fn programs(table: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `programs(table)`, less those whose rules live in nf_tables (iptables-nft) where none of
+/// `chains` exists: that is seen over netlink, without starting an iptables process for
+/// every DEL on a node where other software (kube-proxy, Docker) uses the table. Tables of
+/// the legacy iptables cannot be seen that way, so their program is always kept.
+fn programs_with(table: &str, chains: &[&str]) -> Vec<PathBuf> {
+    let legacy = |path: &str| std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l == table));
+    let in_nft = |family: &str| {
+        crate::netlink::nftables::Session::open()
+            .and_then(|mut s| s.chains(family, table))
+            .is_ok_and(|have| have.iter().any(|c| chains.contains(&c.as_str())))
+    };
+    programs(table)
+        .into_iter()
+        .filter(|prog| {
+            let v6 = prog.file_name().is_some_and(|n| n == "ip6tables");
+            let (path, family) =
+                if v6 { ("/proc/net/ip6_tables_names", "ip6") } else { ("/proc/net/ip_tables_names", "ip") };
+            legacy(path) || in_nft(family)
+        })
+        .collect()
+}
+
 /// Run one iptables command on `table`; its stdout on success.
 fn run(prog: &PathBuf, table: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(prog)
@@ -187,14 +215,6 @@ impl Listing {
             let rest = l.strip_prefix("-A ")?;
             rest.strip_prefix(chain)?.starts_with(' ').then_some(rest)
         })
-    }
-}
-
-fn remove_chain(chain: &str, parent: &str) {
-    for prog in programs(NAT) {
-        if let Some(nat) = Listing::read(&prog, NAT) {
-            remove_chain_with(&prog, &nat, chain, parent);
-        }
     }
 }
 

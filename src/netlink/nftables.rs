@@ -227,6 +227,25 @@ impl Session {
         Ok(out)
     }
 
+    /// The names of the chains of `family table` (none when there is no such table).
+    pub fn chains(&mut self, family: &str, table: &str) -> Result<Vec<String>, Error> {
+        let fam = family_number(family).ok_or_else(|| Error::new("nftables", format!("unknown family {family}")))?;
+        let mut out = Vec::new();
+        self.dump(
+            |seq| message(nft_type(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_DUMP, seq, &nfgenmsg(fam, 0)),
+            &|| format!("failed to list the chains of table {family} {table}"),
+            |kind, payload| {
+                if kind == nft_type(NFT_MSG_NEWCHAIN)
+                    && string_attr(payload, NFTA_CHAIN_TABLE).as_deref() == Some(table)
+                    && let Some(name) = string_attr(payload, NFTA_CHAIN_NAME)
+                {
+                    out.push(name);
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
     /// The chains and rules of `family table`; None when there is no such table.
     pub fn contents(&mut self, family: &str, table: &str) -> Result<Option<Contents>, Error> {
         let fam = family_number(family).ok_or_else(|| Error::new("nftables", format!("unknown family {family}")))?;
