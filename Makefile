@@ -5,7 +5,8 @@ SHELL := /bin/bash
 ARCH := $(shell uname -m)
 # musl when its target is installed, else glibc with +crt-static; the target is always explicit
 # so that RUSTFLAGS never reach build scripts or proc-macros.
-TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx '$(ARCH)-unknown-linux-musl' && echo $(ARCH)-unknown-linux-musl || echo $(ARCH)-unknown-linux-gnu)
+# (A musl build already in the tree counts too: `sudo make install` may not see rustup.)
+TARGET ?= $(shell { rustup target list --installed 2>/dev/null | grep -qx '$(ARCH)-unknown-linux-musl' || [ -x target/$(ARCH)-unknown-linux-musl/release/cnibox ]; } && echo $(ARCH)-unknown-linux-musl || echo $(ARCH)-unknown-linux-gnu)
 CARGO ?= cargo
 CARGO_BIN := target/$(TARGET)/release/cnibox
 # The shipped binary: cargo's (built with its symbols, which name the functions of src/hot.order),
@@ -62,7 +63,9 @@ $(BIN): $(CARGO_BIN)
 	@if command -v objcopy >/dev/null; then \
 	  objcopy --strip-all --remove-section=.eh_frame --remove-section=.eh_frame_hdr --remove-section=.gcc_except_table $< $@; \
 	else cp $< $@; fi
-	@file $@ | grep -q 'statically linked' || { echo "error: $@ is not static"; exit 1; }
+	@# Static: no program interpreter (readelf from binutils, else file(1), else unchecked).
+	@if command -v readelf >/dev/null; then ! readelf -lW $@ | grep -q INTERP || { echo "error: $@ is not static"; exit 1; }; \
+	elif command -v file >/dev/null; then file $@ | grep -q 'statically linked' || { echo "error: $@ is not static"; exit 1; }; fi
 	@ls -l $@
 
 deps: DEBS = $(TEST_DEBS)
@@ -116,13 +119,16 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The binary is written under a temporary name and renamed into place: on a node, plugins
+# started meanwhile run the old one or the new one, never a missing or half-written file.
 install: build
-	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/libexec/cnibox/cnibox
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/libexec/cnibox/.cnibox.new
+	mv -f $(DESTDIR)$(PREFIX)/libexec/cnibox/.cnibox.new $(DESTDIR)$(PREFIX)/libexec/cnibox/cnibox
 	./symlinks.sh --target $(PREFIX)/libexec/cnibox/cnibox --root "$(DESTDIR)" $(CNI_BIN_DIR)
 
 uninstall:
 	./symlinks.sh --uninstall --target $(PREFIX)/libexec/cnibox/cnibox --root "$(DESTDIR)" $(CNI_BIN_DIR)
-	rm -f $(DESTDIR)$(PREFIX)/libexec/cnibox/cnibox
+	rm -f $(DESTDIR)$(PREFIX)/libexec/cnibox/cnibox $(DESTDIR)$(PREFIX)/libexec/cnibox/.cnibox.new
 	-rmdir $(DESTDIR)$(PREFIX)/libexec/cnibox 2>/dev/null
 
 clean:

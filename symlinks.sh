@@ -1,8 +1,8 @@
 #!/bin/sh
 # symlinks.sh — link the cnibox binary under every applet name into a CNI plugin directory.
 #
-#   symlinks.sh [--target PATH] [--root DESTDIR] [--list-from FILE] [--hardlink] [--force]
-#               [--uninstall] [--quiet] [DIR]
+#   symlinks.sh [--target PATH] [--root DESTDIR] [--list-from FILE] [--hardlink] [--absolute]
+#               [--force] [--uninstall] [--quiet] [DIR]
 #
 # DIR (default /opt/cni/bin) gets one link per applet that `cnibox --list` prints. Links are
 # relative (../../../usr/libexec/cnibox/cnibox), so a tree staged under --root stays valid once
@@ -19,6 +19,9 @@
 #   --list-from FILE  applet names, one a line ("-" for stdin), instead of running TARGET --list
 #                     (for a root whose binary cannot run here)
 #   --hardlink        hardlinks instead of symlinks (for installers that copy files, not links)
+#   --absolute        symlinks to TARGET itself, not relative ones (for packages: a link from
+#                     /opt into /usr crosses top-level directories, which may be symlinks of
+#                     another depth on the installed system)
 #   --force           replace files that do not lead to cnibox
 #   --uninstall       remove cnibox's links from DIR
 #   --quiet           print only errors
@@ -29,6 +32,7 @@ TARGET=/usr/libexec/cnibox/cnibox
 ROOT=
 LIST_FROM=
 HARDLINK=0
+ABSOLUTE=0
 FORCE=0
 UNINSTALL=0
 QUIET=0
@@ -57,6 +61,7 @@ while [ $# -gt 0 ]; do
         --list-from) need_arg "$@"; LIST_FROM=$2; shift 2 ;;
         --list-from=*) LIST_FROM=${1#*=}; shift ;;
         --hardlink) HARDLINK=1; shift ;;
+        --absolute) ABSOLUTE=1; shift ;;
         --force) FORCE=1; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
         -q|--quiet) QUIET=1; shift ;;
@@ -135,7 +140,7 @@ TNAME=${TARGET##*/}
 [ -n "$TNAME" ] || die "--target names a directory: $TARGET"
 TARGET_PHYS=$TDIR/$TNAME
 LDIR=$(physical "$DIR")
-REL=$(relpath "$LDIR" "$TARGET_PHYS")
+if [ "$ABSOLUTE" = 1 ]; then REL=$TARGET; else REL=$(relpath "$LDIR" "$TARGET_PHYS"); fi
 TGT=$ROOT$TARGET_PHYS
 D=$ROOT$LDIR
 
@@ -255,7 +260,9 @@ for name in $list; do
             die "cannot hardlink $TGT into $D (different filesystems?); use symlinks"
     else
         ln -s "$REL" "$TMP" || die "cannot create a symlink in $D"
-        [ "$TMP" -ef "$TGT" ] || die "link $REL from $D does not reach $TGT"
+        # An absolute link is resolved on the installed system: under --root, look it up there.
+        if [ "$ABSOLUTE" = 1 ]; then _reach=$ROOT$REL; else _reach=$TMP; fi
+        [ "$_reach" -ef "$TGT" ] || die "link $REL from $D does not reach $TGT"
     fi
     # The rename is the atomic step: the old link stays usable until it is replaced.
     if [ -L "$dest" ] && [ -d "$dest" ] && [ -z "$MV_T" ]; then

@@ -12,10 +12,11 @@
 #
 # Layout of both packages:
 #   /usr/libexec/cnibox/cnibox          the binary
-#   /opt/cni/bin/<applet>               relative symlinks ../../../usr/libexec/cnibox/cnibox, one per
-#                                       applet of `cnibox --list`, shipped as package files so that
-#                                       dpkg/rpm replace them by rename on upgrade and remove exactly
-#                                       these on removal
+#   /opt/cni/bin/<applet>               symlinks to /usr/libexec/cnibox/cnibox (absolute, as links
+#                                       between top-level directories should be: /opt may be a
+#                                       symlink of another depth), one per applet of `cnibox --list`,
+#                                       shipped as package files so that dpkg/rpm replace them by
+#                                       rename on upgrade and remove exactly these on removal
 #   /usr/share/doc/cnibox/              LICENSE, copyright, README files
 # Runs offline: needs only dpkg-deb (dpkg) and rpmbuild (rpm).
 set -eu
@@ -96,7 +97,7 @@ if [ -n "$LIST_FROM" ]; then
 else
     "$BIN" --list >"$work/applets" || die "cannot run '$BIN --list'; pass --list-from FILE"
 fi
-sh "$top/symlinks.sh" --quiet --root "$stage" --target "$LIBEXEC/cnibox" --list-from "$work/applets" "$CNIBIN" ||
+sh "$top/symlinks.sh" --quiet --absolute --root "$stage" --target "$LIBEXEC/cnibox" --list-from "$work/applets" "$CNIBIN" ||
     die "symlinks.sh failed"
 applets=$(cd "$stage$CNIBIN" && ls)
 [ -n "$applets" ] || die "no applets"
