@@ -38,7 +38,7 @@ CNI_BIN_DIR ?= /opt/cni/bin
 # Go with libcni's source, and podman with runc and a static busybox, for the real-runtime
 # client tests.
 TEST_DEBS := iproute2 nftables iputils-ping containernetworking-plugins golang-go golang-github-appc-cni-dev rpm \
-  podman runc busybox-static
+  podman runc busybox-static python3
 
 # What `make demo` needs on a fresh machine.
 DEMO_DEBS := iproute2 iputils-ping
@@ -77,6 +77,8 @@ deps demo-deps:
 
 # Unit tests and integration tests in one run; integration tests exec the static release binary.
 test: deps build
+	@# The licence notices the packages ship must list what Cargo.lock links in.
+	./packaging/third-party.sh --check
 	CNIBOX_BIN=$(CURDIR)/$(BIN) CNIBOX_REQUIRE_LIBCNI=1 CNIBOX_REQUIRE_PODMAN=1 $(CARGO) test --locked -- --test-threads=2
 	@if [ -x "$(VMTEST)" ]; then $(MAKE) --no-print-directory test-vm; \
 	else echo "note: $(VMTEST) not found: ipvlan and bridge VLAN tests did not run under a stock kernel"; fi
@@ -116,6 +118,7 @@ hot-order: build
 	./tests/bench/hot-order.sh $(CARGO_BIN)
 
 lint:
+	./packaging/third-party.sh --check
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 

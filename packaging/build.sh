@@ -17,7 +17,8 @@
 #                                       symlink of another depth), one per applet of `cnibox --list`,
 #                                       shipped as package files so that dpkg/rpm replace them by
 #                                       rename on upgrade and remove exactly these on removal
-#   /usr/share/doc/cnibox/              LICENSE, copyright, README files
+#   /usr/share/doc/cnibox/              LICENSE, copyright, THIRD-PARTY-LICENSES (the crates linked
+#                                       in, from packaging/third-party.sh), README files
 # Runs offline: needs only dpkg-deb (dpkg) and rpmbuild (rpm).
 set -eu
 umask 022
@@ -106,6 +107,7 @@ cp "$top/LICENSE" "$stage$DOC/LICENSE"
 [ -f "$top/README.md" ] && cp "$top/README.md" "$stage$DOC/README.md"
 cp "$here/README.md" "$stage$DOC/README.packaging.md"
 cp "$here/deb/copyright" "$stage$DOC/copyright"
+cp "$here/THIRD-PARTY-LICENSES" "$stage$DOC/THIRD-PARTY-LICENSES"
 find "$stage" -type d -exec chmod 0755 {} +
 find "$stage$DOC" -type f -exec chmod 0644 {} +
 find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
@@ -144,6 +146,7 @@ build_rpm() {
         echo "%dir $DOC"
         echo "%license $DOC/LICENSE"
         echo "%license $DOC/copyright"
+        echo "%license $DOC/THIRD-PARTY-LICENSES"
         for f in "$stage$DOC"/README*; do echo "%doc $DOC/${f##*/}"; done
     } >"$r/files.list"
     rpmbuild -bb --quiet --nodeps \

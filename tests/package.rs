@@ -138,7 +138,7 @@ fn check_installed(names: &[String]) {
         let o = run("dpkg", &["-S", link.to_str().unwrap()]);
         assert!(text(&o).starts_with("cnibox:"), "dpkg does not own {}: {}", link.display(), text(&o));
     }
-    for doc in ["LICENSE", "copyright", "README.packaging.md"] {
+    for doc in ["LICENSE", "copyright", "THIRD-PARTY-LICENSES", "README.packaging.md"] {
         assert!(Path::new("/usr/share/doc/cnibox").join(doc).is_file(), "missing doc {doc}");
     }
 }
@@ -299,7 +299,7 @@ fn deb_install_upgrade_purge_and_rpm_contents() {
         let line = format!("{CNI_BIN}/{n} -> {BINARY}");
         assert!(list.contains(&line), "the .rpm lacks {line}: {list}");
     }
-    for doc in ["LICENSE", "copyright", "README.packaging.md"] {
+    for doc in ["LICENSE", "copyright", "THIRD-PARTY-LICENSES", "README.packaging.md"] {
         assert!(list.contains(&format!("/usr/share/doc/cnibox/{doc}")), "the .rpm lacks {doc}");
     }
     assert!(!list.contains(" /opt\n") && !list.contains(" /usr/libexec\n"), "the .rpm owns a shared directory");
