@@ -36,7 +36,7 @@ CNI_BIN_DIR ?= /opt/cni/bin
 
 # Debian packages the tests use: iproute2 (ip netns), nftables, the Go reference plugins,
 # Go with libcni's source, and podman with runc and a static busybox, for the real-runtime
-# client tests.
+# client tests; python3 for the licence-notice check.
 TEST_DEBS := iproute2 nftables iputils-ping containernetworking-plugins golang-go golang-github-appc-cni-dev rpm \
   podman runc busybox-static python3
 
