@@ -50,11 +50,21 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-ARCH=$(uname -m)
 if [ -z "$BIN" ]; then
     BIN=$top/target/cnibox
 fi
 [ -f "$BIN" ] || die "no binary at $BIN; run 'make build' first or pass --bin"
+# The architecture is the binary's (its ELF e_machine), not the build host's: a cross build
+# must not be labelled for the host.
+case $(od -An -tu2 -j18 -N2 "$BIN" 2>/dev/null | tr -d ' ') in
+    62) ARCH=x86_64 ;;
+    183) ARCH=aarch64 ;;
+    40) ARCH=armv7l ;;
+    21) ARCH=ppc64le ;;
+    3) ARCH=i686 ;;
+    243) ARCH=riscv64 ;;
+    *) die "cannot tell the architecture of $BIN" ;;
+esac
 if [ -z "$VERSION" ]; then
     VERSION=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$top/Cargo.toml" | head -n 1)
 fi
