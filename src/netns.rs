@@ -56,7 +56,8 @@ impl Netns {
         enter(self.file.as_fd(), &self.path)?;
         let guard = Return { origin: &origin };
         let out = f();
-        guard.finish()?;
+        // Back to the origin, or the process ends: it never carries on in the wrong namespace.
+        drop(guard);
         Ok(out)
     }
 
@@ -78,14 +79,6 @@ fn enter(fd: BorrowedFd<'_>, path: &Path) -> Result<(), Error> {
 /// Switches the thread back on drop, so an early return or unwinding never leaves it behind.
 struct Return<'a> {
     origin: &'a Netns,
-}
-
-impl Return<'_> {
-    fn finish(self) -> Result<(), Error> {
-        let r = enter(self.origin.file.as_fd(), &self.origin.path);
-        std::mem::forget(self);
-        r.map_err(|e| Error::new("failed to return to the original netns", e.to_string()))
-    }
 }
 
 impl Drop for Return<'_> {

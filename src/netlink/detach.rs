@@ -72,7 +72,7 @@ fn wait_for_grace_period() {
 }
 
 /// Close every descriptor of this (child) process but `a` and `b`.
-fn close_all_but(a: RawFd, b: RawFd) {
+pub(super) fn close_all_but(a: RawFd, b: RawFd) {
     let (lo, hi) = (a.min(b), a.max(b));
     let mut ranges = vec![(0, lo - 1), (lo + 1, hi - 1), (hi + 1, RawFd::MAX)];
     ranges.retain(|(first, last)| first <= last);

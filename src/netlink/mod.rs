@@ -53,6 +53,8 @@ impl Netlink {
             let _ctx = rt.enter();
             rtnetlink::new_connection().map_err(|e| Error::io("failed to open a netlink socket", &e))?
         };
+        // A dump that fails part way says so in its NLMSG_DONE, which is dropped unless asked for.
+        conn.set_forward_done(true);
         use rtnetlink::sys::AsyncSocket;
         let socket = conn.socket_mut().socket_mut();
         // Both are best effort: without them errors carry errno text only.
@@ -71,27 +73,42 @@ impl Netlink {
         ns.run(Netlink::open)?
     }
 
-    /// Send one request and collect the replies; ACKs end the exchange.
+    /// Send one request and collect the replies; ACKs end the exchange. An error ends it too,
+    /// also one a dump reports in its NLMSG_DONE; a dump the kernel marks inconsistent (the
+    /// table changed while it was read, NLM_F_DUMP_INTR) is read again.
     fn request(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
+        const NLM_F_DUMP_INTR: u16 = 0x10;
+        const TRIES: usize = 5;
         let capped = self.capped;
-        self.rt.block_on(async {
-            let mut handle = self.handle.clone();
-            let mut req = NetlinkMessage::from(msg);
-            req.header.flags = NLM_F_REQUEST | flags;
-            let mut replies = handle.request(req).map_err(|e| NlFailure::Other(describe(&e)))?;
-            let mut out = Vec::new();
-            while let Some(reply) = replies.next().await {
-                match reply.payload {
-                    NetlinkPayload::InnerMessage(m) => out.push(m),
-                    NetlinkPayload::Error(e) if e.code.is_some() => {
-                        let text = if capped { error::ext_ack_message(&e.header) } else { None };
-                        return Err(NlFailure::Kernel { errno: e.raw_code().abs(), text });
+        for _ in 0..TRIES {
+            let mut interrupted = false;
+            let out = self.rt.block_on(async {
+                let mut handle = self.handle.clone();
+                let mut req = NetlinkMessage::from(msg.clone());
+                req.header.flags = NLM_F_REQUEST | flags;
+                let mut replies = handle.request(req).map_err(|e| NlFailure::Other(describe(&e)))?;
+                let mut out = Vec::new();
+                while let Some(reply) = replies.next().await {
+                    interrupted |= reply.header.flags & NLM_F_DUMP_INTR != 0;
+                    match reply.payload {
+                        NetlinkPayload::InnerMessage(m) => out.push(m),
+                        NetlinkPayload::Error(e) if e.code.is_some() => {
+                            let text = if capped { error::ext_ack_message(&e.header) } else { None };
+                            return Err(NlFailure::Kernel { errno: e.raw_code().abs(), text });
+                        }
+                        NetlinkPayload::Done(d) if d.code != 0 => {
+                            return Err(NlFailure::Kernel { errno: d.code.abs(), text: None });
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
+                Ok(out)
+            })?;
+            if !interrupted || flags & NLM_F_DUMP != NLM_F_DUMP {
+                return Ok(out);
             }
-            Ok(out)
-        })
+        }
+        Err(NlFailure::Other(format!("the kernel's table kept changing while it was listed ({TRIES} tries)")))
     }
 
     /// A request that changes something and expects an ACK.

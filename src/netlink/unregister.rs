@@ -32,7 +32,6 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{ForkResult, pipe2};
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage};
 use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
-use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// RTNLGRP_LINK as a bind(2) group mask (RTMGRP_LINK).
@@ -47,7 +46,7 @@ impl Netlink {
         if !single_threaded() {
             return self.del_link(link);
         }
-        // Sockets or /dev/null not to be had: the plain request says why, if it fails too.
+        // Sockets not to be had: the plain request says why, if it fails too.
         let Ok(Ok(prepared)) = ns.run(|| Prepared::new(link.index)) else { return self.del_link(link) };
         match prepared.run(link.index) {
             Outcome::Gone => Ok(()),
@@ -77,7 +76,6 @@ struct Prepared {
     request: Socket,
     message: Vec<u8>,
     ack: Vec<u8>,
-    devnull: File,
 }
 
 impl Prepared {
@@ -85,8 +83,7 @@ impl Prepared {
         let mut events = Socket::new(NETLINK_ROUTE)?;
         events.bind(&SocketAddr::new(0, RTMGRP_LINK))?;
         let request = Socket::new(NETLINK_ROUTE)?;
-        let devnull = File::options().read(true).write(true).open("/dev/null")?;
-        Ok(Prepared { events, request, message: dellink_request(index), ack: vec![0; 32 * 1024], devnull })
+        Ok(Prepared { events, request, message: dellink_request(index), ack: vec![0; 32 * 1024] })
     }
 
     fn run(mut self, index: u32) -> Outcome {
@@ -102,13 +99,12 @@ impl Prepared {
         }
     }
 
-    /// Detach from the caller's standard streams (the runtime reads the plugin's stdout until
-    /// every copy of it is closed), send the request, report the kernel's answer, leave.
+    /// Close every descriptor but the request socket and the report pipe (the runtime reads
+    /// the plugin's stdout until every copy of it is closed, and nothing else of the plugin's,
+    /// a namespace or a store's lock, is to be held while the kernel frees the device), send
+    /// the request, report the kernel's answer, leave.
     fn child(&mut self, writer: &OwnedFd) -> ! {
-        for fd in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors; nothing in this process uses them again.
-            unsafe { nix::libc::dup2(self.devnull.as_raw_fd(), fd) };
-        }
+        super::detach::close_all_but(self.request.as_raw_fd(), writer.as_raw_fd());
         let code = match self.request.send(&self.message, 0) {
             Err(e) => e.raw_os_error().unwrap_or(Errno::EIO as i32),
             Ok(_) => {
