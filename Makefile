@@ -30,7 +30,9 @@ ifneq ($(wildcard $(GCC_LD)/ld.lld),)
 RUSTFLAGS_STATIC += -C link-arg=-fuse-ld=lld -C link-arg=-B$(GCC_LD) -C link-arg=-Wl,--icf=all \
   -C link-arg=-Wl,--symbol-ordering-file=$(HOT_ORDER) -C link-arg=-Wl,--no-warn-symbol-ordering
 endif
-PREFIX ?= /usr
+# /usr/local, as installs from a source tree go: /usr/libexec/cnibox is the package's, and a
+# `make uninstall` must never remove files a package owns.
+PREFIX ?= /usr/local
 DESTDIR ?=
 CNI_BIN_DIR ?= /opt/cni/bin
 
