@@ -71,12 +71,14 @@ impl Netlink {
     }
 
     fn dump_addresses(&self, link: &Link, family: AddressFamily) -> Result<Vec<Address>, Error> {
-        let mut query = AddressMessage::default();
-        query.header.family = family;
-        query.header.index = link.index;
-        let replies = self
-            .dump(RouteNetlinkMessage::GetAddress(query))
-            .map_err(|e| e.context(format!("failed to list addresses of \"{}\"", link.name)))?;
+        let query = || {
+            let mut q = AddressMessage::default();
+            q.header.family = family;
+            q.header.index = link.index;
+            RouteNetlinkMessage::GetAddress(q)
+        };
+        let replies =
+            self.dump(query).map_err(|e| e.context(format!("failed to list addresses of \"{}\"", link.name)))?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {

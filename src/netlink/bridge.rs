@@ -44,12 +44,13 @@ impl Netlink {
     pub fn bridge_vlans(&self, port: &Link) -> Result<Vec<(u16, u16)>, Error> {
         use rtnetlink::packet_route::AddressFamily;
         use rtnetlink::packet_route::link::{LinkExtentMask, LinkMessage};
-        let mut q = LinkMessage::default();
-        q.header.interface_family = AddressFamily::Bridge;
-        q.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::Brvlan]));
-        let replies = self
-            .request(RouteNetlinkMessage::GetLink(q), rtnetlink::packet_core::NLM_F_DUMP)
-            .map_err(|e| e.context(format!("failed to list vlans of \"{}\"", port.name)))?;
+        let query = || {
+            let mut q = LinkMessage::default();
+            q.header.interface_family = AddressFamily::Bridge;
+            q.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::Brvlan]));
+            RouteNetlinkMessage::GetLink(q)
+        };
+        let replies = self.dump(query).map_err(|e| e.context(format!("failed to list vlans of \"{}\"", port.name)))?;
         let mut out = Vec::new();
         for r in replies {
             let RouteNetlinkMessage::NewLink(m) = r else { continue };

@@ -278,9 +278,12 @@ impl Netlink {
 
     /// Every link of this namespace that `pick` makes something of.
     pub(super) fn dump_links<T>(&self, pick: impl FnMut(&LinkMessage) -> Option<T>) -> Result<Vec<T>, Error> {
-        let mut q = LinkMessage::default();
-        q.attributes.push(skip_stats());
-        let replies = self.dump(RouteNetlinkMessage::GetLink(q)).map_err(|e| e.context("failed to list links"))?;
+        let query = || {
+            let mut q = LinkMessage::default();
+            q.attributes.push(skip_stats());
+            RouteNetlinkMessage::GetLink(q)
+        };
+        let replies = self.dump(query).map_err(|e| e.context("failed to list links"))?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {

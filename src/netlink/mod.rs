@@ -73,42 +73,39 @@ impl Netlink {
         ns.run(Netlink::open)?
     }
 
-    /// Send one request and collect the replies; ACKs end the exchange. An error ends it too,
-    /// also one a dump reports in its NLMSG_DONE; a dump the kernel marks inconsistent (the
-    /// table changed while it was read, NLM_F_DUMP_INTR) is read again.
+    /// Send one request and collect the replies; ACKs end the exchange.
     fn request(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
+        self.exchange(msg, flags).map(|(out, _)| out)
+    }
+
+    /// One request's replies, and whether the kernel marked them inconsistent (a dump during
+    /// which the table changed: NLM_F_DUMP_INTR). An error ends the exchange, also one that a
+    /// dump reports in its NLMSG_DONE.
+    fn exchange(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<(Vec<RouteNetlinkMessage>, bool), NlFailure> {
         const NLM_F_DUMP_INTR: u16 = 0x10;
-        const TRIES: usize = 5;
         let capped = self.capped;
-        for _ in 0..TRIES {
-            let mut interrupted = false;
-            let out = self.rt.block_on(async {
-                let mut handle = self.handle.clone();
-                let mut req = NetlinkMessage::from(msg.clone());
-                req.header.flags = NLM_F_REQUEST | flags;
-                let mut replies = handle.request(req).map_err(|e| NlFailure::Other(describe(&e)))?;
-                let mut out = Vec::new();
-                while let Some(reply) = replies.next().await {
-                    interrupted |= reply.header.flags & NLM_F_DUMP_INTR != 0;
-                    match reply.payload {
-                        NetlinkPayload::InnerMessage(m) => out.push(m),
-                        NetlinkPayload::Error(e) if e.code.is_some() => {
-                            let text = if capped { error::ext_ack_message(&e.header) } else { None };
-                            return Err(NlFailure::Kernel { errno: e.raw_code().abs(), text });
-                        }
-                        NetlinkPayload::Done(d) if d.code != 0 => {
-                            return Err(NlFailure::Kernel { errno: d.code.abs(), text: None });
-                        }
-                        _ => {}
+        self.rt.block_on(async {
+            let mut handle = self.handle.clone();
+            let mut req = NetlinkMessage::from(msg);
+            req.header.flags = NLM_F_REQUEST | flags;
+            let mut replies = handle.request(req).map_err(|e| NlFailure::Other(describe(&e)))?;
+            let (mut out, mut interrupted) = (Vec::new(), false);
+            while let Some(reply) = replies.next().await {
+                interrupted |= reply.header.flags & NLM_F_DUMP_INTR != 0;
+                match reply.payload {
+                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    NetlinkPayload::Error(e) if e.code.is_some() => {
+                        let text = if capped { error::ext_ack_message(&e.header) } else { None };
+                        return Err(NlFailure::Kernel { errno: e.raw_code().abs(), text });
                     }
+                    NetlinkPayload::Done(d) if d.code != 0 => {
+                        return Err(NlFailure::Kernel { errno: d.code.abs(), text: None });
+                    }
+                    _ => {}
                 }
-                Ok(out)
-            })?;
-            if !interrupted || flags & NLM_F_DUMP != NLM_F_DUMP {
-                return Ok(out);
             }
-        }
-        Err(NlFailure::Other(format!("the kernel's table kept changing while it was listed ({TRIES} tries)")))
+            Ok((out, interrupted))
+        })
     }
 
     /// A request that changes something and expects an ACK.
@@ -116,9 +113,16 @@ impl Netlink {
         self.request(msg, flags | NLM_F_ACK).map(|_| ())
     }
 
-    /// A dump.
-    fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
-        self.request(msg, NLM_F_DUMP)
+    /// A dump of the request `make` builds, read again while the kernel marks it inconsistent.
+    fn dump(&self, make: impl Fn() -> RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
+        const TRIES: usize = 5;
+        for _ in 0..TRIES {
+            let (out, interrupted) = self.exchange(make(), NLM_F_DUMP)?;
+            if !interrupted {
+                return Ok(out);
+            }
+        }
+        Err(NlFailure::Other(format!("the kernel's table kept changing while it was listed ({TRIES} tries)")))
     }
 }
 

@@ -147,10 +147,12 @@ impl Netlink {
     pub fn list_routes(&self) -> Result<Vec<RouteInfo>, Error> {
         let mut out = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut q = RouteMessage::default();
-            q.header.address_family = family;
-            let replies =
-                self.dump(RouteNetlinkMessage::GetRoute(q)).map_err(|e| e.context("failed to list routes"))?;
+            let query = || {
+                let mut q = RouteMessage::default();
+                q.header.address_family = family;
+                RouteNetlinkMessage::GetRoute(q)
+            };
+            let replies = self.dump(query).map_err(|e| e.context("failed to list routes"))?;
             for r in replies {
                 let RouteNetlinkMessage::NewRoute(m) = r else { continue };
                 if m.header.kind != RouteType::Unicast {

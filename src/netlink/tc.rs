@@ -251,7 +251,7 @@ impl Netlink {
     /// Every qdisc of `link`, as the kernel lists them.
     pub fn qdiscs(&self, link: &Link) -> Result<Vec<Qdisc>, Error> {
         let replies = self
-            .dump(RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()))
+            .dump(|| RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()))
             .map_err(|e| e.context(format!("failed to list qdiscs of \"{}\"", link.name)))?;
         Ok(replies
             .iter()
@@ -303,10 +303,17 @@ impl Netlink {
 
     /// The redirects of the u32 filters on `link`'s ingress qdisc.
     pub fn ingress_redirects(&self, link: &Link) -> Result<Vec<Redirect>, Error> {
-        let msg = tc_message(link.index, TcHandle::UNSPEC, INGRESS_HANDLE, 0, Vec::new());
-        let replies = self
-            .dump(RouteNetlinkMessage::GetTrafficFilter(msg))
-            .map_err(|e| e.context(format!("failed to list ingress filters of \"{}\"", link.name)))?;
+        let query = || {
+            RouteNetlinkMessage::GetTrafficFilter(tc_message(
+                link.index,
+                TcHandle::UNSPEC,
+                INGRESS_HANDLE,
+                0,
+                Vec::new(),
+            ))
+        };
+        let replies =
+            self.dump(query).map_err(|e| e.context(format!("failed to list ingress filters of \"{}\"", link.name)))?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {
