@@ -15,9 +15,10 @@
 
 // fork(2) is the one unsafe call here. It is sound because the process is single-threaded,
 // checked just before the call: no other thread can hold a lock (the allocator's included)
-// that the child would wait for. The child makes only system calls on descriptors opened
-// before the fork, into buffers allocated before it, and leaves with _exit(2), which runs no
-// destructor and flushes nothing.
+// that the child would wait for, which is also what lets the child allocate (closing every
+// descriptor but two builds a small list). Otherwise it makes only system calls on the
+// descriptors it keeps, into buffers allocated before the fork, and leaves with _exit(2),
+// which runs no destructor and flushes nothing.
 #![allow(unsafe_code)]
 
 use super::detach::single_threaded;
