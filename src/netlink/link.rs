@@ -247,7 +247,7 @@ fn skip_stats() -> LinkAttribute {
 impl Netlink {
     fn get_link(&self, mut msg: LinkMessage, what: &str) -> Result<Option<Link>, Error> {
         msg.attributes.push(skip_stats());
-        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
+        match self.get(RouteNetlinkMessage::GetLink(msg)) {
             Ok(replies) => Ok(replies.iter().find_map(|r| match r {
                 RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
                 _ => None,

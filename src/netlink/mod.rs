@@ -113,6 +113,17 @@ impl Netlink {
         self.request(msg, flags | NLM_F_ACK).map(|_| ())
     }
 
+    /// A request for one object: its reply, then an ACK that ends the exchange either way. A
+    /// reply the message parser cannot read is dropped, and without the ACK the request would
+    /// wait for it forever; with it, the exchange ends without the reply and `get` says so.
+    fn get(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
+        let replies = self.request(msg, NLM_F_ACK)?;
+        if replies.is_empty() {
+            return Err(NlFailure::Other("the kernel's reply could not be read".into()));
+        }
+        Ok(replies)
+    }
+
     /// A dump of the request `make` builds, read again while the kernel marks it inconsistent.
     fn dump(&self, make: impl Fn() -> RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
         const TRIES: usize = 5;

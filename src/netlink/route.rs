@@ -167,8 +167,7 @@ impl Netlink {
     /// The route the kernel picks to reach `dst` (RTM_GETROUTE), as `ip route get` shows it.
     pub fn route_get(&self, dst: IpAddr) -> Result<RouteInfo, Error> {
         let context = || format!("failed to get the route to {dst}");
-        let replies =
-            self.request(RouteNetlinkMessage::GetRoute(get_message(dst)), 0).map_err(|e| e.context(context()))?;
+        let replies = self.get(RouteNetlinkMessage::GetRoute(get_message(dst))).map_err(|e| e.context(context()))?;
         replies
             .iter()
             .find_map(|r| match r {
