@@ -5,8 +5,8 @@ SHELL := /bin/bash
 ARCH := $(shell uname -m)
 # musl when its target is installed, else glibc with +crt-static; the target is always explicit
 # so that RUSTFLAGS never reach build scripts or proc-macros.
-# (A musl build already in the tree counts too: `sudo make install` may not see rustup.)
-TARGET ?= $(shell { rustup target list --installed 2>/dev/null | grep -qx '$(ARCH)-unknown-linux-musl' || [ -x target/$(ARCH)-unknown-linux-musl/release/cnibox ]; } && echo $(ARCH)-unknown-linux-musl || echo $(ARCH)-unknown-linux-gnu)
+# (Without rustup on the PATH, as under `sudo make install`, a musl build in the tree counts too.)
+TARGET ?= $(shell { rustup target list --installed 2>/dev/null | grep -qx '$(ARCH)-unknown-linux-musl' || { ! command -v rustup >/dev/null && [ -x target/$(ARCH)-unknown-linux-musl/release/cnibox ]; }; } && echo $(ARCH)-unknown-linux-musl || echo $(ARCH)-unknown-linux-gnu)
 CARGO ?= cargo
 CARGO_BIN := target/$(TARGET)/release/cnibox
 # The shipped binary: cargo's (built with its symbols, which name the functions of src/hot.order),

@@ -44,15 +44,13 @@ impl ConfList {
                 return Err(format!("error parsing configuration list: plugin {i} is missing 'type'"));
             }
         }
-        // As libcni reads them: a boolean, or a string Go's strconv.ParseBool reads.
+        // As libcni (1.2 on) reads them: a boolean, or "true"/"false" in any case.
         let flag = |k: &str| match raw.get(k) {
-            None | Some(Value::Null) => Ok(false),
+            None => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(Value::String(s)) => match s.as_str() {
-                "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-                "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-                _ => Err(format!("error parsing configuration list: invalid {k} value \"{s}\"")),
-            },
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
+            Some(Value::String(s)) => Err(format!("error parsing configuration list: invalid value \"{s}\" for {k}")),
             Some(v) => Err(format!("error parsing configuration list: {k} value {v} is not a boolean or string")),
         };
         Ok(ConfList {
@@ -151,12 +149,14 @@ mod tests {
         assert!(ConfList::from_bytes(br#"{"name":"n","plugins":[]}"#).is_err());
         assert!(ConfList::from_bytes(br#"{"name":"n","plugins":[{}]}"#).is_err());
         assert!(ConfList::from_bytes(br#"{"plugins":[{"type":"x"}]}"#).is_err());
-        // Flags as libcni reads them: booleans, or strings strconv.ParseBool reads.
-        let l = ConfList::from_bytes(br#"{"name":"n","disableCheck":"true","disableGC":"0","plugins":[{"type":"x"}]}"#);
+        // Flags as libcni reads them: booleans, or "true"/"false" in any case.
+        let l =
+            ConfList::from_bytes(br#"{"name":"n","disableCheck":"tRuE","disableGC":"False","plugins":[{"type":"x"}]}"#);
         let l = l.unwrap();
         assert!(l.disable_check && !l.disable_gc);
-        let e = ConfList::from_bytes(br#"{"name":"n","disableGC":"yes","plugins":[{"type":"x"}]}"#).unwrap_err();
-        assert_eq!(e, r#"error parsing configuration list: invalid disableGC value "yes""#);
+        let e = ConfList::from_bytes(br#"{"name":"n","disableGC":"0","plugins":[{"type":"x"}]}"#).unwrap_err();
+        assert_eq!(e, r#"error parsing configuration list: invalid value "0" for disableGC"#);
+        assert!(ConfList::from_bytes(br#"{"name":"n","disableGC":null,"plugins":[{"type":"x"}]}"#).is_err());
         assert!(ConfList::from_bytes(br#"{"name":"n","disableGC":1,"plugins":[{"type":"x"}]}"#).is_err());
         let s = ConfList::from_single(br#"{"cniVersion":"0.2.0","name":"lo","type":"loopback"}"#).unwrap();
         assert_eq!((s.name.as_str(), s.cni_version.as_str(), s.plugins.len()), ("lo", "0.2.0", 1));

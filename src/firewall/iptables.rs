@@ -158,10 +158,11 @@ fn programs(table: &str) -> Vec<PathBuf> {
 /// the legacy iptables cannot be seen that way, so their program is always kept.
 fn programs_with(table: &str, chains: &[&str]) -> Vec<PathBuf> {
     let legacy = |path: &str| std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l == table));
+    // A listing that fails tells nothing: the program is kept, as without the gate.
     let in_nft = |family: &str| {
         crate::netlink::nftables::Session::open()
             .and_then(|mut s| s.chains(family, table))
-            .is_ok_and(|have| have.iter().any(|c| chains.contains(&c.as_str())))
+            .map_or(true, |have| have.iter().any(|c| chains.contains(&c.as_str())))
     };
     programs(table)
         .into_iter()
@@ -177,7 +178,9 @@ fn programs_with(table: &str, chains: &[&str]) -> Vec<PathBuf> {
 /// Run one iptables command on `table`; its stdout on success.
 fn run(prog: &PathBuf, table: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(prog)
-        .args(["-w", "-t", table])
+        // The xtables lock is waited for, but not for ever: this clean-up is best effort, and
+        // a DEL must not hang behind another program's long iptables-restore.
+        .args(["-w", "5", "-t", table])
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -124,16 +124,18 @@ impl Netlink {
         Ok(replies)
     }
 
-    /// A dump of the request `make` builds, read again while the kernel marks it inconsistent.
+    /// A dump of the request `make` builds, read again while the kernel marks it inconsistent;
+    /// on a node whose tables never keep still for long enough, the last reading is taken.
     fn dump(&self, make: impl Fn() -> RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlFailure> {
         const TRIES: usize = 5;
-        for _ in 0..TRIES {
+        let mut tries = 1;
+        loop {
             let (out, interrupted) = self.exchange(make(), NLM_F_DUMP)?;
-            if !interrupted {
+            if !interrupted || tries == TRIES {
                 return Ok(out);
             }
+            tries += 1;
         }
-        Err(NlFailure::Other(format!("the kernel's table kept changing while it was listed ({TRIES} tries)")))
     }
 }
 

@@ -97,7 +97,8 @@ struct Conf {
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
     let bad = |e: serde_json::Error| CniError::internal(format!("failed to parse network configuration: {e}"));
     let raw: Map<String, Value> = serde_json::from_slice(&inv.stdin).map_err(bad)?;
-    let top = FIELDS.iter().any(|f| raw.contains_key(*f));
+    // Keys in any case, as Go's decoder matches them to the fields.
+    let top = raw.keys().any(|k| FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k)));
     let limits = if top {
         Some(crate::cni::json::from_value::<Limits>(Value::Object(raw.clone())).map_err(bad)?)
     } else {
