@@ -41,21 +41,24 @@ pub fn masq_chain(network: &str, container_id: &str) -> String {
 
 /// Remove the reference's ipMasq chain of one container (IPv4 and IPv6).
 pub fn teardown_masq(network: &str, container_id: &str) {
-    let chain = masq_chain(network, container_id);
-    for prog in programs_with(NAT, &[&chain]) {
-        if let Some(nat) = Listing::read(&prog, NAT) {
-            remove_chain_with(&prog, &nat, &chain, "POSTROUTING");
-        }
-    }
+    remove_chains(&[(&masq_chain(network, container_id), "POSTROUTING")]);
 }
 
 /// Remove the reference's portmap chains of one container (IPv4 and IPv6).
 pub fn teardown_portmap(network: &str, container_id: &str) {
     let (dnat, snat) = (chain_name(network, container_id, "DN-"), chain_name(network, container_id, "SN-"));
-    for prog in programs_with(NAT, &[&dnat, &snat]) {
+    remove_chains(&[(&dnat, "CNI-HOSTPORT-DNAT"), (&snat, "CNI-HOSTPORT-SNAT")]);
+}
+
+/// Remove each (chain, the chain that jumps to it) of the nat table, with each program that
+/// may hold one of the chains.
+fn remove_chains(chains: &[(&str, &str)]) {
+    let names: Vec<&str> = chains.iter().map(|(c, _)| *c).collect();
+    for prog in programs(NAT, Some(&names)) {
         if let Some(nat) = Listing::read(&prog, NAT) {
-            remove_chain_with(&prog, &nat, &dnat, "CNI-HOSTPORT-DNAT");
-            remove_chain_with(&prog, &nat, &snat, "CNI-HOSTPORT-SNAT");
+            for (chain, parent) in chains {
+                remove_chain_with(&prog, &nat, chain, parent);
+            }
         }
     }
 }
@@ -67,7 +70,7 @@ pub fn teardown_firewall(ips: &[std::net::IpAddr]) {
         return;
     }
     let hosts: Vec<String> = ips.iter().map(|ip| format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })).collect();
-    for prog in programs_with(FILTER, &[FORWARD_CHAIN]) {
+    for prog in programs(FILTER, Some(&[FORWARD_CHAIN])) {
         let Some(filter) = Listing::read(&prog, FILTER) else { continue };
         if !filter.has_chain(FORWARD_CHAIN) {
             continue;
@@ -93,7 +96,7 @@ pub fn teardown_firewall(ips: &[std::net::IpAddr]) {
 /// comment of each jump in POSTROUTING (`name: "<net>" id: "<cid>"`) and trusted only when it
 /// hashes to the chain jumped to.
 pub fn gc_masq(network: &str, valid: &[(String, String)]) {
-    for prog in programs(NAT) {
+    for prog in programs(NAT, None) {
         let Some(nat) = Listing::read(&prog, NAT) else { continue };
         let mut stale = Vec::new();
         for rule in nat.rules("POSTROUTING") {
@@ -136,41 +139,35 @@ fn find(name: &str) -> Option<PathBuf> {
     fixed.chain(from_path).find(|p| p.is_file())
 }
 
-/// The installed `iptables` and `ip6tables` whose `table` exists here, legacy or nft-based:
-/// where there is none, nothing of the reference's can be left, and no iptables process (each a
-/// few milliseconds of CPU) is started.
-fn programs(table: &str) -> Vec<PathBuf> {
+/// The installed `iptables` and `ip6tables` that may hold what is looked for in `table`: where
+/// the table does not exist, nothing of the reference's can be left, and no iptables process
+/// (each a few milliseconds of CPU) is started. With `chains` given, a table iptables keeps in
+/// nf_tables (iptables-nft) must also hold one of them, which is seen over netlink: no process
+/// for every DEL on a node where other software (kube-proxy, Docker) uses the table. Tables of
+/// the legacy iptables cannot be seen that way, so their program is always kept; so is one whose
+/// nf_tables listing fails (it tells nothing).
+fn programs(table: &str, chains: Option<&[&str]>) -> Vec<PathBuf> {
     static NFT_TABLES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
-    let has_nat = |legacy: &str, family: &str| {
-        std::fs::read_to_string(legacy).is_ok_and(|t| t.lines().any(|l| l == table))
-            || NFT_TABLES.get_or_init(crate::firewall::nft::tables).iter().any(|(f, n)| f == family && n == table)
+    let legacy = |path: &str| std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l == table));
+    let nft_table = |family: &str| {
+        NFT_TABLES.get_or_init(crate::firewall::nft::tables).iter().any(|(f, n)| f == family && n == table)
+    };
+    let nft_chain = |family: &str| {
+        chains.is_none_or(|chains| {
+            crate::netlink::nftables::Session::open()
+                .and_then(|mut s| s.chains(family, table))
+                .map_or(true, |have| have.iter().any(|c| chains.contains(&c.as_str())))
+        })
     };
     [("iptables", "/proc/net/ip_tables_names", "ip"), ("ip6tables", "/proc/net/ip6_tables_names", "ip6")]
         .into_iter()
-        .filter(|(_, legacy, family)| has_nat(legacy, family))
-        .filter_map(|(name, _, _)| find(name))
-        .collect()
-}
-
-/// `programs(table)`, less those whose rules live in nf_tables (iptables-nft) where none of
-/// `chains` exists: that is seen over netlink, without starting an iptables process for
-/// every DEL on a node where other software (kube-proxy, Docker) uses the table. Tables of
-/// the legacy iptables cannot be seen that way, so their program is always kept.
-fn programs_with(table: &str, chains: &[&str]) -> Vec<PathBuf> {
-    let legacy = |path: &str| std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l == table));
-    // A listing that fails tells nothing: the program is kept, as without the gate.
-    let in_nft = |family: &str| {
-        crate::netlink::nftables::Session::open()
-            .and_then(|mut s| s.chains(family, table))
-            .map_or(true, |have| have.iter().any(|c| chains.contains(&c.as_str())))
-    };
-    programs(table)
-        .into_iter()
-        .filter(|prog| {
-            let v6 = prog.file_name().is_some_and(|n| n == "ip6tables");
-            let (path, family) =
-                if v6 { ("/proc/net/ip6_tables_names", "ip6") } else { ("/proc/net/ip_tables_names", "ip") };
-            legacy(path) || in_nft(family)
+        .filter_map(|(name, path, family)| {
+            let in_legacy = legacy(path);
+            if !in_legacy && !nft_table(family) {
+                return None;
+            }
+            let prog = find(name)?;
+            (in_legacy || nft_chain(family)).then_some(prog)
         })
         .collect()
 }
