@@ -566,11 +566,11 @@ fn firewall_isolates_bridges_and_removes_its_rules() {
     assert!(!reach(&b.path(), &a.path(), ipa), "isolated bridges reached each other");
     h.call("firewall", "CHECK", "ca", &a.path(), &fa).ok();
 
-    // Backends the reference has are refused clearly; unknown policies too.
+    // firewalld is refused clearly; unknown policies too.
     let mut bad: Value = serde_json::from_str(&fa).unwrap();
-    bad["backend"] = json!("iptables");
+    bad["backend"] = json!("firewalld");
     let r = h.call("firewall", "ADD", "ca", &a.path(), &bad.to_string());
-    assert!(r.stdout.contains("this build implements the \\\"nftables\\\" backend"), "{r:?}");
+    assert!(r.stdout.contains("this build implements \\\"iptables\\\" and \\\"nftables\\\""), "{r:?}");
     // DEL of such a config has nothing to undo and succeeds.
     h.call("firewall", "DEL", "cx", &a.path(), &bad.to_string()).ok();
     bad["backend"] = json!("nftables");
@@ -717,6 +717,90 @@ fn del_and_gc_remove_the_reference_plugins_iptables_chains() {
     // Nothing left, or no chain at all: DEL still succeeds.
     h.call("portmap", "DEL", "ipt1", &pod.path(), &pm).ok();
     h.call("bridge", "DEL", "ipt1", &pod.path(), &conf).ok();
+}
+
+fn have_iptables_restore() -> bool {
+    let ok = ["/usr/sbin/iptables", "/usr/sbin/iptables-restore"].iter().all(|p| std::path::Path::new(p).exists());
+    if !ok {
+        eprintln!("skipping: iptables is not installed");
+    }
+    ok
+}
+
+/// On a node whose iptables FORWARD policy is DROP (as Docker leaves it), an unset backend
+/// writes the reference's iptables rules, which open the forward path; nftables accepts alone
+/// would not.
+#[test]
+fn firewall_iptables_backend_opens_a_drop_forward_policy() {
+    if !root() || !have_nft() || !have_iptables_restore() {
+        return;
+    }
+    let h = Host::new();
+    let br = unique("br");
+    let conf = h.bridge_conf("1.0.0", "fwi", &br, "10.74.0.0/24", json!({}));
+    let (pod, pod2) = (Netns::new("fi"), Netns::new("fi"));
+    let r = h.call("bridge", "ADD", "fi1", &pod.path(), &conf).ok().json();
+    let r2 = h.call("bridge", "ADD", "fi2", &pod2.path(), &conf).ok().json();
+    let ip = ip_of(&r, 0);
+    let out = h.outside("fo", "192.168.74");
+    out.sh("ip route add 10.74.0.0/24 via 192.168.74.1");
+    let far: IpAddr = "192.168.74.2".parse().unwrap();
+    h.ns.sh("iptables -P FORWARD DROP");
+    assert!(!reach(&pod.path(), &out.path(), far), "FORWARD DROP let the pod out");
+
+    let fw = |prev: &Value, extra: Value| {
+        let mut c = json!({"cniVersion": "1.0.0", "name": "fwi", "type": "firewall", "prevResult": prev});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            c[k] = v;
+        }
+        c.to_string()
+    };
+    // Explicitly nftables: the rules go to nftables, and the DROP policy still wins.
+    let f = fw(&r, json!({"backend": "nftables"}));
+    h.call("firewall", "ADD", "fi1", &pod.path(), &f).ok();
+    assert!(h.table("inet", "cni_firewall").contains(&format!("ip saddr {ip} accept")));
+    assert!(!reach(&pod.path(), &out.path(), far), "an nftables accept overrode iptables' DROP");
+    h.call("firewall", "DEL", "fi1", &pod.path(), &f).ok();
+
+    // Unset: the filter table is in use, so iptables, laid out as the reference lays it out.
+    let f = fw(&r, json!({"ingressPolicy": "same-bridge"}));
+    h.call("firewall", "ADD", "fi1", &pod.path(), &f).ok();
+    h.call("firewall", "ADD", "fi1", &pod.path(), &f).ok();
+    let f2 = fw(&r2, json!({"backend": "iptables", "ingressPolicy": "same-bridge"}));
+    h.call("firewall", "ADD", "fi2", &pod2.path(), &f2).ok();
+    let rules = h.ns.sh("iptables -S");
+    for want in [
+        "-N CNI-ADMIN".to_string(),
+        "-A FORWARD -m comment --comment \"CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)\" -j CNI-ISOLATION-STAGE-1".into(),
+        "-A FORWARD -m comment --comment \"CNI firewall plugin rules\" -j CNI-FORWARD".into(),
+        "-A CNI-FORWARD -m comment --comment \"CNI firewall plugin admin overrides\" -j CNI-ADMIN".into(),
+        format!("-A CNI-FORWARD -d {ip}/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        format!("-A CNI-FORWARD -s {ip}/32 -j ACCEPT"),
+        format!("-A CNI-ISOLATION-STAGE-1 -i {br} ! -o {br} -m comment --comment \"CNI firewall plugin rules (ingressPolicy: same-bridge)\" -j CNI-ISOLATION-STAGE-2"),
+        format!("-A CNI-ISOLATION-STAGE-2 -o {br} -m comment --comment \"CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)\" -j DROP"),
+    ] {
+        assert_eq!(rules.lines().filter(|l| *l == want).count(), 1, "{want} not once in\n{rules}");
+    }
+    // The two STAGE-1 rules (bridge, RETURN), STAGE-2 (bridge, RETURN), admin jump + 2 per pod.
+    assert_eq!(rules.lines().filter(|l| l.starts_with("-A CNI-")).count(), 4 + 5, "{rules}");
+    assert!(!h.table("inet", "cni_firewall").contains(&ip.to_string()));
+    assert!(reach(&pod.path(), &out.path(), far), "the iptables rules did not open the forward path");
+    h.call("firewall", "CHECK", "fi1", &pod.path(), &f).ok();
+    if std::path::Path::new("/usr/lib/cni/firewall").exists() {
+        let path = pod.path();
+        let env = call_env("CHECK", "fi1", &path, "eth0", Some(&h.path));
+        reference_plugin("firewall", &h.ns, &env, &f).ok();
+    }
+
+    // DEL removes the pod's two rules, and CHECK then fails naming one.
+    h.call("firewall", "DEL", "fi1", &pod.path(), &f).ok();
+    let rules = h.ns.sh("iptables -S CNI-FORWARD");
+    assert!(!rules.contains(&format!("{ip}/32")) && rules.contains(&format!("{}/32", ip_of(&r2, 0))), "{rules}");
+    let c = h.call("firewall", "CHECK", "fi1", &pod.path(), &f);
+    assert!(c.status != 0 && c.stdout.contains("not found"), "{c:?}");
+    h.call("firewall", "DEL", "fi2", &pod2.path(), &f2).ok();
+    h.call("bridge", "DEL", "fi1", &pod.path(), &conf).ok();
+    h.call("bridge", "DEL", "fi2", &pod2.path(), &conf).ok();
 }
 
 #[test]

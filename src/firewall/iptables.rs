@@ -1,7 +1,7 @@
-//! Removing what the iptables backend of the reference plugins left behind.
+//! The iptables layouts of the reference plugins.
 //!
-//! cnibox never writes iptables rules, but a node switched over from the reference plugins
-//! still holds their per-container chains in the `nat` table, and the firewall plugin's
+//! cnibox writes nftables rules, but a node switched over from the reference plugins still
+//! holds their per-container chains in the `nat` table, and the firewall plugin's
 //! per-address rules in the `filter` table:
 //!
 //! ```text
@@ -15,8 +15,12 @@
 //! DEL (and GC, where the chain name can be derived) removes them best-effort, with the
 //! `iptables`/`ip6tables` programs when they are installed: every failure is only logged, and
 //! a host without iptables or without the chain sees nothing at all.
+//!
+//! The firewall plugin's iptables backend writes the reference firewall's layout (`Forwarding`):
+//! only iptables rules can open a forward path that an iptables FORWARD chain would drop.
 
 use crate::util::sha512;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -65,7 +69,7 @@ fn remove_chains(chains: &[(&str, &str)]) {
 
 /// Remove the reference firewall's rules for `ips` (the addresses of one container, from its
 /// prevResult, as the reference's DEL finds them): its rules name addresses, not containers.
-pub fn teardown_firewall(ips: &[std::net::IpAddr]) {
+pub fn teardown_firewall(ips: &[IpAddr]) {
     if ips.is_empty() {
         return;
     }
@@ -174,25 +178,28 @@ fn programs(table: &str, chains: Option<&[&str]>) -> Vec<PathBuf> {
 
 /// Run one iptables command on `table`; its stdout on success.
 fn run(prog: &PathBuf, table: &str, args: &[&str]) -> Option<String> {
+    run_checked(prog, table, args).map_err(|e| log::debug!("{e}")).ok()
+}
+
+/// Run one iptables command on `table`: its stdout, or an error naming the command.
+fn run_checked(prog: &PathBuf, table: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(prog)
-        // The xtables lock is waited for, but not for ever: this clean-up is best effort, and
-        // a DEL must not hang behind another program's long iptables-restore.
+        // The xtables lock is waited for, but not for ever: a DEL must not hang behind another
+        // program's long iptables-restore.
         .args(["-w", "5", "-t", table])
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| log::debug!("{}: {e}", prog.display()))
-        .ok()?;
+        .map_err(|e| format!("{}: {e}", prog.display()))?;
     if !out.status.success() {
-        log::debug!(
+        return Err(format!(
             "{} -t {table} {}: {}",
             prog.display(),
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
-        );
-        return None;
+        ));
     }
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A table as `iptables -S` prints it, read once per program and call.
@@ -202,7 +209,16 @@ struct Listing {
 
 impl Listing {
     fn read(prog: &PathBuf, table: &str) -> Option<Listing> {
-        Some(Listing { lines: run(prog, table, &["-S"])?.lines().map(str::to_string).collect() })
+        Listing::read_checked(prog, table).map_err(|e| log::debug!("{e}")).ok()
+    }
+
+    fn read_checked(prog: &PathBuf, table: &str) -> Result<Listing, String> {
+        Ok(Listing { lines: run_checked(prog, table, &["-S"])?.lines().map(str::to_string).collect() })
+    }
+
+    /// Whether `chain` holds the rule `words` (as `iptables -S` prints them after the chain).
+    fn has_rule(&self, chain: &str, words: &[String]) -> bool {
+        self.rules(chain).any(|r| split(r).get(1..) == Some(words))
     }
 
     fn has_chain(&self, chain: &str) -> bool {
@@ -233,6 +249,253 @@ fn remove_chain_with(prog: &PathBuf, nat: &Listing, chain: &str, parent: &str) {
     }
     run(prog, NAT, &["-F", chain]);
     run(prog, NAT, &["-X", chain]);
+}
+
+// ---- the firewall plugin's iptables backend ---------------------------------------------------
+
+const FW_COMMENT: &str = "CNI firewall plugin rules";
+const ADMIN_COMMENT: &str = "CNI firewall plugin admin overrides";
+const STAGE1: &str = "CNI-ISOLATION-STAGE-1";
+const STAGE2: &str = "CNI-ISOLATION-STAGE-2";
+const ISOLATION_COMMENT: &str = "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)";
+/// The same rules as releases before 1.2 comment them (they knew only same-bridge).
+const OLD_ISOLATION_COMMENT: &str = "CNI firewall plugin rules (ingressPolicy: same-bridge)";
+/// Held around each read-then-write of the filter table, so that concurrent ADDs neither
+/// insert a jump twice nor each declare (which flushes) a chain the other just filled.
+const LOCK: &str = "/run/cnibox/iptables.lock";
+
+/// What the reference firewall's iptables backend writes for one container, in the `filter`
+/// table of each family its addresses use:
+///
+/// ```text
+/// FORWARD      -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD          (first)
+/// CNI-FORWARD  -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN  (first)
+/// CNI-FORWARD  -d <ip>/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+/// CNI-FORWARD  -s <ip>/32 -j ACCEPT
+/// ```
+///
+/// and, for ingressPolicy same-bridge or isolated, `CNI-ISOLATION-STAGE-1` (jumped to first,
+/// before `CNI-FORWARD`) and `-STAGE-2`, with the bridge's rules ahead of a final RETURN. Rules
+/// are written in the order `iptables -S` prints them, so an existing one is recognised.
+pub struct Forwarding<'a> {
+    /// The operators' chain (`iptablesAdminChainName`): created when missing, never changed.
+    pub admin: &'a str,
+    pub ips: &'a [IpAddr],
+    /// The bridge, and whether traffic within it is dropped too (isolated).
+    pub isolation: Option<(&'a str, bool)>,
+}
+
+/// One rule: its chain, where it goes, and its words after the chain.
+struct Rule<'a> {
+    chain: &'a str,
+    first: bool,
+    words: Vec<String>,
+}
+
+impl Rule<'_> {
+    /// In `listing`, also as an older release comments it.
+    fn is_in(&self, listing: &Listing) -> bool {
+        let old = |w: &String| if w == ISOLATION_COMMENT { OLD_ISOLATION_COMMENT.to_string() } else { w.clone() };
+        listing.has_rule(self.chain, &self.words)
+            || (self.words.iter().any(|w| w == ISOLATION_COMMENT)
+                && listing.has_rule(self.chain, &self.words.iter().map(old).collect::<Vec<_>>()))
+    }
+}
+
+fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|s| s.to_string()).collect()
+}
+
+fn commented(pre: &[&str], comment: &str, target: &str) -> Vec<String> {
+    let mut v = words(pre);
+    v.extend(words(&["-m", "comment", "--comment", comment, "-j", target]));
+    v
+}
+
+impl<'a> Forwarding<'a> {
+    fn hosts(&self, v4: bool) -> Vec<String> {
+        self.ips
+            .iter()
+            .filter(|ip| ip.is_ipv4() == v4)
+            .map(|ip| format!("{ip}/{}", if v4 { 32 } else { 128 }))
+            .collect()
+    }
+
+    /// The chains, then the rules, in the order the reference creates them (`None` for a
+    /// family without addresses: nothing is written there).
+    fn layout(&self, v4: bool) -> Option<(Vec<&'a str>, Vec<Rule<'a>>)> {
+        let hosts = self.hosts(v4);
+        if hosts.is_empty() {
+            return None;
+        }
+        let admin = self.admin;
+        let mut chains = vec![FORWARD_CHAIN, admin];
+        let mut rules = vec![
+            Rule { chain: "FORWARD", first: true, words: commented(&[], FW_COMMENT, FORWARD_CHAIN) },
+            Rule { chain: FORWARD_CHAIN, first: true, words: commented(&[], ADMIN_COMMENT, admin) },
+        ];
+        for h in &hosts {
+            let established = ["-d", h, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"];
+            rules.push(Rule { chain: FORWARD_CHAIN, first: false, words: words(&established) });
+            rules.push(Rule { chain: FORWARD_CHAIN, first: false, words: words(&["-s", h, "-j", "ACCEPT"]) });
+        }
+        if let Some((br, isolated)) = self.isolation {
+            let policy = format!(
+                "CNI firewall plugin rules (ingressPolicy: {})",
+                if isolated { "isolated" } else { "same-bridge" }
+            );
+            chains.extend([STAGE1, STAGE2]);
+            rules.push(Rule { chain: "FORWARD", first: true, words: commented(&[], ISOLATION_COMMENT, STAGE1) });
+            rules.push(Rule {
+                chain: STAGE1,
+                first: true,
+                words: commented(&["-i", br, "!", "-o", br], &policy, STAGE2),
+            });
+            if isolated {
+                rules.push(Rule {
+                    chain: STAGE1,
+                    first: true,
+                    words: commented(&["-i", br, "-o", br], &policy, "DROP"),
+                });
+            }
+            rules.push(Rule { chain: STAGE1, first: false, words: commented(&[], ISOLATION_COMMENT, "RETURN") });
+            rules.push(Rule { chain: STAGE2, first: true, words: commented(&["-o", br], ISOLATION_COMMENT, "DROP") });
+            rules.push(Rule { chain: STAGE2, first: false, words: commented(&[], ISOLATION_COMMENT, "RETURN") });
+        }
+        Some((chains, rules))
+    }
+
+    /// Write what is missing, one `iptables-restore --noflush` per family (atomic there). A
+    /// family that fails leaves the per-address rules of the others removed again.
+    pub fn add(&self) -> Result<(), String> {
+        let _lock = lock()?;
+        let mut done = false;
+        for (v4, name) in [(true, "iptables"), (false, "ip6tables")] {
+            let Some((chains, rules)) = self.layout(v4) else { continue };
+            let applied = (|| {
+                let prog =
+                    find(name).ok_or_else(|| format!("{name} not found (the firewall's iptables backend needs it)"))?;
+                let restore_name = format!("{name}-restore");
+                let restore = find(&restore_name).ok_or_else(|| format!("{restore_name} not found"))?;
+                let listing = Listing::read_checked(&prog, FILTER)?;
+                let input = restore_input(&listing, &chains, &rules);
+                if input.is_empty() { Ok(()) } else { run_restore(&restore, &input) }
+            })();
+            if let Err(e) = applied {
+                if done {
+                    teardown_firewall(self.ips);
+                }
+                return Err(e);
+            }
+            done = true;
+        }
+        Ok(())
+    }
+
+    /// Every chain and rule of `add` present (the reference's CHECK): an error names the first
+    /// one missing.
+    pub fn check(&self) -> Result<(), String> {
+        for (v4, name) in [(true, "iptables"), (false, "ip6tables")] {
+            let Some((chains, rules)) = self.layout(v4) else { continue };
+            let prog = find(name).ok_or_else(|| format!("{name} not found"))?;
+            let listing = Listing::read_checked(&prog, FILTER)?;
+            if let Some(c) = chains.iter().find(|c| !listing.has_chain(c)) {
+                return Err(format!("{name}: expected chain {c} not found"));
+            }
+            if let Some(r) = rules.iter().find(|r| !r.is_in(&listing)) {
+                return Err(format!("{name}: expected {} rule \"{}\" not found", r.chain, join_rule(&r.words)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a `filter` table of iptables with a FORWARD chain is there (legacy, or kept in
+/// nf_tables by iptables-nft) for a family of `ips`, and its program installed: then only
+/// iptables rules open the forward path (Docker, for one, sets that chain's policy to DROP).
+pub fn filter_in_use(ips: &[IpAddr]) -> bool {
+    let names: Vec<&str> = programs(FILTER, Some(&["FORWARD"]))
+        .iter()
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .map(|n| if n == "iptables" { "4" } else { "6" })
+        .collect();
+    ips.iter().any(|ip| names.contains(&if ip.is_ipv4() { "4" } else { "6" }))
+}
+
+fn lock() -> Result<std::fs::File, String> {
+    let path = std::path::Path::new(LOCK);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{LOCK}: {e}"))?;
+    f.lock().map_err(|e| format!("lock {LOCK}: {e}"))?;
+    Ok(f)
+}
+
+/// The `iptables-restore --noflush` input adding what `listing` lacks ("" when nothing does).
+/// Only missing chains are declared: declaring one that exists would flush it.
+fn restore_input(listing: &Listing, chains: &[&str], rules: &[Rule<'_>]) -> String {
+    let mut lines = Vec::new();
+    let mut declared: Vec<&str> = Vec::new();
+    for c in chains {
+        if !listing.has_chain(c) && !declared.contains(c) {
+            lines.push(format!(":{c} - [0:0]"));
+            declared.push(c);
+        }
+    }
+    let mut added: Vec<(&str, &[String])> = Vec::new();
+    for r in rules {
+        if r.is_in(listing) || added.iter().any(|(c, w)| *c == r.chain && *w == r.words.as_slice()) {
+            continue;
+        }
+        added.push((r.chain, &r.words));
+        let at = if r.first { format!("-I {} 1", r.chain) } else { format!("-A {}", r.chain) };
+        lines.push(format!("{at} {}", join_rule(&r.words)));
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("*filter\n{}\nCOMMIT\n", lines.join("\n"))
+}
+
+/// Words joined for iptables-restore (and messages), quoting those with spaces or quotes.
+fn join_rule(words: &[String]) -> String {
+    let quote = |w: &String| {
+        if !w.is_empty() && !w.contains([' ', '"', '\\', '\'']) {
+            return w.clone();
+        }
+        format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""))
+    };
+    words.iter().map(quote).collect::<Vec<_>>().join(" ")
+}
+
+fn run_restore(restore: &PathBuf, input: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new(restore)
+        .args(["--noflush", "-w", "5"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", restore.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).map_err(|e| format!("{}: {e}", restore.display()))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("{}: {e}", restore.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} --noflush: {} (input: {})",
+            restore.display(),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            input.trim().replace('\n', "; ")
+        ));
+    }
+    Ok(())
 }
 
 fn arg_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
@@ -307,6 +570,71 @@ mod tests {
         );
         assert_eq!(split("  a  b "), vec!["a", "b"]);
         assert_eq!(split(r#"x """#), vec!["x", ""]);
+    }
+
+    fn listing(lines: &str) -> Listing {
+        Listing { lines: lines.lines().map(str::to_string).collect() }
+    }
+
+    #[test]
+    fn firewall_restore_input_adds_only_what_is_missing() {
+        let ips: Vec<IpAddr> = vec!["10.88.0.5".parse().unwrap(), "fd88::5".parse().unwrap()];
+        let fw = Forwarding { admin: "CNI-ADMIN", ips: &ips, isolation: Some(("cni0", true)) };
+        let (chains, rules) = fw.layout(true).unwrap();
+        let empty = listing("-P FORWARD DROP");
+        let want = r#"*filter
+:CNI-FORWARD - [0:0]
+:CNI-ADMIN - [0:0]
+:CNI-ISOLATION-STAGE-1 - [0:0]
+:CNI-ISOLATION-STAGE-2 - [0:0]
+-I FORWARD 1 -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-I CNI-FORWARD 1 -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN
+-A CNI-FORWARD -d 10.88.0.5/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s 10.88.0.5/32 -j ACCEPT
+-I FORWARD 1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j CNI-ISOLATION-STAGE-1
+-I CNI-ISOLATION-STAGE-1 1 -i cni0 ! -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j CNI-ISOLATION-STAGE-2
+-I CNI-ISOLATION-STAGE-1 1 -i cni0 -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+-I CNI-ISOLATION-STAGE-2 1 -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-2 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+COMMIT
+"#;
+        assert_eq!(restore_input(&empty, &chains, &rules), want);
+
+        // As the reference left it (1.1 comments its isolation rules for same-bridge only):
+        // only this address's rules are missing.
+        let there = listing(
+            r#"-P FORWARD DROP
+-N CNI-ADMIN
+-N CNI-FORWARD
+-N CNI-ISOLATION-STAGE-1
+-N CNI-ISOLATION-STAGE-2
+-A FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j CNI-ISOLATION-STAGE-1
+-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN
+-A CNI-ISOLATION-STAGE-1 -i cni0 -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-1 -i cni0 ! -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j CNI-ISOLATION-STAGE-2
+-A CNI-ISOLATION-STAGE-1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j RETURN
+-A CNI-ISOLATION-STAGE-2 -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j DROP
+-A CNI-ISOLATION-STAGE-2 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j RETURN"#,
+        );
+        let want = "*filter\n-A CNI-FORWARD -d 10.88.0.5/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+                    -A CNI-FORWARD -s 10.88.0.5/32 -j ACCEPT\nCOMMIT\n";
+        assert_eq!(restore_input(&there, &chains, &rules), want);
+
+        // IPv6 goes to ip6tables with /128; a family without addresses gets nothing.
+        let (_, rules6) = fw.layout(false).unwrap();
+        assert!(rules6.iter().any(|r| r.words.join(" ") == "-s fd88::5/128 -j ACCEPT"));
+        let v4only = Forwarding { admin: "A", ips: &ips[..1], isolation: None };
+        assert!(v4only.layout(false).is_none());
+    }
+
+    #[test]
+    fn rule_words_quoted_for_restore() {
+        let w = words(&["-i", "a b", "-m", "comment", "--comment", r#"say "hi" \ bye"#, "-j", "X"]);
+        assert_eq!(join_rule(&w), r#"-i "a b" -m comment --comment "say \"hi\" \\ bye" -j X"#);
+        // What iptables -S prints reads back as the same words.
+        assert_eq!(split(&join_rule(&w)), w);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! firewall: let a container's traffic through the host's forward path, and optionally
 //! isolate bridges from each other.
 //!
-//! The reference plugin writes iptables rules or talks to firewalld; this one writes an
-//! equivalent nftables ruleset in a table of its own:
+//! The reference plugin writes iptables rules or talks to firewalld. This one has two backends:
+//! `iptables`, the reference's layout (`firewall::iptables::Forwarding`), and `nftables`, an
+//! equivalent ruleset in a table of its own. Unset, the backend is iptables where an iptables
+//! filter table with a FORWARD chain is in use (only an iptables rule overrides that chain's
+//! DROP policy, which Docker sets), else nftables:
 //!
 //! ```text
 //! table inet cni_firewall {
@@ -28,7 +31,8 @@
 //! ```
 //!
 //! Differences from iptables worth knowing: an `accept` here ends evaluation of this table
-//! only, so a drop policy in another table's forward hook still applies; and, as with the
+//! only, so a drop policy in another table's forward hook still applies (hence the choice
+//! above); and, as with the
 //! reference, rules about traffic within one bridge only see packets when `br_netfilter`
 //! passes bridged frames to the IP hooks. Isolation rules, like the reference's, stay after DEL
 //! (other containers may still use the bridge).
@@ -36,6 +40,7 @@
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::result::CniResult;
 use crate::cni::{CniError, Invocation, PluginFns, version};
+use crate::firewall::iptables;
 use crate::firewall::masq::{instance_comment, network_hash};
 use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
 use serde::Deserialize;
@@ -68,24 +73,37 @@ enum Policy {
     Isolated,
 }
 
+/// Where the rules go. Unset, like the reference's default (iptables, unless firewalld runs),
+/// it is iptables where an iptables filter table with a FORWARD chain is in use, and
+/// nftables elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Auto,
+    Nftables,
+    Iptables,
+}
+
 struct Conf {
     admin: String,
     policy: Policy,
     prev: Option<CniResult>,
-    backend_error: Option<CniError>,
+    backend: Result<Backend, CniError>,
 }
 
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
     let raw: RawConf = parse_plugin_conf("firewall", &inv.stdin)?;
-    // Only ADD and CHECK insist on the backend: DEL and GC of a refused config have nothing to undo.
-    let backend_error = match raw.backend.as_deref().unwrap_or("") {
-        "" | "nftables" => None,
-        b @ ("iptables" | "firewalld") => Some(CniError::invalid_config(format!(
-            "firewall: backend \"{b}\" is not supported: this build implements the \"nftables\" backend"
+    // Only ADD and CHECK insist on the backend: DEL and GC of a refused config have nothing to
+    // undo, and DEL removes what either backend wrote.
+    let backend = match raw.backend.as_deref().unwrap_or("") {
+        "" => Ok(Backend::Auto),
+        "nftables" => Ok(Backend::Nftables),
+        "iptables" => Ok(Backend::Iptables),
+        "firewalld" => Err(CniError::invalid_config(
+            "firewall: backend \"firewalld\" is not supported: this build implements \"iptables\" and \"nftables\"",
+        )),
+        other => Err(CniError::invalid_config(format!(
+            "firewall: unknown backend \"{other}\" (supported: \"iptables\", \"nftables\")"
         ))),
-        other => {
-            Some(CniError::invalid_config(format!("firewall: unknown backend \"{other}\" (supported: \"nftables\")")))
-        }
     };
     let policy = match raw.ingress_policy.as_deref().unwrap_or("") {
         "" | "open" => Policy::Open,
@@ -98,7 +116,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         None => None,
     };
     let admin = raw.admin_chain.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_ADMIN.to_string());
-    Ok(Conf { admin, policy, prev, backend_error })
+    Ok(Conf { admin, policy, prev, backend })
 }
 
 // ---- rules --------------------------------------------------------------------------------
@@ -276,14 +294,55 @@ fn gc_with(nft: &dyn Nft, network: &str, valid: &[(String, String)]) -> Result<(
     nft.apply(&b)
 }
 
+// ---- the iptables backend ---------------------------------------------------------------
+
+fn prev_ips(prev: &CniResult) -> Vec<std::net::IpAddr> {
+    prev.ips.iter().map(|ip| ip.address.addr()).collect()
+}
+
+/// The backend an unset `backend` means for this container's addresses.
+fn resolve(backend: Backend, prev: Option<&CniResult>) -> Backend {
+    match backend {
+        Backend::Auto if prev.is_some_and(|p| iptables::filter_in_use(&prev_ips(p))) => Backend::Iptables,
+        Backend::Auto => Backend::Nftables,
+        b => b,
+    }
+}
+
+fn add_iptables(conf: &Conf) -> Result<CniResult, CniError> {
+    let prev = conf.prev.clone().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    let bridge = bridge_name(conf, &prev)?;
+    let ips = prev_ips(&prev);
+    let rules = iptables::Forwarding {
+        admin: &conf.admin,
+        ips: &ips,
+        isolation: bridge.as_deref().map(|b| (b, conf.policy == Policy::Isolated)),
+    };
+    rules.add().map_err(|e| CniError::internal(format!("firewall (iptables): {e}")))?;
+    Ok(prev)
+}
+
+fn check_iptables(conf: &Conf) -> Result<(), CniError> {
+    let prev = conf.prev.as_ref().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    let bridge = bridge_name(conf, prev)?;
+    let ips = prev_ips(prev);
+    let rules = iptables::Forwarding {
+        admin: &conf.admin,
+        ips: &ips,
+        isolation: bridge.as_deref().map(|b| (b, conf.policy == Policy::Isolated)),
+    };
+    rules.check().map_err(|e| CniError::internal(format!("firewall (iptables): {e}")))
+}
+
 // ---- verbs --------------------------------------------------------------------------------
 
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
-    if let Some(e) = conf.backend_error {
-        return Err(e);
+    let backend = conf.backend.clone()?;
+    match resolve(backend, conf.prev.as_ref()) {
+        Backend::Iptables => add_iptables(&conf),
+        _ => add_with(&System, &conf, inv),
     }
-    add_with(&System, &conf, inv)
 }
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
@@ -291,18 +350,21 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     // A pod the reference set up before the node switched has its rules in iptables, named by
     // its addresses.
     if let Some(prev) = &conf.prev {
-        let ips: Vec<std::net::IpAddr> = prev.ips.iter().map(|ip| ip.address.addr()).collect();
-        crate::firewall::iptables::teardown_firewall(&ips);
+        iptables::teardown_firewall(&prev_ips(prev));
     }
     del_with(&System, inv)
 }
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
-    if let Some(e) = conf.backend_error {
-        return Err(e);
+    let backend = conf.backend.clone()?;
+    match (backend, resolve(backend, conf.prev.as_ref())) {
+        (Backend::Iptables, _) => check_iptables(&conf),
+        // Unset: the rules of either backend will do (the node may have started using iptables
+        // after the ADD).
+        (_, Backend::Iptables) => check_iptables(&conf).or_else(|e| check_with(&System, &conf, inv).map_err(|_| e)),
+        _ => check_with(&System, &conf, inv),
     }
-    check_with(&System, &conf, inv)
 }
 
 fn gc(inv: &Invocation) -> Result<(), CniError> {
@@ -331,7 +393,7 @@ mod tests {
     }
 
     fn conf(policy: Policy) -> Conf {
-        Conf { admin: DEFAULT_ADMIN.into(), policy, prev: Some(result()), backend_error: None }
+        Conf { admin: DEFAULT_ADMIN.into(), policy, prev: Some(result()), backend: Ok(Backend::Nftables) }
     }
 
     fn rule(chain: &str, expr: Value, comment: Option<&str>) -> Value {
