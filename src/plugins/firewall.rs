@@ -339,8 +339,14 @@ fn check_iptables(conf: &Conf) -> Result<(), CniError> {
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
     let backend = conf.backend.clone()?;
-    match resolve(backend, conf.prev.as_ref()) {
-        Backend::Iptables => add_iptables(&conf),
+    match (backend, resolve(backend, conf.prev.as_ref())) {
+        (Backend::Iptables, _) => add_iptables(&conf),
+        // Chosen for the node, not by the config: a filter table iptables cannot work with (one
+        // written with nft under iptables' names, say) leaves the pod to the nftables rules.
+        (_, Backend::Iptables) => add_iptables(&conf).or_else(|e| {
+            log::warn!("{}; using the nftables backend", e.msg);
+            add_with(&System, &conf, inv)
+        }),
         _ => add_with(&System, &conf, inv),
     }
 }
