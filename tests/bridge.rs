@@ -339,7 +339,6 @@ fn unsupported_and_invalid_fields_are_refused() {
     let f = Fixture::new();
     let a = Netns::new("ua");
     for (extra, text) in [
-        (json!({"ipMasq": true, "ipMasqBackend": "iptables"}), "this build writes nftables rules"),
         (json!({"ipMasq": true, "ipMasqBackend": "bogus"}), "unknown ipmasq backend"),
         (json!({"vlan": 5000}), "invalid VLAN ID 5000 (must be between 0 and 4094)"),
         (json!({"disableContainerInterface": true}), "disableContainerInterface"),

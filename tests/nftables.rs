@@ -803,6 +803,54 @@ fn firewall_iptables_backend_opens_a_drop_forward_policy() {
     h.call("bridge", "DEL", "fi2", &pod2.path(), &conf).ok();
 }
 
+/// `ipMasqBackend: "iptables"` writes the reference's nat layout, which masquerades, and DEL and
+/// GC remove it as they remove the reference's own.
+#[test]
+fn bridge_ipmasq_iptables_backend() {
+    if !root() || !have_nft() || !have_iptables_restore() {
+        return;
+    }
+    let h = Host::new();
+    let out = h.outside("mi", "192.168.78");
+    let br = unique("br");
+    let net = "ipmnet";
+    let conf = h.bridge_conf("1.1.0", net, &br, "10.79.0.0/24", json!({"ipMasq": true, "ipMasqBackend": "iptables"}));
+    let far: IpAddr = "192.168.78.2".parse().unwrap();
+    let (p1, p2) = (Netns::new("mi"), Netns::new("mi"));
+    let r1 = h.call("bridge", "ADD", "im1", &p1.path(), &conf).ok().json();
+    h.call("bridge", "ADD", "im2", &p2.path(), &conf).ok();
+    let ip1 = ip_of(&r1, 0);
+    let chain = ref_chain(net, "im1", "");
+    let comment = format!("--comment \"name: \\\"{net}\\\" id: \\\"im1\\\"\"");
+    let nat = h.ns.sh("iptables -t nat -S");
+    for want in [
+        format!("-N {chain}"),
+        format!("-A POSTROUTING -s {ip1}/32 -m comment {comment} -j {chain}"),
+        format!("-A {chain} -d 10.79.0.0/24 -m comment {comment} -j ACCEPT"),
+        format!("-A {chain} ! -d 224.0.0.0/4 -m comment {comment} -j MASQUERADE"),
+    ] {
+        assert_eq!(nat.lines().filter(|l| *l == want).count(), 1, "{want} not once in\n{nat}");
+    }
+    assert!(!h.table("inet", "cni_plugins_masquerade").contains(&ip1.to_string()));
+    assert!(reach(&p1.path(), &out.path(), far), "masqueraded pod got no reply");
+
+    // DEL removes the chain and its jump; GC removes those of attachments not kept.
+    h.call("bridge", "DEL", "im1", &p1.path(), &conf).ok();
+    let nat = h.ns.sh("iptables -t nat -S");
+    assert!(!nat.contains(&chain) && nat.contains(&ref_chain(net, "im2", "")), "{nat}");
+    let mut gc: Value = serde_json::from_str(&conf).unwrap();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", h.path.as_str())];
+    plugin("bridge", Some(&h.ns), &env, &gc.to_string()).ok();
+    assert!(!h.ns.sh("iptables -t nat -S").contains("CNI-"));
+    h.call("bridge", "DEL", "im2", &p2.path(), &conf).ok();
+
+    // Unknown backends are refused, naming the value.
+    let bad = h.bridge_conf("1.1.0", net, &br, "10.79.0.0/24", json!({"ipMasq": true, "ipMasqBackend": "ebtables"}));
+    let r = h.call("bridge", "ADD", "im3", &p1.path(), &bad);
+    assert!(r.status != 0 && r.stdout.contains("ebtables"), "{r:?}");
+}
+
 #[test]
 fn container_ids_too_long_for_a_comment_are_refused() {
     if !root() || !have_nft() {

@@ -145,12 +145,12 @@ fn failures_and_missing_netns_leave_nothing() {
     assert_eq!(f.veths(), 0);
     assert_eq!(f.leases(), 0);
 
-    // The iptables masquerade backend is refused clearly, before anything is allocated.
+    // An unknown masquerade backend is refused clearly, before anything is allocated.
     let masq =
-        f.conf("1.0.0", json!([[{"subnet": "10.83.0.0/24"}]]), json!({"ipMasq": true, "ipMasqBackend": "iptables"}));
+        f.conf("1.0.0", json!([[{"subnet": "10.83.0.0/24"}]]), json!({"ipMasq": true, "ipMasqBackend": "xtables"}));
     let b = Netns::new("fb");
     let r = f.call("ADD", "cb", &b.path(), &masq);
-    assert!(r.stdout.contains("this build writes nftables rules"), "{r:?}");
+    assert!(r.stdout.contains("unknown ipmasq backend \\\"xtables\\\""), "{r:?}");
     assert_eq!(f.leases(), 0);
 
     // DEL after the netns is gone releases the lease.

@@ -16,8 +16,10 @@
 //! `iptables`/`ip6tables` programs when they are installed: every failure is only logged, and
 //! a host without iptables or without the chain sees nothing at all.
 //!
-//! The firewall plugin's iptables backend writes the reference firewall's layout (`Forwarding`):
-//! only iptables rules can open a forward path that an iptables FORWARD chain would drop.
+//! Two of them are also written, on request or where only they work: the firewall plugin's
+//! iptables backend writes the reference firewall's layout (`Forwarding`: only iptables rules
+//! open a forward path that an iptables FORWARD chain would drop), and `ipMasqBackend:
+//! "iptables"` the reference's masquerade chain (`setup_masq`).
 
 use crate::util::sha512;
 use std::net::IpAddr;
@@ -368,28 +370,7 @@ impl<'a> Forwarding<'a> {
     /// Write what is missing, one `iptables-restore --noflush` per family (atomic there). A
     /// family that fails leaves the per-address rules of the others removed again.
     pub fn add(&self) -> Result<(), String> {
-        let _lock = lock()?;
-        let mut done = false;
-        for (v4, name) in [(true, "iptables"), (false, "ip6tables")] {
-            let Some((chains, rules)) = self.layout(v4) else { continue };
-            let applied = (|| {
-                let prog =
-                    find(name).ok_or_else(|| format!("{name} not found (the firewall's iptables backend needs it)"))?;
-                let restore_name = format!("{name}-restore");
-                let restore = find(&restore_name).ok_or_else(|| format!("{restore_name} not found"))?;
-                let listing = Listing::read_checked(&prog, FILTER)?;
-                let input = restore_input(&listing, &chains, &rules);
-                if input.is_empty() { Ok(()) } else { run_restore(&restore, &input) }
-            })();
-            if let Err(e) = applied {
-                if done {
-                    teardown_firewall(self.ips);
-                }
-                return Err(e);
-            }
-            done = true;
-        }
-        Ok(())
+        apply(FILTER, "the firewall's iptables backend", |v4| self.layout(v4), || teardown_firewall(self.ips))
     }
 
     /// Every chain and rule of `add` present (the reference's CHECK): an error names the first
@@ -408,6 +389,72 @@ impl<'a> Forwarding<'a> {
         }
         Ok(())
     }
+}
+
+/// `ipMasqBackend: "iptables"`: the reference's masquerade layout for one container, in the
+/// `nat` table of each family its addresses use (the chain and comment name the network and
+/// container, so DEL and GC find it as they find the reference's own):
+///
+/// ```text
+/// POSTROUTING  -s <ip>/32 -m comment --comment "name: \"<net>\" id: \"<cid>\"" -j CNI-<hash>
+/// CNI-<hash>   -d <subnet> -m comment --comment … -j ACCEPT
+/// CNI-<hash>   ! -d 224.0.0.0/4 -m comment --comment … -j MASQUERADE      (ff00::/8 for IPv6)
+/// ```
+pub fn setup_masq(network: &str, container_id: &str, ips: &[ipnet::IpNet]) -> Result<(), String> {
+    let chain = masq_chain(network, container_id);
+    let comment = format!("name: {} id: {}", go_quote(network), go_quote(container_id));
+    let layout = |v4: bool| {
+        let mine: Vec<&ipnet::IpNet> = ips.iter().filter(|ip| ip.addr().is_ipv4() == v4).collect();
+        if mine.is_empty() {
+            return None;
+        }
+        let (host_len, multicast) = if v4 { (32, "224.0.0.0/4") } else { (128, "ff00::/8") };
+        let mut rules = Vec::new();
+        for ip in &mine {
+            let subnet = ip.trunc().to_string();
+            rules.push(Rule { chain: &chain, first: false, words: commented(&["-d", &subnet], &comment, "ACCEPT") });
+            let masquerade = commented(&["!", "-d", multicast], &comment, "MASQUERADE");
+            rules.push(Rule { chain: &chain, first: false, words: masquerade });
+        }
+        for ip in &mine {
+            let host = format!("{}/{host_len}", ip.addr());
+            rules.push(Rule { chain: "POSTROUTING", first: false, words: commented(&["-s", &host], &comment, &chain) });
+        }
+        Some((vec![chain.as_str()], rules))
+    };
+    apply(NAT, "ipMasqBackend \"iptables\"", layout, || teardown_masq(network, container_id))
+}
+
+/// For IPv4, then IPv6, add to `table` what `layout` lists for the family and the table lacks:
+/// one `iptables-restore --noflush` each (atomic there), under the lock. When a family fails
+/// after another succeeded, `undo` runs. `needs` names the feature in "not found" errors.
+fn apply<'a>(
+    table: &str,
+    needs: &str,
+    layout: impl Fn(bool) -> Option<(Vec<&'a str>, Vec<Rule<'a>>)>,
+    undo: impl Fn(),
+) -> Result<(), String> {
+    let _lock = lock()?;
+    let mut done = false;
+    for (v4, name) in [(true, "iptables"), (false, "ip6tables")] {
+        let Some((chains, rules)) = layout(v4) else { continue };
+        let applied = (|| {
+            let prog = find(name).ok_or_else(|| format!("{name} not found ({needs} needs it)"))?;
+            let restore_name = format!("{name}-restore");
+            let restore = find(&restore_name).ok_or_else(|| format!("{restore_name} not found ({needs} needs it)"))?;
+            let listing = Listing::read_checked(&prog, table)?;
+            let input = restore_input(table, &listing, &chains, &rules);
+            if input.is_empty() { Ok(()) } else { run_restore(&restore, &input) }
+        })();
+        if let Err(e) = applied {
+            if done {
+                undo();
+            }
+            return Err(e);
+        }
+        done = true;
+    }
+    Ok(())
 }
 
 /// Whether a `filter` table of iptables with a FORWARD chain is there (legacy, or kept in
@@ -439,7 +486,7 @@ fn lock() -> Result<std::fs::File, String> {
 
 /// The `iptables-restore --noflush` input adding what `listing` lacks ("" when nothing does).
 /// Only missing chains are declared: declaring one that exists would flush it.
-fn restore_input(listing: &Listing, chains: &[&str], rules: &[Rule<'_>]) -> String {
+fn restore_input(table: &str, listing: &Listing, chains: &[&str], rules: &[Rule<'_>]) -> String {
     let mut lines = Vec::new();
     let mut declared: Vec<&str> = Vec::new();
     for c in chains {
@@ -460,7 +507,7 @@ fn restore_input(listing: &Listing, chains: &[&str], rules: &[Rule<'_>]) -> Stri
     if lines.is_empty() {
         return String::new();
     }
-    format!("*filter\n{}\nCOMMIT\n", lines.join("\n"))
+    format!("*{table}\n{}\nCOMMIT\n", lines.join("\n"))
 }
 
 /// Words joined for iptables-restore (and messages), quoting those with spaces or quotes.
@@ -599,7 +646,7 @@ mod tests {
 -A CNI-ISOLATION-STAGE-2 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
 COMMIT
 "#;
-        assert_eq!(restore_input(&empty, &chains, &rules), want);
+        assert_eq!(restore_input(FILTER, &empty, &chains, &rules), want);
 
         // As the reference left it (1.1 comments its isolation rules for same-bridge only):
         // only this address's rules are missing.
@@ -620,7 +667,7 @@ COMMIT
         );
         let want = "*filter\n-A CNI-FORWARD -d 10.88.0.5/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
                     -A CNI-FORWARD -s 10.88.0.5/32 -j ACCEPT\nCOMMIT\n";
-        assert_eq!(restore_input(&there, &chains, &rules), want);
+        assert_eq!(restore_input(FILTER, &there, &chains, &rules), want);
 
         // IPv6 goes to ip6tables with /128; a family without addresses gets nothing.
         let (_, rules6) = fw.layout(false).unwrap();

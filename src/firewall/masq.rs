@@ -27,14 +27,34 @@ pub const TABLE: Table = Table::new("inet", "cni_plugins_masquerade");
 const CHECKS: &str = "masq_checks";
 const POSTROUTING: &str = "postrouting";
 
+/// Where `ipMasq` rules go (`ipMasqBackend`): nftables unless the config asks for iptables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Nftables,
+    Iptables,
+}
+
 /// The `ipMasqBackend` values this build accepts.
-pub fn check_backend(backend: Option<&str>) -> Result<(), CniError> {
+pub fn check_backend(backend: Option<&str>) -> Result<Backend, CniError> {
     match backend {
-        None | Some("nftables") => Ok(()),
-        Some("iptables") => Err(CniError::invalid_config(
-            "ipMasqBackend \"iptables\" is not supported: this build writes nftables rules (use \"nftables\")",
-        )),
+        None | Some("nftables") => Ok(Backend::Nftables),
+        Some("iptables") => Ok(Backend::Iptables),
         Some(other) => Err(CniError::invalid_config(format!("unknown ipmasq backend \"{other}\""))),
+    }
+}
+
+/// Masquerade traffic from each of `ips` leaving its subnet, with `backend`'s rules.
+pub fn setup_with(
+    backend: Backend,
+    ips: &[IpNet],
+    network: &str,
+    ifname: &str,
+    container_id: &str,
+) -> Result<(), CniError> {
+    match backend {
+        Backend::Nftables => setup(&nft::System, ips, network, ifname, container_id),
+        Backend::Iptables => super::iptables::setup_masq(network, container_id, ips)
+            .map_err(|e| CniError::internal(format!("failed to set up ipMasq (iptables): {e}"))),
     }
 }
 
@@ -267,9 +287,9 @@ mod tests {
 
     #[test]
     fn backends() {
-        assert!(check_backend(None).is_ok());
-        assert!(check_backend(Some("nftables")).is_ok());
-        assert!(check_backend(Some("iptables")).unwrap_err().msg.contains("nftables"));
-        assert!(check_backend(Some("ebtables")).is_err());
+        assert_eq!(check_backend(None).unwrap(), Backend::Nftables);
+        assert_eq!(check_backend(Some("nftables")).unwrap(), Backend::Nftables);
+        assert_eq!(check_backend(Some("iptables")).unwrap(), Backend::Iptables);
+        assert!(check_backend(Some("ebtables")).unwrap_err().msg.contains("ebtables"));
     }
 }

@@ -239,7 +239,7 @@ struct Undo {
     host_veth: Option<String>,
     ipam: bool,
     spoofchk: bool,
-    masq: bool,
+    masq: Option<masq::Backend>,
 }
 
 impl Undo {
@@ -256,8 +256,12 @@ impl Undo {
         if self.spoofchk {
             let _ = spoofcheck::teardown(&System, &inv.container_id, &inv.ifname);
         }
-        if self.masq {
-            let _ = masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id);
+        match self.masq {
+            Some(masq::Backend::Nftables) => {
+                let _ = masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id);
+            }
+            Some(masq::Backend::Iptables) => iptables::teardown_masq(&inv.conf.name, &inv.container_id),
+            None => {}
         }
     }
 }
@@ -363,8 +367,9 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
 
         if conf.ip_masq {
             let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-            undo.masq = true;
-            masq::setup(&System, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
+            let backend = masq::check_backend(conf.ip_masq_backend.as_deref())?;
+            undo.masq = Some(backend);
+            masq::setup_with(backend, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
         }
     } else if !conf.disable_container_interface {
         cont.set_up(&pair.container).map_err(|e| bad(format!("failed to set \"{}\" up: {e}", inv.ifname)))?;

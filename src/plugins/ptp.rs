@@ -59,6 +59,9 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         }
         if conf.ip_masq {
             let _ = masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id);
+            if conf.ip_masq_backend.as_deref() == Some("iptables") {
+                iptables::teardown_masq(&inv.conf.name, &inv.container_id);
+            }
         }
         let _ = ipam::del(inv);
         return Err(e);
@@ -143,7 +146,8 @@ fn add_with(
 
     if conf.ip_masq {
         let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-        masq::setup(&System, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
+        let backend = masq::check_backend(conf.ip_masq_backend.as_deref())?;
+        masq::setup_with(backend, &ips, &inv.conf.name, &inv.ifname, &inv.container_id)?;
     }
     Ok(())
 }
