@@ -360,6 +360,101 @@ fn portmap_through_cnitool_forwards_host_ports() {
     rt.run("del", &pod, &caps).ok();
 }
 
+/// portmap's iptables backend: the reference's nat layout, chosen explicitly or by
+/// iptables-only options, forwards host ports (from outside, to a bound hostIP, from the host's
+/// own 127.0.0.1) and goes with DEL.
+#[test]
+fn portmap_iptables_backend_forwards_host_ports() {
+    if !root() || !have_nft() || !have_iptables_restore() {
+        return;
+    }
+    let h = Host::new();
+    let client = h.outside("pi", "192.168.79");
+    let rt = Runtime::new(
+        &h,
+        "pinet",
+        json!({"bridge": "brpi", "isDefaultGateway": true}),
+        "10.76.1.0/24",
+        json!([{"type": "portmap", "backend": "iptables", "capabilities": {"portMappings": true}}]),
+    );
+    let pod = Netns::new("pi");
+    let caps = json!({"portMappings": [
+        {"hostPort": 18090, "containerPort": 8080, "protocol": "tcp"},
+        {"hostPort": 18091, "containerPort": 8081, "protocol": "tcp", "hostIP": "192.168.79.1"},
+        {"hostPort": 18092, "containerPort": 8082, "protocol": "tcp", "hostIP": "fd00::1"}
+    ]});
+    let r = rt.run("add", &pod, &caps);
+    r.ok();
+    let cid = format!("cnitool-{}", &cnibox::util::sha512::hex(pod.path().as_bytes())[..20]);
+    let cip = ip_of(&r.json(), 0);
+    let dn = ref_chain("pinet", &cid, "DN-");
+    let nat = h.ns.sh("iptables -t nat -S");
+    for want in [
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT".to_string(),
+        "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT".into(),
+        "-A POSTROUTING -m comment --comment \"CNI portfwd requiring masquerade\" -j CNI-HOSTPORT-MASQ".into(),
+        "-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE".into(),
+        "-A CNI-HOSTPORT-SETMARK -m comment --comment \"CNI portfwd masquerade mark\" -j MARK --set-xmark 0x2000/0x2000".into(),
+        format!("-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment \"dnat name: \\\"pinet\\\" id: \\\"{cid}\\\"\" -m multiport --dports 18090,18091,18092 -j {dn}"),
+        format!("-A {dn} -p tcp -m tcp --dport 18090 -j DNAT --to-destination {cip}:8080"),
+        format!("-A {dn} -s 127.0.0.1/32 -d 192.168.79.1/32 -p tcp -m tcp --dport 18091 -j CNI-HOSTPORT-SETMARK"),
+        format!("-A {dn} -d 192.168.79.1/32 -p tcp -m tcp --dport 18091 -j DNAT --to-destination {cip}:8081"),
+    ] {
+        assert_eq!(nat.lines().filter(|l| *l == want).count(), 1, "{want} not once in\n{nat}");
+    }
+    assert!(!nat.contains("--dport 18092"), "{nat}");
+    assert!(!h.table("ip", "cni_hostport").contains(&cid));
+
+    let host_ip: IpAddr = "192.168.79.1".parse().unwrap();
+    let s = serve_tcp(pod.path(), 8080, b"via iptables");
+    assert_eq!(fetch_tcp(client.path(), host_ip, 18090), "via iptables");
+    let _ = s.join();
+    let s = serve_tcp(pod.path(), 8081, b"bound");
+    assert_eq!(fetch_tcp(client.path(), host_ip, 18091), "bound");
+    let _ = s.join();
+    let s = serve_tcp(pod.path(), 8080, b"local");
+    assert_eq!(fetch_tcp(h.ns.path(), "127.0.0.1".parse().unwrap(), 18090), "local");
+    let _ = s.join();
+
+    // A second ADD rebuilds the container's chain instead of adding to it; CHECK passes.
+    let conf: Value =
+        serde_json::from_str(&std::fs::read_to_string(rt.confdir.path().join("10-net.conflist")).unwrap()).unwrap();
+    let mut pm = conf["plugins"][1].clone();
+    pm["cniVersion"] = json!("1.0.0");
+    pm["name"] = json!("pinet");
+    pm["prevResult"] = r.json();
+    pm["runtimeConfig"] = json!({"portMappings": caps["portMappings"]});
+    let pod_path = pod.path();
+    let call = |cmd: &str, c: &Value| {
+        let env = call_env(cmd, &cid, &pod_path, "eth0", Some(&h.path));
+        plugin("portmap", Some(&h.ns), &env, &c.to_string())
+    };
+    call("ADD", &pm).ok();
+    let nat = h.ns.sh("iptables -t nat -S");
+    assert_eq!(nat.lines().filter(|l| l.starts_with(&format!("-A {dn} "))).count(), 6, "{nat}");
+    assert_eq!(nat.lines().filter(|l| l.ends_with(&format!("-j {dn}"))).count(), 1, "{nat}");
+    call("CHECK", &pm).ok();
+    rt.run("check", &pod, &caps).ok();
+
+    // Removed by DEL; CHECK then fails naming the chain.
+    rt.run("del", &pod, &caps).ok();
+    let nat = h.ns.sh("iptables -t nat -S");
+    assert!(!nat.contains(&dn), "{nat}");
+    let c = call("CHECK", &pm);
+    assert!(c.status != 0 && c.stdout.contains(&dn), "{c:?}");
+
+    // externalSetMarkChain (kube-proxy's KUBE-MARK-MASQ) selects iptables by itself and marks
+    // through that chain: no SETMARK rules of ours.
+    h.ns.sh("iptables -t nat -N KUBE-MARK-MASQ && iptables -t nat -A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000");
+    pm.as_object_mut().unwrap().remove("backend");
+    pm["externalSetMarkChain"] = json!("KUBE-MARK-MASQ");
+    call("ADD", &pm).ok();
+    let rules = h.ns.sh(&format!("iptables -t nat -S {dn}"));
+    assert!(rules.contains("-j KUBE-MARK-MASQ") && !rules.contains("CNI-HOSTPORT-SETMARK"), "{rules}");
+    call("DEL", &pm).ok();
+    assert!(!h.ns.sh("iptables -t nat -S").contains(&dn));
+}
+
 /// A second pod's ADD leaves the base chains it found right as they were (same rule handles):
 /// rewriting them would delete rules, and every nft run that deletes waits for the kernel to
 /// free them.
@@ -460,11 +555,16 @@ fn portmap_errors_and_pass_through() {
     no_prev.as_object_mut().unwrap().remove("prevResult");
     let r = h.call("portmap", "ADD", "c1", &pod.path(), &no_prev.to_string());
     assert!(r.stdout.contains("must be called as chained plugin"), "{r:?}");
-    let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(json!({"backend": "iptables"})));
-    assert!(r.stdout.contains("this build writes nftables rules"), "{r:?}");
-    h.call("portmap", "DEL", "c1", &pod.path(), &conf(json!({"backend": "iptables"}))).ok();
-    let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(json!({"conditionsV4": ["-s", "1.2.3.4"]})));
-    assert!(r.stdout.contains("iptables-specific options [conditionsV4]"), "{r:?}");
+    // Options of the other backend are refused, as the reference refuses them.
+    let c = conf(json!({"backend": "nftables", "conditionsV4": ["-s", "1.2.3.4"], "externalSetMarkChain": "X"}));
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &c);
+    assert!(r.stdout.contains("iptables-specific options [externalSetMarkChain conditionsV4]"), "{r:?}");
+    let c = conf(json!({"backend": "iptables", "conditionsV6": ["ip6 saddr ::1"]}));
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &c);
+    assert!(r.stdout.contains("nftables-specific options [conditionsV6]"), "{r:?}");
+    h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(json!({"backend": "xtables"})));
+    assert!(r.stdout.contains("unrecognized backend \\\"xtables\\\""), "{r:?}");
     let bad_port =
         json!({"runtimeConfig": {"portMappings": [{"hostPort": 0, "containerPort": 90, "protocol": "tcp"}]}});
     let r = h.call("portmap", "ADD", "c1", &pod.path(), &conf(bad_port.clone()));

@@ -21,6 +21,9 @@
 //! open a forward path that an iptables FORWARD chain would drop), and `ipMasqBackend:
 //! "iptables"` the reference's masquerade chain (`setup_masq`).
 
+mod hostport;
+pub use hostport::{HostPorts, PortMap};
+
 use crate::util::sha512;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -304,6 +307,16 @@ impl Rule<'_> {
     }
 }
 
+/// What one family's table should hold: chains that must exist, chains rebuilt from scratch
+/// (each with the chain that jumps to it: those jumps are deleted and the chain flushed, so a
+/// container's chain never keeps rules of an earlier ADD), and rules, added where missing (and
+/// always in, or into, a rebuilt chain).
+struct Layout<'a> {
+    chains: Vec<&'a str>,
+    reset: Vec<(&'a str, &'a str)>,
+    rules: Vec<Rule<'a>>,
+}
+
 fn words(w: &[&str]) -> Vec<String> {
     w.iter().map(|s| s.to_string()).collect()
 }
@@ -325,7 +338,7 @@ impl<'a> Forwarding<'a> {
 
     /// The chains, then the rules, in the order the reference creates them (`None` for a
     /// family without addresses: nothing is written there).
-    fn layout(&self, v4: bool) -> Option<(Vec<&'a str>, Vec<Rule<'a>>)> {
+    fn layout(&self, v4: bool) -> Option<Layout<'a>> {
         let hosts = self.hosts(v4);
         if hosts.is_empty() {
             return None;
@@ -364,7 +377,7 @@ impl<'a> Forwarding<'a> {
             rules.push(Rule { chain: STAGE2, first: true, words: commented(&["-o", br], ISOLATION_COMMENT, "DROP") });
             rules.push(Rule { chain: STAGE2, first: false, words: commented(&[], ISOLATION_COMMENT, "RETURN") });
         }
-        Some((chains, rules))
+        Some(Layout { chains, reset: Vec::new(), rules })
     }
 
     /// Write what is missing, one `iptables-restore --noflush` per family (atomic there). A
@@ -377,7 +390,7 @@ impl<'a> Forwarding<'a> {
     /// one missing.
     pub fn check(&self) -> Result<(), String> {
         for (v4, name) in [(true, "iptables"), (false, "ip6tables")] {
-            let Some((chains, rules)) = self.layout(v4) else { continue };
+            let Some(Layout { chains, rules, .. }) = self.layout(v4) else { continue };
             let prog = find(name).ok_or_else(|| format!("{name} not found"))?;
             let listing = Listing::read_checked(&prog, FILTER)?;
             if let Some(c) = chains.iter().find(|c| !listing.has_chain(c)) {
@@ -420,7 +433,7 @@ pub fn setup_masq(network: &str, container_id: &str, ips: &[ipnet::IpNet]) -> Re
             let host = format!("{}/{host_len}", ip.addr());
             rules.push(Rule { chain: "POSTROUTING", first: false, words: commented(&["-s", &host], &comment, &chain) });
         }
-        Some((vec![chain.as_str()], rules))
+        Some(Layout { chains: vec![chain.as_str()], reset: Vec::new(), rules })
     };
     apply(NAT, "ipMasqBackend \"iptables\"", layout, || teardown_masq(network, container_id))
 }
@@ -431,19 +444,23 @@ pub fn setup_masq(network: &str, container_id: &str, ips: &[ipnet::IpNet]) -> Re
 fn apply<'a>(
     table: &str,
     needs: &str,
-    layout: impl Fn(bool) -> Option<(Vec<&'a str>, Vec<Rule<'a>>)>,
+    layout: impl Fn(bool) -> Option<Layout<'a>>,
     undo: impl Fn(),
 ) -> Result<(), String> {
     let _lock = lock()?;
     let mut done = false;
     for (v4, name) in [(true, "iptables"), (false, "ip6tables")] {
-        let Some((chains, rules)) = layout(v4) else { continue };
+        let Some(wanted) = layout(v4) else { continue };
         let applied = (|| {
+            // iptables-restore reads lines: a word with a line break would be a command of its own.
+            if let Some(w) = wanted.rules.iter().flat_map(|r| &r.words).find(|w| w.contains(['\n', '\r', '\0'])) {
+                return Err(format!("{w:?} contains a line break or NUL, which an iptables rule cannot hold"));
+            }
             let prog = find(name).ok_or_else(|| format!("{name} not found ({needs} needs it)"))?;
             let restore_name = format!("{name}-restore");
             let restore = find(&restore_name).ok_or_else(|| format!("{restore_name} not found ({needs} needs it)"))?;
             let listing = Listing::read_checked(&prog, table)?;
-            let input = restore_input(table, &listing, &chains, &rules);
+            let input = restore_input(table, &listing, &wanted);
             if input.is_empty() { Ok(()) } else { run_restore(&restore, &input) }
         })();
         if let Err(e) = applied {
@@ -486,18 +503,30 @@ fn lock() -> Result<std::fs::File, String> {
 
 /// The `iptables-restore --noflush` input adding what `listing` lacks ("" when nothing does).
 /// Only missing chains are declared: declaring one that exists would flush it.
-fn restore_input(table: &str, listing: &Listing, chains: &[&str], rules: &[Rule<'_>]) -> String {
+fn restore_input(table: &str, listing: &Listing, wanted: &Layout<'_>) -> String {
     let mut lines = Vec::new();
     let mut declared: Vec<&str> = Vec::new();
-    for c in chains {
+    for (chain, parent) in &wanted.reset {
+        for rule in listing.rules(parent) {
+            let args = split(rule);
+            if arg_after(&args, "-j") == Some(*chain) || arg_after(&args, "-g") == Some(*chain) {
+                lines.push(format!("-D {}", join_rule(&args)));
+            }
+        }
+        lines.push(format!(":{chain} - [0:0]"));
+        declared.push(chain);
+    }
+    for c in &wanted.chains {
         if !listing.has_chain(c) && !declared.contains(c) {
             lines.push(format!(":{c} - [0:0]"));
             declared.push(c);
         }
     }
+    let rebuilt =
+        |r: &Rule<'_>| wanted.reset.iter().any(|(c, _)| *c == r.chain || r.words.last().is_some_and(|t| t == c));
     let mut added: Vec<(&str, &[String])> = Vec::new();
-    for r in rules {
-        if r.is_in(listing) || added.iter().any(|(c, w)| *c == r.chain && *w == r.words.as_slice()) {
+    for r in &wanted.rules {
+        if (!rebuilt(r) && r.is_in(listing)) || added.iter().any(|(c, w)| *c == r.chain && *w == r.words.as_slice()) {
             continue;
         }
         added.push((r.chain, &r.words));
@@ -627,7 +656,7 @@ mod tests {
     fn firewall_restore_input_adds_only_what_is_missing() {
         let ips: Vec<IpAddr> = vec!["10.88.0.5".parse().unwrap(), "fd88::5".parse().unwrap()];
         let fw = Forwarding { admin: "CNI-ADMIN", ips: &ips, isolation: Some(("cni0", true)) };
-        let (chains, rules) = fw.layout(true).unwrap();
+        let wanted = fw.layout(true).unwrap();
         let empty = listing("-P FORWARD DROP");
         let want = r#"*filter
 :CNI-FORWARD - [0:0]
@@ -646,7 +675,7 @@ mod tests {
 -A CNI-ISOLATION-STAGE-2 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
 COMMIT
 "#;
-        assert_eq!(restore_input(FILTER, &empty, &chains, &rules), want);
+        assert_eq!(restore_input(FILTER, &empty, &wanted), want);
 
         // As the reference left it (1.1 comments its isolation rules for same-bridge only):
         // only this address's rules are missing.
@@ -667,10 +696,10 @@ COMMIT
         );
         let want = "*filter\n-A CNI-FORWARD -d 10.88.0.5/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
                     -A CNI-FORWARD -s 10.88.0.5/32 -j ACCEPT\nCOMMIT\n";
-        assert_eq!(restore_input(FILTER, &there, &chains, &rules), want);
+        assert_eq!(restore_input(FILTER, &there, &wanted), want);
 
         // IPv6 goes to ip6tables with /128; a family without addresses gets nothing.
-        let (_, rules6) = fw.layout(false).unwrap();
+        let rules6 = fw.layout(false).unwrap().rules;
         assert!(rules6.iter().any(|r| r.words.join(" ") == "-s fd88::5/128 -j ACCEPT"));
         let v4only = Forwarding { admin: "A", ips: &ips[..1], isolation: None };
         assert!(v4only.layout(false).is_none());

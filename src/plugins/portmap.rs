@@ -31,6 +31,7 @@ use crate::firewall::iptables;
 use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
 use crate::netlink::Netlink;
 use crate::sysctl;
+use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
 use std::net::IpAddr;
@@ -105,8 +106,12 @@ struct Conf {
     conditions_v4: Vec<String>,
     conditions_v6: Vec<String>,
     mappings: Vec<Mapping>,
-    cont_v4: Option<IpAddr>,
-    cont_v6: Option<IpAddr>,
+    /// The container's first address of each family, with its prefix.
+    cont_v4: Option<IpNet>,
+    cont_v6: Option<IpNet>,
+    backend: Backend,
+    mark_bit: u32,
+    external_set_mark: Option<String>,
     prev: Option<CniResult>,
     /// Whether runtimeConfig lists any mapping, valid or not.
     has_mappings: bool,
@@ -119,36 +124,46 @@ fn is_iptables_syntax(c: &Option<Vec<String>>) -> bool {
     c.as_ref().and_then(|v| v.first()).is_some_and(|s| s.starts_with('-') || s.starts_with('!'))
 }
 
-/// The backend this build writes, and options only another backend understands.
-fn check_backend(raw: &RawConf) -> Result<(), CniError> {
+/// Where the rules go. As the reference decides, except that an unset backend is nftables
+/// unless the config holds options only iptables understands (the reference picks iptables
+/// wherever it is installed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Nftables,
+    Iptables,
+}
+
+/// The backend, and options only the other backend understands refused.
+fn check_backend(raw: &RawConf) -> Result<Backend, CniError> {
     let bad = |m: String| CniError::internal(format!("failed to parse config: {m}"));
-    match raw.backend.as_deref() {
-        None | Some("nftables") => {}
-        Some("iptables") => {
-            return Err(CniError::invalid_config(
-                "portmap: backend \"iptables\" is not supported: this build writes nftables rules (use \"nftables\")",
-            ));
-        }
-        Some(other) => return Err(bad(format!("unrecognized backend \"{other}\""))),
-    }
-    let mut wrong = Vec::new();
+    let (mut iptables_only, mut nftables_only) = (Vec::new(), Vec::new());
     if raw.external_set_mark_chain.is_some() {
-        wrong.push("externalSetMarkChain");
+        iptables_only.push("externalSetMarkChain");
     }
-    if is_iptables_syntax(&raw.conditions_v4) {
-        wrong.push("conditionsV4");
+    for (name, conds) in [("conditionsV4", &raw.conditions_v4), ("conditionsV6", &raw.conditions_v6)] {
+        if is_iptables_syntax(conds) {
+            iptables_only.push(name);
+        } else if conds.as_ref().is_some_and(|c| !c.is_empty()) {
+            nftables_only.push(name);
+        }
     }
-    if is_iptables_syntax(&raw.conditions_v6) {
-        wrong.push("conditionsV6");
-    }
+    let backend = match raw.backend.as_deref() {
+        None if !iptables_only.is_empty() => Backend::Iptables,
+        None | Some("nftables") => Backend::Nftables,
+        Some("iptables") => Backend::Iptables,
+        Some(other) => return Err(bad(format!("unrecognized backend \"{other}\""))),
+    };
+    let (name, other, wrong) = match backend {
+        Backend::Nftables => ("nftables", "iptables", iptables_only),
+        Backend::Iptables => ("iptables", "nftables", nftables_only),
+    };
     if !wrong.is_empty() {
         return Err(bad(format!(
-            "nftables backend was requested but configuration contains iptables-specific options [{}]",
+            "{name} backend was requested but configuration contains {other}-specific options [{}]",
             wrong.join(" ")
         )));
     }
-
-    Ok(())
+    Ok(backend)
 }
 
 /// The port mappings, validated.
@@ -192,9 +207,11 @@ fn check_for_add(raw: &RawConf) -> Result<(), CniError> {
     if raw.mark_masq_bit.is_some_and(|b| !(0..=31).contains(&b)) {
         return Err(bad("MasqMarkBit must be between 0 and 31"));
     }
-    check_backend(raw)?;
-    check_conditions("conditionsV4", &raw.conditions_v4)?;
-    check_conditions("conditionsV6", &raw.conditions_v6)
+    if check_backend(raw)? == Backend::Nftables {
+        check_conditions("conditionsV4", &raw.conditions_v4)?;
+        check_conditions("conditionsV6", &raw.conditions_v6)?;
+    }
+    Ok(())
 }
 
 /// Conditions are pasted into an `nft -f` script: nothing in them may end the rule or start
@@ -227,7 +244,12 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         None => None,
     };
     let (cont_v4, cont_v6) = prev.as_ref().map(|r| container_ips(r, &inv.ifname)).unwrap_or_default();
+    // Only ADD and CHECK write or read rules; their errors are in add_error.
+    let backend = check_backend(&raw).unwrap_or(Backend::Nftables);
     Ok(Conf {
+        backend,
+        mark_bit: raw.mark_masq_bit.and_then(|b| u32::try_from(b).ok()).filter(|b| *b <= 31).unwrap_or(13),
+        external_set_mark: raw.external_set_mark_chain.take(),
         snat: raw.snat.unwrap_or(true),
         masq_all: raw.masq_all,
         conditions_v4: raw.conditions_v4.unwrap_or_default(),
@@ -242,7 +264,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
 }
 
 /// The first address of each family on the container's interface (or on no interface).
-fn container_ips(r: &CniResult, ifname: &str) -> (Option<IpAddr>, Option<IpAddr>) {
+fn container_ips(r: &CniResult, ifname: &str) -> (Option<IpNet>, Option<IpNet>) {
     let (mut v4, mut v6) = (None, None);
     for ip in &r.ips {
         if let Some(i) = ip.interface.and_then(|i| r.interfaces.get(i))
@@ -250,10 +272,9 @@ fn container_ips(r: &CniResult, ifname: &str) -> (Option<IpAddr>, Option<IpAddr>
         {
             continue;
         }
-        let a = ip.address.addr();
-        match a {
-            IpAddr::V4(_) if v4.is_none() => v4 = Some(a),
-            IpAddr::V6(_) if v6.is_none() => v6 = Some(a),
+        match ip.address.addr() {
+            IpAddr::V4(_) if v4.is_none() => v4 = Some(ip.address),
+            IpAddr::V6(_) if v6.is_none() => v6 = Some(ip.address),
             _ => {}
         }
     }
@@ -463,18 +484,52 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     // Rules are found again by their comment, the container ID, which must fit whole.
     nft::check_whole_comment("portmap", &inv.container_id)?;
     record(&inv.conf.name, &inv.container_id);
+    if conf.backend == Backend::Iptables {
+        host_ports(&conf, inv, |hp| hp.forward(conf.cont_v4, conf.cont_v6))
+            .map_err(|e| CniError::internal(format!("unable to set up iptables rules for port mappings: {e}")))?;
+    }
     if let Some(ip) = conf.cont_v4 {
-        forward(&System, &conf, ip, &inv.container_id)?;
+        if conf.backend == Backend::Nftables {
+            forward(&System, &conf, ip.addr(), &inv.container_id)?;
+        }
         forget_stale_udp_flows(&conf, false);
         if conf.snat {
-            enable_localnet(ip)?;
+            enable_localnet(ip.addr())?;
         }
     }
     if let Some(ip) = conf.cont_v6 {
-        forward(&System, &conf, ip, &inv.container_id)?;
+        if conf.backend == Backend::Nftables {
+            forward(&System, &conf, ip.addr(), &inv.container_id)?;
+        }
         forget_stale_udp_flows(&conf, true);
     }
     Ok(prev)
+}
+
+/// The iptables backend's view of the config, for `f`.
+fn host_ports<T>(conf: &Conf, inv: &Invocation, f: impl FnOnce(&iptables::HostPorts<'_>) -> T) -> T {
+    let maps: Vec<iptables::PortMap<'_>> = conf
+        .mappings
+        .iter()
+        .map(|m| iptables::PortMap {
+            host_port: m.host_port,
+            container_port: m.container_port,
+            protocol: &m.protocol,
+            host_ip: m.host_ip,
+            v6_only: m.v6_only,
+        })
+        .collect();
+    f(&iptables::HostPorts {
+        network: &inv.conf.name,
+        container_id: &inv.container_id,
+        snat: conf.snat,
+        masq_all: conf.masq_all,
+        mark_bit: conf.mark_bit,
+        external_set_mark: conf.external_set_mark.as_deref(),
+        conditions_v4: &conf.conditions_v4,
+        conditions_v6: &conf.conditions_v6,
+        mappings: &maps,
+    })
 }
 
 /// Once the rules are in place, drop what conntrack remembers of UDP sent to the mapped host
@@ -507,10 +562,14 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     if conf.prev.is_none() {
         return Err(CniError::internal("Required prevResult missing"));
     }
+    if conf.mappings.is_empty() {
+        return Ok(());
+    }
+    if conf.backend == Backend::Iptables {
+        return host_ports(&conf, inv, |hp| hp.check(conf.cont_v4, conf.cont_v6)).map_err(CniError::internal);
+    }
     for ip in [conf.cont_v4, conf.cont_v6].into_iter().flatten() {
-        if !conf.mappings.is_empty() {
-            check_ports(&System, &conf, ip, &inv.container_id)?;
-        }
+        check_ports(&System, &conf, ip.addr(), &inv.container_id)?;
     }
     Ok(())
 }
@@ -555,6 +614,9 @@ mod tests {
             mappings,
             cont_v4: None,
             cont_v6: None,
+            backend: Backend::Nftables,
+            mark_bit: 13,
+            external_set_mark: None,
             prev: None,
             has_mappings: true,
             add_error: None,
@@ -743,7 +805,11 @@ mod tests {
             version::SpecVersion::V1_0_0,
         )
         .unwrap();
-        assert_eq!(container_ips(&r, "eth0"), (Some("10.1.0.5".parse().unwrap()), Some("fd00::5".parse().unwrap())));
+        let (v4, v6) = container_ips(&r, "eth0");
+        assert_eq!(
+            (v4.map(|n| n.addr()), v6.map(|n| n.addr())),
+            (Some("10.1.0.5".parse().unwrap()), Some("fd00::5".parse().unwrap()))
+        );
     }
 
     #[test]
