@@ -383,7 +383,7 @@ impl<'a> Forwarding<'a> {
     /// Write what is missing, one `iptables-restore --noflush` per family (atomic there). A
     /// family that fails leaves the per-address rules of the others removed again.
     pub fn add(&self) -> Result<(), String> {
-        apply(FILTER, "the firewall's iptables backend", |v4| self.layout(v4), || teardown_firewall(self.ips))
+        apply(FILTER, "the firewall's iptables backend", &|v4| self.layout(v4), &|| teardown_firewall(self.ips))
     }
 
     /// Every chain and rule of `add` present (the reference's CHECK): an error names the first
@@ -435,7 +435,7 @@ pub fn setup_masq(network: &str, container_id: &str, ips: &[ipnet::IpNet]) -> Re
         }
         Some(Layout { chains: vec![chain.as_str()], reset: Vec::new(), rules })
     };
-    apply(NAT, "ipMasqBackend \"iptables\"", layout, || teardown_masq(network, container_id))
+    apply(NAT, "ipMasqBackend \"iptables\"", &layout, &|| teardown_masq(network, container_id))
 }
 
 /// For IPv4, then IPv6, add to `table` what `layout` lists for the family and the table lacks:
@@ -444,8 +444,8 @@ pub fn setup_masq(network: &str, container_id: &str, ips: &[ipnet::IpNet]) -> Re
 fn apply<'a>(
     table: &str,
     needs: &str,
-    layout: impl Fn(bool) -> Option<Layout<'a>>,
-    undo: impl Fn(),
+    layout: &dyn Fn(bool) -> Option<Layout<'a>>,
+    undo: &dyn Fn(),
 ) -> Result<(), String> {
     let _lock = lock()?;
     let mut done = false;

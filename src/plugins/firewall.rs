@@ -309,7 +309,8 @@ fn resolve(backend: Backend, prev: Option<&CniResult>) -> Backend {
     }
 }
 
-fn add_iptables(conf: &Conf) -> Result<CniResult, CniError> {
+/// The iptables backend's ADD (`add`), or its CHECK.
+fn iptables_rules(conf: &Conf, add: bool) -> Result<CniResult, CniError> {
     let prev = conf.prev.clone().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
     let bridge = bridge_name(conf, &prev)?;
     let ips = prev_ips(&prev);
@@ -318,20 +319,17 @@ fn add_iptables(conf: &Conf) -> Result<CniResult, CniError> {
         ips: &ips,
         isolation: bridge.as_deref().map(|b| (b, conf.policy == Policy::Isolated)),
     };
-    rules.add().map_err(|e| CniError::internal(format!("firewall (iptables): {e}")))?;
+    let done = if add { rules.add() } else { rules.check() };
+    done.map_err(|e| CniError::internal(format!("firewall (iptables): {e}")))?;
     Ok(prev)
 }
 
+fn add_iptables(conf: &Conf) -> Result<CniResult, CniError> {
+    iptables_rules(conf, true)
+}
+
 fn check_iptables(conf: &Conf) -> Result<(), CniError> {
-    let prev = conf.prev.as_ref().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
-    let bridge = bridge_name(conf, prev)?;
-    let ips = prev_ips(prev);
-    let rules = iptables::Forwarding {
-        admin: &conf.admin,
-        ips: &ips,
-        isolation: bridge.as_deref().map(|b| (b, conf.policy == Policy::Isolated)),
-    };
-    rules.check().map_err(|e| CniError::internal(format!("firewall (iptables): {e}")))
+    iptables_rules(conf, false).map(drop)
 }
 
 // ---- verbs --------------------------------------------------------------------------------

@@ -149,10 +149,8 @@ impl<'a> HostPorts<'a> {
         // The jumps to it: every mapping's port (of either family), by protocol, 15 to a rule.
         let comment = trim_comment(format!("dnat name: \"{}\" id: \"{}\"", self.network, self.container_id));
         let conditions = if v6 { self.conditions_v6 } else { self.conditions_v4 };
-        let mut protocols: Vec<&str> = self.mappings.iter().map(|m| m.protocol).collect();
-        protocols.sort_unstable();
-        protocols.dedup();
-        for proto in protocols {
+        // In the reference's (sorted) order of the protocols the plugin accepts.
+        for proto in ["sctp", "tcp", "udp"] {
             let ports: Vec<String> =
                 self.mappings.iter().filter(|m| m.protocol == proto).map(|m| m.host_port.to_string()).collect();
             for group in ports.chunks(MULTIPORT_MAX) {
@@ -173,12 +171,9 @@ impl<'a> HostPorts<'a> {
         let dn = self.dn_chain();
         let setmark = self.external_set_mark.unwrap_or(SETMARK);
         let pick = |want_v4: bool| if want_v4 { v4 } else { v6 };
-        apply(
-            NAT,
-            "portmap's iptables backend",
-            |fam_v4| pick(fam_v4).map(|c| self.layout(c, &dn, setmark)),
-            || teardown_portmap(self.network, self.container_id),
-        )
+        apply(NAT, "portmap's iptables backend", &|fam_v4| pick(fam_v4).map(|c| self.layout(c, &dn, setmark)), &|| {
+            teardown_portmap(self.network, self.container_id)
+        })
     }
 
     /// The container's chain holds its rules and is jumped to as ADD left it. Rules are
@@ -206,16 +201,19 @@ impl<'a> HostPorts<'a> {
                     count(TOP)
                 ));
             }
-            let targets = |it: &mut dyn Iterator<Item = Vec<String>>| {
-                let mut t: Vec<String> =
-                    it.filter_map(|w| super::arg_after(&w, "--to-destination").map(str::to_string)).collect();
-                t.sort();
-                t
+            let targets = |it: &mut dyn Iterator<Item = Vec<String>>| -> Vec<String> {
+                it.filter_map(|w| super::arg_after(&w, "--to-destination").map(str::to_string)).collect()
             };
             let listed = targets(&mut listing.rules(&dn).map(super::split));
             let wanted = targets(&mut want.rules.iter().filter(|r| r.chain == dn).map(|r| r.words.clone()));
-            if listed != wanted {
-                return Err(format!("{name}: DNAT targets in {dn} are {listed:?}, expected {wanted:?}"));
+            let times = |v: &[String], t: &String| v.iter().filter(|x| *x == t).count();
+            let same = listed.len() == wanted.len() && wanted.iter().all(|t| times(&listed, t) == times(&wanted, t));
+            if !same {
+                return Err(format!(
+                    "{name}: DNAT targets in {dn} are {}, expected {}",
+                    listed.join(" "),
+                    wanted.join(" ")
+                ));
             }
         }
         Ok(())
