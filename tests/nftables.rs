@@ -607,6 +607,12 @@ fn portmap_errors_and_pass_through() {
     h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
     assert!(h.call("portmap", "CHECK", "c1", &pod.path(), &c).status != 0);
     assert!(!h.table("ip", "cni_hostport").contains("c1"));
+    // An anonymous set in the conditions.
+    let c = conf(json!({"conditionsV4": ["ip saddr != { 10.1.0.0/16, 10.3.0.0/16 }"]}));
+    h.call("portmap", "ADD", "c1", &pod.path(), &c).ok();
+    let t = h.table("ip", "cni_hostport");
+    assert!(t.contains("ip saddr != { 10.1.0.0/16, 10.3.0.0/16 } fib daddr type local jump hostports_all"), "{t}");
+    h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
 
     // GC removes what this network recorded and is not valid any more.
     let c = conf(json!({"cniVersion": "1.1.0"}));

@@ -214,15 +214,31 @@ fn check_for_add(raw: &RawConf) -> Result<(), CniError> {
     Ok(())
 }
 
-/// Conditions are pasted into an `nft -f` script: nothing in them may end the rule or start
-/// another command, a block or a comment.
+/// Conditions are pasted into one `add rule` line of an `nft -f` script: nothing in them may
+/// end the rule or start another command or a comment. Braces are anonymous sets
+/// (`ip saddr { 10.0.0.0/8, 192.168.0.0/16 }`), so they must pair up (across the entries, which
+/// are joined with spaces).
 fn check_conditions(field: &str, conds: &Option<Vec<String>>) -> Result<(), CniError> {
+    let mut depth = 0usize;
     for c in conds.iter().flatten() {
-        if let Some(bad) = c.chars().find(|ch| matches!(ch, '\n' | '\r' | ';' | '{' | '}' | '#')) {
-            return Err(CniError::invalid_config(format!(
-                "portmap: {field} entry {c:?} contains {bad:?}: conditions must be match expressions of one nft rule"
-            )));
+        for ch in c.chars() {
+            let unpaired = match ch {
+                '{' => {
+                    depth += 1;
+                    false
+                }
+                '}' => depth.checked_sub(1).map(|d| depth = d).is_none(),
+                _ => false,
+            };
+            if unpaired || matches!(ch, '\n' | '\r' | ';' | '#') {
+                return Err(CniError::invalid_config(format!(
+                    "portmap: {field} entry {c:?} contains {ch:?}: conditions must be match expressions of one nft rule"
+                )));
+            }
         }
+    }
+    if depth > 0 {
+        return Err(CniError::invalid_config(format!("portmap: {field} opens a set with '{{' that it does not close")));
     }
     Ok(())
 }
@@ -817,10 +833,15 @@ mod tests {
         let c = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert!(check_conditions("conditionsV4", &c(&["ip saddr != 10.0.0.0/8", "tcp dport 80"])).is_ok());
         assert!(check_conditions("conditionsV4", &None).is_ok());
-        for bad in ["ip saddr 1.2.3.4\nflush ruleset", "accept; drop", "ip saddr { 1.2.3.4 }", "x # y", "a\rb"] {
+        // Sets, in one entry or across several.
+        assert!(check_conditions("conditionsV4", &c(&["ip saddr { 10.0.0.0/8, 192.168.0.0/16 }"])).is_ok());
+        assert!(check_conditions("conditionsV4", &c(&["ip", "saddr", "{", "10.0.0.1,", "10.0.0.2", "}"])).is_ok());
+        for bad in ["ip saddr 1.2.3.4\nflush ruleset", "accept; drop", "ip saddr 1.2.3.4 }", "x # y", "a\rb"] {
             let e = check_conditions("conditionsV6", &c(&["ip saddr 1.1.1.1", bad])).unwrap_err();
             assert!(e.msg.starts_with("portmap: conditionsV6 entry"), "{}", e.msg);
         }
+        let e = check_conditions("conditionsV4", &c(&["ip saddr { 1.2.3.4"])).unwrap_err();
+        assert!(e.msg.contains("does not close"), "{}", e.msg);
     }
 
     #[test]
