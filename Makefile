@@ -20,7 +20,9 @@ CARGO_HOME ?= $(HOME)/.cargo
 # 65 KB smaller).
 RUSTFLAGS_STATIC := -C target-feature=+crt-static -C relocation-model=static \
   -C llvm-args=-enable-machine-outliner=always \
-  --remap-path-prefix=$(CARGO_HOME)/registry/src=crates --remap-path-prefix=$(CURDIR)=cnibox
+  --remap-path-prefix=$(CARGO_HOME)/registry/src=crates --remap-path-prefix=$(CURDIR)=cnibox \
+  $(foreach d,$(wildcard $(CARGO_HOME)/registry/src/*),--remap-path-prefix=$(d)=crates) \
+  --remap-path-prefix=/rustc/$(shell rustc -vV 2>/dev/null | sed -n 's/^commit-hash: //p')=rust
 # Linked by the toolchain's own lld (rustup ships it) when present: identical functions folded,
 # and the functions pod set-up runs placed first in the order of src/hot.order, so a short-lived
 # call touches a few 64 KiB windows of the file instead of all of them (see tests/bench/hot-order.sh).

@@ -453,6 +453,14 @@ fn portmap_iptables_backend_forwards_host_ports() {
     assert!(rules.contains("-j KUBE-MARK-MASQ") && !rules.contains("CNI-HOSTPORT-SETMARK"), "{rules}");
     call("DEL", &pm).ok();
     assert!(!h.ns.sh("iptables -t nat -S").contains(&dn));
+    // One host port mapped twice: the rule written once is the rule CHECK expects once.
+    pm["runtimeConfig"] = json!({"portMappings": [
+        {"hostPort": 18093, "containerPort": 80, "protocol": "tcp"},
+        {"hostPort": 18093, "containerPort": 81, "protocol": "tcp"}
+    ]});
+    call("ADD", &pm).ok();
+    call("CHECK", &pm).ok();
+    call("DEL", &pm).ok();
 }
 
 /// A second pod's ADD leaves the base chains it found right as they were (same rule handles):

@@ -48,39 +48,82 @@ pub fn masq_chain(network: &str, container_id: &str) -> String {
     chain_name(network, container_id, "")
 }
 
-/// Remove the reference's ipMasq chain of one container (IPv4 and IPv6).
-pub fn teardown_masq(network: &str, container_id: &str) {
-    remove_chains(&[(&masq_chain(network, container_id), "POSTROUTING")]);
+/// How a removal goes: `Leftovers` (what the reference may have left) is best effort, waits
+/// for the xtables lock 5 s and only logs failures; `Ours` (a backend cnibox wrote the rules
+/// with) waits as long as a write does and reports the first failure, so that the runtime
+/// retries a DEL that left a DNAT rule behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Leftovers,
+    Ours,
 }
 
-/// Remove the reference's portmap chains of one container (IPv4 and IPv6).
-pub fn teardown_portmap(network: &str, container_id: &str) {
+impl Removal {
+    fn wait(self) -> &'static str {
+        if self == Removal::Ours { WAIT_WRITE } else { WAIT_CLEANUP }
+    }
+}
+
+/// Seconds an iptables command waits for the xtables lock: writes (and DEL of rules written
+/// here) wait long, the best-effort clean-up of the reference's leftovers briefly.
+const WAIT_WRITE: &str = "60";
+const WAIT_CLEANUP: &str = "5";
+
+/// Remove the ipMasq chain of one container (IPv4 and IPv6).
+pub fn teardown_masq(network: &str, container_id: &str, how: Removal) -> Result<(), String> {
+    remove_chains(&[(&masq_chain(network, container_id), "POSTROUTING")], how)
+}
+
+/// Remove the portmap chains of one container (IPv4 and IPv6).
+pub fn teardown_portmap(network: &str, container_id: &str, how: Removal) -> Result<(), String> {
     let (dnat, snat) = (chain_name(network, container_id, "DN-"), chain_name(network, container_id, "SN-"));
-    remove_chains(&[(&dnat, "CNI-HOSTPORT-DNAT"), (&snat, "CNI-HOSTPORT-SNAT")]);
+    remove_chains(&[(&dnat, "CNI-HOSTPORT-DNAT"), (&snat, "CNI-HOSTPORT-SNAT")], how)
 }
 
-/// Remove each (chain, the chain that jumps to it) of the nat table, with each program that
-/// may hold one of the chains.
-fn remove_chains(chains: &[(&str, &str)]) {
-    let names: Vec<&str> = chains.iter().map(|(c, _)| *c).collect();
-    for prog in programs(NAT, Some(&names)) {
-        if let Some(nat) = Listing::read(&prog, NAT) {
-            for (chain, parent) in chains {
-                remove_chain_with(&prog, &nat, chain, parent);
-            }
+/// The first failure, if `how` reports failures (all are logged).
+fn note(how: Removal, first: &mut Option<String>, r: Result<String, String>) {
+    if let Err(e) = r {
+        log::debug!("{e}");
+        if how == Removal::Ours && first.is_none() {
+            *first = Some(e);
         }
     }
 }
 
-/// Remove the reference firewall's rules for `ips` (the addresses of one container, from its
-/// prevResult, as the reference's DEL finds them): its rules name addresses, not containers.
-pub fn teardown_firewall(ips: &[IpAddr]) {
+/// Remove each (chain, the chain that jumps to it) of the nat table, with each program that
+/// may hold one of the chains.
+fn remove_chains(chains: &[(&str, &str)], how: Removal) -> Result<(), String> {
+    let names: Vec<&str> = chains.iter().map(|(c, _)| *c).collect();
+    let mut first = None;
+    for prog in programs(NAT, Some(&names)) {
+        match Listing::read_checked(&prog, NAT, how.wait()) {
+            Ok(nat) => {
+                for (chain, parent) in chains {
+                    remove_chain_with(&prog, &nat, chain, parent, how, &mut first);
+                }
+            }
+            Err(e) => note(how, &mut first, Err(e)),
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Remove the firewall's rules for `ips` (the addresses of one container, from its prevResult,
+/// as the reference's DEL finds them): its rules name addresses, not containers.
+pub fn teardown_firewall(ips: &[IpAddr], how: Removal) -> Result<(), String> {
     if ips.is_empty() {
-        return;
+        return Ok(());
     }
     let hosts: Vec<String> = ips.iter().map(|ip| format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })).collect();
+    let mut first = None;
     for prog in programs(FILTER, Some(&[FORWARD_CHAIN])) {
-        let Some(filter) = Listing::read(&prog, FILTER) else { continue };
+        let filter = match Listing::read_checked(&prog, FILTER, how.wait()) {
+            Ok(f) => f,
+            Err(e) => {
+                note(how, &mut first, Err(e));
+                continue;
+            }
+        };
         if !filter.has_chain(FORWARD_CHAIN) {
             continue;
         }
@@ -95,10 +138,11 @@ pub fn teardown_firewall(ips: &[IpAddr]) {
             if mine {
                 let mut del = vec!["-D"];
                 del.extend(words);
-                run(&prog, FILTER, &del);
+                note(how, &mut first, run_checked(&prog, FILTER, &del, how.wait()));
             }
         }
     }
+    first.map_or(Ok(()), Err)
 }
 
 /// GC of the reference's ipMasq chains of `network`: the container ID is read back from the
@@ -119,7 +163,7 @@ pub fn gc_masq(network: &str, valid: &[(String, String)]) {
             }
         }
         for id in stale {
-            remove_chain_with(&prog, &nat, &masq_chain(network, &id), "POSTROUTING");
+            remove_chain_with(&prog, &nat, &masq_chain(network, &id), "POSTROUTING", Removal::Leftovers, &mut None);
         }
     }
 }
@@ -181,17 +225,11 @@ fn programs(table: &str, chains: Option<&[&str]>) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Run one iptables command on `table`; its stdout on success.
-fn run(prog: &PathBuf, table: &str, args: &[&str]) -> Option<String> {
-    run_checked(prog, table, args).map_err(|e| log::debug!("{e}")).ok()
-}
-
-/// Run one iptables command on `table`: its stdout, or an error naming the command.
-fn run_checked(prog: &PathBuf, table: &str, args: &[&str]) -> Result<String, String> {
+/// Run one iptables command on `table`, waiting `wait` seconds at most for the xtables lock:
+/// its stdout, or an error naming the command.
+fn run_checked(prog: &PathBuf, table: &str, args: &[&str], wait: &str) -> Result<String, String> {
     let out = Command::new(prog)
-        // The xtables lock is waited for, but not for ever: a DEL must not hang behind another
-        // program's long iptables-restore.
-        .args(["-w", "5", "-t", table])
+        .args(["-w", wait, "-t", table])
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -214,11 +252,11 @@ struct Listing {
 
 impl Listing {
     fn read(prog: &PathBuf, table: &str) -> Option<Listing> {
-        Listing::read_checked(prog, table).map_err(|e| log::debug!("{e}")).ok()
+        Listing::read_checked(prog, table, WAIT_CLEANUP).map_err(|e| log::debug!("{e}")).ok()
     }
 
-    fn read_checked(prog: &PathBuf, table: &str) -> Result<Listing, String> {
-        Ok(Listing { lines: run_checked(prog, table, &["-S"])?.lines().map(str::to_string).collect() })
+    fn read_checked(prog: &PathBuf, table: &str, wait: &str) -> Result<Listing, String> {
+        Ok(Listing { lines: run_checked(prog, table, &["-S"], wait)?.lines().map(str::to_string).collect() })
     }
 
     /// Whether `chain` holds the rule `words` (as `iptables -S` prints them after the chain).
@@ -240,20 +278,28 @@ impl Listing {
 }
 
 /// Delete the jumps from `parent` to `chain`, then flush and delete `chain` (nat table).
-fn remove_chain_with(prog: &PathBuf, nat: &Listing, chain: &str, parent: &str) {
+fn remove_chain_with(
+    prog: &PathBuf,
+    nat: &Listing,
+    chain: &str,
+    parent: &str,
+    how: Removal,
+    first: &mut Option<String>,
+) {
     if !nat.has_chain(chain) {
         return;
     }
+    let wait = how.wait();
     for rule in nat.rules(parent) {
         let args = split(rule);
         if arg_after(&args, "-j") == Some(chain) || arg_after(&args, "-g") == Some(chain) {
             let mut del = vec!["-D"];
             del.extend(args.iter().map(String::as_str));
-            run(prog, NAT, &del);
+            note(how, first, run_checked(prog, NAT, &del, wait));
         }
     }
-    run(prog, NAT, &["-F", chain]);
-    run(prog, NAT, &["-X", chain]);
+    note(how, first, run_checked(prog, NAT, &["-F", chain], wait));
+    note(how, first, run_checked(prog, NAT, &["-X", chain], wait));
 }
 
 // ---- the firewall plugin's iptables backend ---------------------------------------------------
@@ -382,8 +428,9 @@ impl<'a> Forwarding<'a> {
 
     /// Write what is missing, one `iptables-restore --noflush` per family (atomic there). A
     /// family that fails leaves the per-address rules of the others removed again.
-    pub fn add(&self) -> Result<(), String> {
-        apply(FILTER, "the firewall's iptables backend", &|v4| self.layout(v4), &|| teardown_firewall(self.ips))
+    pub fn add(&self) -> Result<(), Failure> {
+        let undo = || drop(teardown_firewall(self.ips, Removal::Ours));
+        apply(FILTER, "the firewall's iptables backend", &|v4| self.layout(v4), &undo)
     }
 
     /// Every chain and rule of `add` present (the reference's CHECK): an error names the first
@@ -392,7 +439,7 @@ impl<'a> Forwarding<'a> {
         for (v4, name) in [(true, "iptables"), (false, "ip6tables")] {
             let Some(Layout { chains, rules, .. }) = self.layout(v4) else { continue };
             let prog = find(name).ok_or_else(|| format!("{name} not found"))?;
-            let listing = Listing::read_checked(&prog, FILTER)?;
+            let listing = Listing::read_checked(&prog, FILTER, WAIT_WRITE)?;
             if let Some(c) = chains.iter().find(|c| !listing.has_chain(c)) {
                 return Err(format!("{name}: expected chain {c} not found"));
             }
@@ -422,20 +469,37 @@ pub fn setup_masq(network: &str, container_id: &str, ips: &[ipnet::IpNet]) -> Re
             return None;
         }
         let (host_len, multicast) = if v4 { (32, "224.0.0.0/4") } else { (128, "ff00::/8") };
+        // Every subnet's ACCEPT before the MASQUERADE (the reference, appending per address,
+        // puts a second subnet's after it, and masquerades traffic to it).
         let mut rules = Vec::new();
         for ip in &mine {
             let subnet = ip.trunc().to_string();
             rules.push(Rule { chain: &chain, first: false, words: commented(&["-d", &subnet], &comment, "ACCEPT") });
-            let masquerade = commented(&["!", "-d", multicast], &comment, "MASQUERADE");
-            rules.push(Rule { chain: &chain, first: false, words: masquerade });
         }
+        let masquerade = commented(&["!", "-d", multicast], &comment, "MASQUERADE");
+        rules.push(Rule { chain: &chain, first: false, words: masquerade });
         for ip in &mine {
             let host = format!("{}/{host_len}", ip.addr());
             rules.push(Rule { chain: "POSTROUTING", first: false, words: commented(&["-s", &host], &comment, &chain) });
         }
         Some(Layout { chains: vec![chain.as_str()], reset: Vec::new(), rules })
     };
-    apply(NAT, "ipMasqBackend \"iptables\"", &layout, &|| teardown_masq(network, container_id))
+    let undo = || drop(teardown_masq(network, container_id, Removal::Ours));
+    apply(NAT, "ipMasqBackend \"iptables\"", &layout, &undo).map_err(|f| f.msg)
+}
+
+/// Why a write failed; `unavailable` when nothing could be tried (no iptables program for the
+/// family, or a table it refuses to list), as opposed to a write that failed or timed out.
+#[derive(Debug)]
+pub struct Failure {
+    pub msg: String,
+    pub unavailable: bool,
+}
+
+impl From<String> for Failure {
+    fn from(msg: String) -> Failure {
+        Failure { msg, unavailable: false }
+    }
 }
 
 /// For IPv4, then IPv6, add to `table` what `layout` lists for the family and the table lacks:
@@ -446,7 +510,7 @@ fn apply<'a>(
     needs: &str,
     layout: &dyn Fn(bool) -> Option<Layout<'a>>,
     undo: &dyn Fn(),
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let _lock = lock()?;
     let mut done = false;
     for (v4, name) in [(true, "iptables"), (false, "ip6tables")] {
@@ -454,14 +518,23 @@ fn apply<'a>(
         let applied = (|| {
             // iptables-restore reads lines: a word with a line break would be a command of its own.
             if let Some(w) = wanted.rules.iter().flat_map(|r| &r.words).find(|w| w.contains(['\n', '\r', '\0'])) {
-                return Err(format!("{w:?} contains a line break or NUL, which an iptables rule cannot hold"));
+                return Err(Failure::from(format!(
+                    "{w:?} contains a line break or NUL, which an iptables rule cannot hold"
+                )));
             }
-            let prog = find(name).ok_or_else(|| format!("{name} not found ({needs} needs it)"))?;
+            let unavailable = |msg: String| Failure { msg, unavailable: true };
+            let prog = find(name).ok_or_else(|| unavailable(format!("{name} not found ({needs} needs it)")))?;
             let restore_name = format!("{name}-restore");
-            let restore = find(&restore_name).ok_or_else(|| format!("{restore_name} not found ({needs} needs it)"))?;
-            let listing = Listing::read_checked(&prog, table)?;
+            let restore = find(&restore_name)
+                .ok_or_else(|| unavailable(format!("{restore_name} not found ({needs} needs it)")))?;
+            // A table iptables cannot work with (one nft wrote under its names) is no table
+            // for it; a listing that failed otherwise (the lock timed out) is an error.
+            let listing = Listing::read_checked(&prog, table, WAIT_WRITE).map_err(|e| {
+                let incompatible = e.contains("incompatible");
+                Failure { msg: e, unavailable: incompatible }
+            })?;
             let input = restore_input(table, &listing, &wanted);
-            if input.is_empty() { Ok(()) } else { run_restore(&restore, &input) }
+            if input.is_empty() { Ok(()) } else { run_restore(&restore, &input).map_err(Failure::from) }
         })();
         if let Err(e) = applied {
             if done {
@@ -542,7 +615,7 @@ fn restore_input(table: &str, listing: &Listing, wanted: &Layout<'_>) -> String 
 /// Words joined for iptables-restore (and messages), quoting those with spaces or quotes.
 fn join_rule(words: &[String]) -> String {
     let quote = |w: &String| {
-        if !w.is_empty() && !w.contains([' ', '"', '\\', '\'']) {
+        if !w.is_empty() && !w.contains([' ', '\t', '"', '\\', '\'']) {
             return w.clone();
         }
         format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""))
@@ -553,7 +626,7 @@ fn join_rule(words: &[String]) -> String {
 fn run_restore(restore: &PathBuf, input: &str) -> Result<(), String> {
     use std::io::Write;
     let mut child = Command::new(restore)
-        .args(["--noflush", "-w", "5"])
+        .args(["--noflush", "-w", WAIT_WRITE])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

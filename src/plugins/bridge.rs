@@ -5,8 +5,9 @@ use crate::cni::config::parse_plugin_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::result::{Interface, Route};
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
+use crate::firewall::iptables::{self, Removal};
 use crate::firewall::nft::System;
-use crate::firewall::{iptables, masq, spoofcheck};
+use crate::firewall::{masq, spoofcheck};
 use crate::netlink::{Link, LinkKind, Netlink, parse_mac};
 use crate::netns::Netns;
 use crate::sysctl;
@@ -260,7 +261,9 @@ impl Undo {
             Some(masq::Backend::Nftables) => {
                 let _ = masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id);
             }
-            Some(masq::Backend::Iptables) => iptables::teardown_masq(&inv.conf.name, &inv.container_id),
+            Some(masq::Backend::Iptables) => {
+                let _ = iptables::teardown_masq(&inv.conf.name, &inv.container_id, Removal::Ours);
+            }
             None => {}
         }
     }
@@ -609,7 +612,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     // Rules are found by their comment: this works when the namespace (and with it the
     // container's addresses) is already gone.
     if conf.layer3 && conf.ip_masq {
-        iptables::teardown_masq(&inv.conf.name, &inv.container_id);
+        masq::teardown_iptables(conf.ip_masq_backend.as_deref(), inv)?;
         masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id)?;
     }
     Ok(())

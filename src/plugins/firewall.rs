@@ -319,10 +319,19 @@ fn iptables_rules(conf: &Conf, add: bool) -> Result<CniResult, CniError> {
         ips: &ips,
         isolation: bridge.as_deref().map(|b| (b, conf.policy == Policy::Isolated)),
     };
-    let done = if add { rules.add() } else { rules.check() };
-    done.map_err(|e| CniError::internal(format!("firewall (iptables): {e}")))?;
+    let done = if add { rules.add() } else { rules.check().map_err(iptables::Failure::from) };
+    done.map_err(|e| {
+        let mut err = CniError::internal(format!("firewall (iptables): {}", e.msg));
+        if e.unavailable {
+            err.details = UNAVAILABLE.into();
+        }
+        err
+    })?;
     Ok(prev)
 }
+
+/// Marks an iptables backend error as one where iptables could not be used at all.
+const UNAVAILABLE: &str = "iptables unavailable";
 
 fn add_iptables(conf: &Conf) -> Result<CniResult, CniError> {
     iptables_rules(conf, true)
@@ -341,8 +350,13 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         (Backend::Iptables, _) => add_iptables(&conf),
         // Chosen for the node, not by the config: a filter table iptables cannot work with (one
         // written with nft under iptables' names, say) leaves the pod to the nftables rules.
+        // Only where iptables could not be used at all (no program for a family of the pod, or
+        // a table it refuses to list): a write that failed or timed out is an error.
         (_, Backend::Iptables) => add_iptables(&conf).or_else(|e| {
-            log::warn!("{}; using the nftables backend", e.msg);
+            if e.details != UNAVAILABLE {
+                return Err(e);
+            }
+            crate::logger::warn(format_args!("{}; using the nftables backend", e.msg));
             add_with(&System, &conf, inv)
         }),
         _ => add_with(&System, &conf, inv),
@@ -354,7 +368,14 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     // A pod the reference set up before the node switched has its rules in iptables, named by
     // its addresses.
     if let Some(prev) = &conf.prev {
-        iptables::teardown_firewall(&prev_ips(prev));
+        // Rules of the iptables backend must go (an error makes the runtime retry); the
+        // reference's, on a node that no longer uses iptables, are removed best effort.
+        let how = match conf.backend.as_ref().map(|b| resolve(*b, Some(prev))) {
+            Ok(Backend::Iptables) => iptables::Removal::Ours,
+            _ => iptables::Removal::Leftovers,
+        };
+        iptables::teardown_firewall(&prev_ips(prev), how)
+            .map_err(|e| CniError::internal(format!("firewall (iptables): {e}")))?;
     }
     del_with(&System, inv)
 }

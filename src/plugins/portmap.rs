@@ -143,7 +143,7 @@ fn check_backend(raw: &RawConf) -> Result<Backend, CniError> {
     for (name, conds) in [("conditionsV4", &raw.conditions_v4), ("conditionsV6", &raw.conditions_v6)] {
         if is_iptables_syntax(conds) {
             iptables_only.push(name);
-        } else if conds.as_ref().is_some_and(|c| !c.is_empty()) {
+        } else if conds.as_ref().and_then(|c| c.first()).is_some_and(|s| !s.is_empty()) {
             nftables_only.push(name);
         }
     }
@@ -498,7 +498,9 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         return Ok(prev);
     }
     // Rules are found again by their comment, the container ID, which must fit whole.
-    nft::check_whole_comment("portmap", &inv.container_id)?;
+    if conf.backend == Backend::Nftables {
+        nft::check_whole_comment("portmap", &inv.container_id)?;
+    }
     record(&inv.conf.name, &inv.container_id);
     if conf.backend == Backend::Iptables {
         host_ports(&conf, inv, |hp| hp.forward(conf.cont_v4, conf.cont_v6))
@@ -548,6 +550,12 @@ fn host_ports<T>(conf: &Conf, inv: &Invocation, f: impl FnOnce(&iptables::HostPo
     })
 }
 
+/// How DEL and GC remove iptables chains: those of the iptables backend must go, the
+/// reference's leftovers are removed best effort.
+fn removal(conf: &Conf) -> iptables::Removal {
+    if conf.backend == Backend::Iptables { iptables::Removal::Ours } else { iptables::Removal::Leftovers }
+}
+
 /// Once the rules are in place, drop what conntrack remembers of UDP sent to the mapped host
 /// ports (so the next packet meets the new rules, not a stale translation). Failures are
 /// reported, not fatal: the mapping works, old flows just expire on their own.
@@ -564,7 +572,8 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     if !conf.has_mappings {
         return Ok(());
     }
-    iptables::teardown_portmap(&inv.conf.name, &inv.container_id);
+    iptables::teardown_portmap(&inv.conf.name, &inv.container_id, removal(&conf))
+        .map_err(|e| CniError::internal(format!("could not teardown iptables dnat: {e}")))?;
     unforward(&System, &inv.container_id)?;
     unrecord(&inv.conf.name, &inv.container_id);
     Ok(())
@@ -592,7 +601,7 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
 
 /// Rules of container IDs this network recorded that are not valid any more.
 fn gc(inv: &Invocation) -> Result<(), CniError> {
-    let _conf = load(inv)?;
+    let conf = load(inv)?;
     let Some(valid) = crate::cni::gc::valid_attachments(&inv.stdin)? else { return Ok(()) };
     // The reference's iptables chains are named after network and container ID; only those
     // of containers recorded here can be named.
@@ -604,7 +613,10 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
         if valid.iter().any(|(v, _)| *v == id) {
             continue;
         }
-        iptables::teardown_portmap(&inv.conf.name, &id);
+        if let Err(e) = iptables::teardown_portmap(&inv.conf.name, &id, removal(&conf)) {
+            first_err.get_or_insert(CniError::internal(format!("could not teardown iptables dnat: {e}")));
+            continue;
+        }
         match unforward(&System, &id) {
             Ok(()) => unrecord(&inv.conf.name, &id),
             Err(e) => {
@@ -850,6 +862,25 @@ mod tests {
         assert!(is_iptables_syntax(&Some(vec!["!".into()])));
         assert!(!is_iptables_syntax(&Some(vec!["ip saddr 1.2.3.4".into()])));
         assert!(!is_iptables_syntax(&None));
+    }
+
+    #[test]
+    fn backend_from_config() {
+        let raw = |v: serde_json::Value| -> RawConf { serde_json::from_value(v).unwrap() };
+        assert_eq!(check_backend(&raw(json!({}))).unwrap(), Backend::Nftables);
+        assert_eq!(check_backend(&raw(json!({"backend": "iptables"}))).unwrap(), Backend::Iptables);
+        assert_eq!(check_backend(&raw(json!({"externalSetMarkChain": "KUBE-MARK-MASQ"}))).unwrap(), Backend::Iptables);
+        assert_eq!(check_backend(&raw(json!({"conditionsV6": ["-s", "::1"]}))).unwrap(), Backend::Iptables);
+        assert_eq!(check_backend(&raw(json!({"conditionsV4": ["ip saddr 1.2.3.4"]}))).unwrap(), Backend::Nftables);
+        // An empty first condition names no backend, as in the reference.
+        assert_eq!(
+            check_backend(&raw(json!({"backend": "iptables", "conditionsV4": [""]}))).unwrap(),
+            Backend::Iptables
+        );
+        let e = check_backend(&raw(json!({"externalSetMarkChain": "X", "conditionsV4": ["ip saddr 1.2.3.4"]})));
+        assert!(e.unwrap_err().msg.contains(
+            "iptables backend was requested but configuration contains nftables-specific options [conditionsV4]"
+        ));
     }
 
     use crate::firewall::nft::Listing;

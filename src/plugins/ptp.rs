@@ -60,7 +60,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         if conf.ip_masq {
             let _ = masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id);
             if conf.ip_masq_backend.as_deref() == Some("iptables") {
-                iptables::teardown_masq(&inv.conf.name, &inv.container_id);
+                let _ = iptables::teardown_masq(&inv.conf.name, &inv.container_id, iptables::Removal::Ours);
             }
         }
         let _ = ipam::del(inv);
@@ -161,7 +161,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     }
     // By comment: works when the namespace and the container's addresses are already gone.
     if conf.ip_masq {
-        iptables::teardown_masq(&inv.conf.name, &inv.container_id);
+        masq::teardown_iptables(conf.ip_masq_backend.as_deref(), inv)?;
         masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id)?;
     }
     Ok(())

@@ -16,7 +16,7 @@
 //! written again in the same restore), so an ADD after a changed config never keeps old rules.
 //! DEL and GC remove it as they remove the reference's own (`teardown_portmap`).
 
-use super::{Layout, NAT, Rule, apply, chain_name, commented, find, teardown_portmap, words};
+use super::{Layout, NAT, Removal, Rule, WAIT_WRITE, apply, chain_name, commented, find, teardown_portmap, words};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -171,9 +171,9 @@ impl<'a> HostPorts<'a> {
         let dn = self.dn_chain();
         let setmark = self.external_set_mark.unwrap_or(SETMARK);
         let pick = |want_v4: bool| if want_v4 { v4 } else { v6 };
-        apply(NAT, "portmap's iptables backend", &|fam_v4| pick(fam_v4).map(|c| self.layout(c, &dn, setmark)), &|| {
-            teardown_portmap(self.network, self.container_id)
-        })
+        let layout = |fam_v4| pick(fam_v4).map(|c| self.layout(c, &dn, setmark));
+        let undo = || drop(teardown_portmap(self.network, self.container_id, Removal::Ours));
+        apply(NAT, "portmap's iptables backend", &layout, &undo).map_err(|f| f.msg)
     }
 
     /// The container's chain holds its rules and is jumped to as ADD left it. Rules are
@@ -185,11 +185,20 @@ impl<'a> HostPorts<'a> {
         for (cont, name) in [(v4, "iptables"), (v6, "ip6tables")] {
             let Some(cont) = cont else { continue };
             let prog = find(name).ok_or_else(|| format!("{name} not found"))?;
-            let listing = super::Listing::read_checked(&prog, NAT)?;
+            let listing = super::Listing::read_checked(&prog, NAT, WAIT_WRITE)?;
             if !listing.has_chain(&dn) {
                 return Err(format!("chain {dn} not found in {name} table nat"));
             }
-            let want = self.layout(cont, &dn, setmark);
+            let mut want = self.layout(cont, &dn, setmark);
+            // As written: a rule the same as one before it is not written twice.
+            let mut seen: Vec<(&str, Vec<String>)> = Vec::new();
+            want.rules.retain(|r| {
+                let new = !seen.iter().any(|(c, w)| *c == r.chain && *w == r.words);
+                if new {
+                    seen.push((r.chain, r.words.clone()));
+                }
+                new
+            });
             let count = |chain: &str| want.rules.iter().filter(|r| r.chain == chain).count();
             let have = listing.rules(&dn).count();
             let jumps =
