@@ -222,6 +222,7 @@ fn deb_install_upgrade_purge_and_rpm_contents() {
         assert!(!info.contains(script), "unexpected {script} in the .deb: {info}");
     }
     assert!(info.contains("Recommends: nftables"), "{info}");
+    assert!(info.contains("Suggests: iptables"), "{info}");
 
     // The machine state to restore.
     let mut created = Vec::new();
