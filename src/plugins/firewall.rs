@@ -348,10 +348,10 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let backend = conf.backend.clone()?;
     match (backend, resolve(backend, conf.prev.as_ref())) {
         (Backend::Iptables, _) => add_iptables(&conf),
-        // Chosen for the node, not by the config: a filter table iptables cannot work with (one
-        // written with nft under iptables' names, say) leaves the pod to the nftables rules.
-        // Only where iptables could not be used at all (no program for a family of the pod, or
-        // a table it refuses to list): a write that failed or timed out is an error.
+        // Chosen for the node, not by the config: where iptables cannot be used at all (no
+        // program for a family of the pod, or a table it refuses to list, one nft wrote under
+        // iptables' names, say) the pod gets the nftables rules; a write that failed or timed
+        // out is an error.
         (_, Backend::Iptables) => add_iptables(&conf).or_else(|e| {
             if e.details != UNAVAILABLE {
                 return Err(e);
