@@ -7,6 +7,9 @@ use cnibox::cni::CniError;
 use std::path::Path;
 
 mod alloc;
+// The static musl build leaves LLVM's libunwind out (see the module).
+#[cfg(all(target_env = "musl", target_feature = "crt-static"))]
+mod nounwind;
 
 #[global_allocator]
 static ALLOC: alloc::Pool = alloc::Pool::new();

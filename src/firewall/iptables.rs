@@ -98,9 +98,11 @@ fn remove_chains(chains: &[(&str, &str)], how: Removal) -> Result<(), String> {
     for prog in programs(NAT, Some(&names)) {
         match Listing::read_checked(&prog, NAT, how.wait()) {
             Ok(nat) => {
+                let mut cmds = Vec::new();
                 for (chain, parent) in chains {
-                    remove_chain_with(&prog, &nat, chain, parent, how, &mut first);
+                    cmds.extend(chain_removal(&nat, chain, parent));
                 }
+                run_batch(&prog, NAT, &cmds, how, &mut first);
             }
             Err(e) => note(how, &mut first, Err(e)),
         }
@@ -127,6 +129,7 @@ pub fn teardown_firewall(ips: &[IpAddr], how: Removal) -> Result<(), String> {
         if !filter.has_chain(FORWARD_CHAIN) {
             continue;
         }
+        let mut cmds: Vec<Vec<String>> = Vec::new();
         for rule in filter.rules(FORWARD_CHAIN) {
             let args = split(rule);
             let words: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -136,11 +139,10 @@ pub fn teardown_firewall(ips: &[IpAddr], how: Removal) -> Result<(), String> {
                 _ => false,
             };
             if mine {
-                let mut del = vec!["-D"];
-                del.extend(words);
-                note(how, &mut first, run_checked(&prog, FILTER, &del, how.wait()));
+                cmds.push(std::iter::once("-D").chain(words).map(str::to_string).collect());
             }
         }
+        run_batch(&prog, FILTER, &cmds, how, &mut first);
     }
     first.map_or(Ok(()), Err)
 }
@@ -162,9 +164,11 @@ pub fn gc_masq(network: &str, valid: &[(String, String)]) {
                 stale.push(id);
             }
         }
+        let mut cmds = Vec::new();
         for id in stale {
-            remove_chain_with(&prog, &nat, &masq_chain(network, &id), "POSTROUTING", Removal::Leftovers, &mut None);
+            cmds.extend(chain_removal(&nat, &masq_chain(network, &id), "POSTROUTING"));
         }
+        run_batch(&prog, NAT, &cmds, Removal::Leftovers, &mut None);
     }
 }
 
@@ -277,29 +281,45 @@ impl Listing {
     }
 }
 
-/// Delete the jumps from `parent` to `chain`, then flush and delete `chain` (nat table).
-fn remove_chain_with(
-    prog: &PathBuf,
-    nat: &Listing,
-    chain: &str,
-    parent: &str,
-    how: Removal,
-    first: &mut Option<String>,
-) {
-    if !nat.has_chain(chain) {
-        return;
+/// The commands that delete the jumps from `parent` to `chain`, then flush and delete `chain`
+/// (none when `listing` has no such chain).
+fn chain_removal(listing: &Listing, chain: &str, parent: &str) -> Vec<Vec<String>> {
+    if !listing.has_chain(chain) {
+        return Vec::new();
     }
-    let wait = how.wait();
-    for rule in nat.rules(parent) {
+    let mut cmds = Vec::new();
+    for rule in listing.rules(parent) {
         let args = split(rule);
         if arg_after(&args, "-j") == Some(chain) || arg_after(&args, "-g") == Some(chain) {
-            let mut del = vec!["-D"];
-            del.extend(args.iter().map(String::as_str));
-            note(how, first, run_checked(prog, NAT, &del, wait));
+            cmds.push(std::iter::once("-D".to_string()).chain(args).collect());
         }
     }
-    note(how, first, run_checked(prog, NAT, &["-F", chain], wait));
-    note(how, first, run_checked(prog, NAT, &["-X", chain], wait));
+    cmds.push(vec!["-F".into(), chain.into()]);
+    cmds.push(vec!["-X".into(), chain.into()]);
+    cmds
+}
+
+/// Run `cmds` on `table` as one `iptables-restore --noflush` (one transaction: with nf_tables
+/// every commit that deletes waits for the kernel to free what it deleted, and one command at a
+/// time would wait once per rule); where that fails (a rule gone meanwhile fails the whole
+/// batch) or there is no restore program, one command at a time.
+fn run_batch(prog: &PathBuf, table: &str, cmds: &[Vec<String>], how: Removal, first: &mut Option<String>) {
+    if cmds.is_empty() {
+        return;
+    }
+    let restore = prog.file_name().and_then(|n| n.to_str()).map(|n| prog.with_file_name(format!("{n}-restore")));
+    if let Some(restore) = restore.filter(|r| r.is_file()) {
+        let lines: Vec<String> = cmds.iter().map(|c| join_rule(c)).collect();
+        let input = format!("*{table}\n{}\nCOMMIT\n", lines.join("\n"));
+        match run_restore(&restore, &input, how.wait()) {
+            Ok(()) => return,
+            Err(e) => log::debug!("{e}"),
+        }
+    }
+    for c in cmds {
+        let args: Vec<&str> = c.iter().map(String::as_str).collect();
+        note(how, first, run_checked(prog, table, &args, how.wait()));
+    }
 }
 
 // ---- the firewall plugin's iptables backend ---------------------------------------------------
@@ -534,7 +554,7 @@ fn apply<'a>(
                 Failure { msg: e, unavailable: incompatible }
             })?;
             let input = restore_input(table, &listing, &wanted);
-            if input.is_empty() { Ok(()) } else { run_restore(&restore, &input).map_err(Failure::from) }
+            if input.is_empty() { Ok(()) } else { run_restore(&restore, &input, WAIT_WRITE).map_err(Failure::from) }
         })();
         if let Err(e) = applied {
             if done {
@@ -623,10 +643,10 @@ fn join_rule(words: &[String]) -> String {
     words.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
-fn run_restore(restore: &PathBuf, input: &str) -> Result<(), String> {
+fn run_restore(restore: &PathBuf, input: &str, wait: &str) -> Result<(), String> {
     use std::io::Write;
     let mut child = Command::new(restore)
-        .args(["--noflush", "-w", WAIT_WRITE])
+        .args(["--noflush", "-w", wait])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -7,7 +7,9 @@
 #   kernel floor      what creating and deleting a veth pair costs the kernel alone
 #   client floor      the runtime client driving a plugin that only answers
 #   per pod           ADD and DEL latency and peak RSS through one runtime client, per chain
-#                     (bridge + host-local, ptp + host-local), each pod in its own netns
+#                     (bridge + host-local, ptp + host-local, nerdctl's chain with bandwidth
+#                     added, and that chain with cnibox's iptables backends), each pod in its
+#                     own netns
 #   concurrency       32 and 64 simultaneous ADDs then DELs on one network, from a cold start,
 #                     all started at once by the spawn harness:
 #                     wall time and failures
@@ -408,6 +410,13 @@ write_conf() { # chain side
 {\"type\":\"bandwidth\",\"capabilities\":{\"bandwidth\":true}},
 {\"type\":\"tuning\",\"sysctl\":{\"net.ipv4.conf.IFNAME.arp_notify\":\"1\"}},
 {\"type\":\"firewall\"}" ;;
+        # The same with every rule in iptables, as the reference writes them (the reference's
+        # 1.1 ignores the backend keys it does not know, and uses iptables anyway).
+        fullipt) main="{\"type\":\"bridge\",\"bridge\":\"cbx$side$SUBNET\",\"isGateway\":true,\"ipMasq\":true,\"ipMasqBackend\":\"iptables\",$ipam},
+{\"type\":\"portmap\",\"backend\":\"iptables\",\"capabilities\":{\"portMappings\":true}},
+{\"type\":\"bandwidth\",\"capabilities\":{\"bandwidth\":true}},
+{\"type\":\"tuning\",\"sysctl\":{\"net.ipv4.conf.IFNAME.arp_notify\":\"1\"}},
+{\"type\":\"firewall\",\"backend\":\"iptables\"}" ;;
     esac
     printf '{"cniVersion":"1.0.0","name":"%s","plugins":[%s]}\n' "$TAG$chain$side" "$main" >"$dir/$chain.conflist"
 }
@@ -415,13 +424,14 @@ fresh_ipam() { rm -rf "$W/ipam"/*/* 2>/dev/null || true; }
 
 chain_plugins() { # chain: the plugins it runs
     case $1 in
-        full) echo bridge portmap bandwidth tuning firewall ;;
+        full | fullipt) echo bridge portmap bandwidth tuning firewall ;;
         *) echo "$1" ;;
     esac
 }
 chain_label() { # chain: how the table names it
     case $1 in
         full) echo "bridge+host-local+portmap+bandwidth+tuning+firewall" ;;
+        fullipt) echo "bridge+host-local+portmap+bandwidth+tuning+firewall, iptables backends" ;;
         *) echo "$1+host-local" ;;
     esac
 }
@@ -465,7 +475,7 @@ chain_sides() { # chain: sets USABLE to the usable sides
 declare -A SIDES
 # Capability args every call carries; only the full chain's plugins declare them.
 export CAP_ARGS='{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}],"bandwidth":{"ingressRate":100000000,"ingressBurst":10000000,"egressRate":100000000,"egressBurst":10000000}}'
-for chain in bridge ptp full; do
+for chain in bridge ptp full fullipt; do
     log "chain $chain: probing"
     chain_sides "$chain"
     SIDES[$chain]=$USABLE
