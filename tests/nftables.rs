@@ -965,6 +965,33 @@ fn bridge_ipmasq_iptables_backend() {
     assert!(r.status != 0 && r.stdout.contains("ebtables"), "{r:?}");
 }
 
+/// STATUS of configs with iptables backends: fine where iptables is installed; a backend this
+/// build does not have, or portmap options of two backends, fail it.
+#[test]
+fn status_of_iptables_backends() {
+    if !root() || !have_iptables_restore() {
+        return;
+    }
+    let h = Host::new();
+    let status = |plugin_name: &str, conf: Value| {
+        let env = [("CNI_COMMAND", "STATUS"), ("CNI_PATH", h.path.as_str())];
+        plugin(plugin_name, Some(&h.ns), &env, &conf.to_string())
+    };
+    let v = "1.1.0";
+    status("firewall", json!({"cniVersion": v, "name": "st", "type": "firewall", "backend": "iptables"})).ok();
+    status("portmap", json!({"cniVersion": v, "name": "st", "type": "portmap", "backend": "iptables"})).ok();
+    let bridge = json!({"cniVersion": v, "name": "st", "type": "bridge", "ipMasq": true, "ipMasqBackend": "iptables",
+        "ipam": {"type": "host-local", "subnet": "10.78.9.0/24", "dataDir": h.data.path()}});
+    status("bridge", bridge).ok();
+    let r = status("firewall", json!({"cniVersion": v, "name": "st", "type": "firewall", "backend": "firewalld"}));
+    assert!(r.status != 0 && r.stdout.contains("firewalld"), "{r:?}");
+    let r = status(
+        "portmap",
+        json!({"cniVersion": v, "name": "st", "type": "portmap", "backend": "iptables", "conditionsV4": ["ip saddr 1.2.3.4"]}),
+    );
+    assert!(r.status != 0 && r.stdout.contains("nftables-specific options"), "{r:?}");
+}
+
 #[test]
 fn container_ids_too_long_for_a_comment_are_refused() {
     if !root() || !have_nft() {

@@ -567,6 +567,20 @@ fn apply<'a>(
     Ok(())
 }
 
+/// STATUS of a config that asks for an iptables backend: the programs it runs are installed
+/// (else CNI error 50, as a plugin that can take no ADD reports).
+pub fn status(what: &str) -> Result<(), crate::cni::CniError> {
+    for name in ["iptables", "iptables-restore"] {
+        if find(name).is_none() {
+            return Err(crate::cni::CniError::new(
+                crate::cni::error::code::NOT_AVAILABLE,
+                format!("{what}: the iptables backend needs {name}, which is not installed"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether a `filter` table of iptables with a FORWARD chain is there (legacy, or kept in
 /// nf_tables by iptables-nft) for a family of `ips`, and its program installed: then only
 /// iptables rules open the forward path (Docker, for one, sets that chain's policy to DROP).

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status: ipam::status, versions: version::ALL };
+pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status, versions: version::ALL };
 
 const DEFAULT_BRIDGE: &str = "cni0";
 
@@ -619,6 +619,15 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 }
 
 // ---- GC -----------------------------------------------------------------------------------
+
+/// The IPAM's STATUS, after iptables for `ipMasqBackend: "iptables"`.
+fn status(inv: &Invocation) -> Result<(), CniError> {
+    let conf = Conf::load(inv)?;
+    if conf.ip_masq && conf.ip_masq_backend.as_deref() == Some("iptables") {
+        crate::firewall::iptables::status("ipMasq")?;
+    }
+    ipam::status(inv)
+}
 
 /// Masquerade rules of attachments that are no longer valid go, then the IPAM collects.
 fn gc(inv: &Invocation) -> Result<(), CniError> {

@@ -46,8 +46,7 @@ use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub static PLUGIN: PluginFns =
-    PluginFns { add, del, check, gc, status: crate::cni::skel::noop, versions: version::FROM_0_4_0 };
+pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status, versions: version::FROM_0_4_0 };
 
 pub const TABLE: Table = Table::new("inet", "cni_firewall");
 const FORWARD: &str = "forward";
@@ -389,6 +388,14 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
         // after the ADD).
         (_, Backend::Iptables) => check_iptables(&conf).or_else(|e| check_with(&System, &conf, inv).map_err(|_| e)),
         _ => check_with(&System, &conf, inv),
+    }
+}
+
+/// A backend asked for must be usable: the config's own, and iptables installed for it.
+fn status(inv: &Invocation) -> Result<(), CniError> {
+    match load(inv)?.backend? {
+        Backend::Iptables => iptables::status("firewall"),
+        _ => Ok(()),
     }
 }
 

@@ -37,8 +37,7 @@ use serde_json::Value;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-pub static PLUGIN: PluginFns =
-    PluginFns { add, del, check, gc, status: crate::cni::skel::noop, versions: version::ALL };
+pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status, versions: version::ALL };
 
 const V4: Table = Table::new("ip", "cni_hostport");
 const V6: Table = Table::new("ip6", "cni_hostport");
@@ -597,6 +596,18 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
         check_ports(&System, &conf, ip.addr(), &inv.container_id)?;
     }
     Ok(())
+}
+
+/// The config is one ADD would take, and iptables is installed where the backend is iptables.
+fn status(inv: &Invocation) -> Result<(), CniError> {
+    let conf = load(inv)?;
+    if let Some(e) = conf.add_error {
+        return Err(e);
+    }
+    match conf.backend {
+        Backend::Iptables => iptables::status("portmap"),
+        Backend::Nftables => Ok(()),
+    }
 }
 
 /// Rules of container IDs this network recorded that are not valid any more.

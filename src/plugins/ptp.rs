@@ -15,7 +15,7 @@ use crate::netlink::{LinkKind, Netlink, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_U
 use ipnet::IpNet;
 use serde::Deserialize;
 
-pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status: ipam::status, versions: version::ALL };
+pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status, versions: version::ALL };
 
 #[derive(Debug, Deserialize)]
 struct Conf {
@@ -165,6 +165,15 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
         masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id)?;
     }
     Ok(())
+}
+
+/// The IPAM's STATUS, after iptables for `ipMasqBackend: "iptables"`.
+fn status(inv: &Invocation) -> Result<(), CniError> {
+    let conf = load(inv)?;
+    if conf.ip_masq && conf.ip_masq_backend.as_deref() == Some("iptables") {
+        crate::firewall::iptables::status("ipMasq")?;
+    }
+    ipam::status(inv)
 }
 
 /// Masquerade rules of attachments that are no longer valid go, then the IPAM collects.
