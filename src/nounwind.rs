@@ -36,14 +36,25 @@ macro_rules! never {
     )*};
 }
 
+// Every other `_Unwind_*` entry point libunwind's two objects define, whether the standard
+// library refers to it today or not: a reference gained later resolves here too, instead of
+// pulling in an object whose other definitions would clash with these.
 never!(
+    _Unwind_RaiseException,
     _Unwind_Resume,
+    _Unwind_Resume_or_Rethrow,
+    _Unwind_ForcedUnwind,
+    _Unwind_DeleteException,
+    _Unwind_GetGR,
+    _Unwind_SetGR,
     _Unwind_GetIP,
     _Unwind_GetIPInfo,
+    _Unwind_SetIP,
+    _Unwind_GetCFA,
     _Unwind_GetLanguageSpecificData,
     _Unwind_GetRegionStart,
     _Unwind_GetDataRelBase,
     _Unwind_GetTextRelBase,
-    _Unwind_SetGR,
-    _Unwind_SetIP,
+    _Unwind_FindEnclosingFunction,
+    _Unwind_Find_FDE,
 );
