@@ -7,8 +7,8 @@ use cnibox::cni::CniError;
 use std::path::Path;
 
 mod alloc;
-// The static musl build leaves LLVM's libunwind out (see the module).
-#[cfg(all(target_env = "musl", target_feature = "crt-static"))]
+// The static musl build, which never unwinds, leaves LLVM's libunwind out (see the module).
+#[cfg(all(target_env = "musl", target_feature = "crt-static", panic = "abort"))]
 mod nounwind;
 
 #[global_allocator]

@@ -7,9 +7,11 @@
 //! demangler), which walks the frames `_Unwind_Backtrace` reports. These definitions satisfy
 //! those references instead; with an empty stack the symbolizer is never reached, and link-time
 //! optimisation drops it: 259 KB in all, that no run of the shipped binary could use (it has no
-//! symbols, and `main` replaces the default panic hook with one that reports a CNI error). A
-//! reference the standard library gains in a later release fails the link loudly, never
-//! silently.
+//! symbols, and `main` replaces the default panic hook with one that reports a CNI error).
+//! Every `_Unwind_*` entry point libunwind defines is stubbed, so that a reference the standard
+//! library gains in a later release resolves here (and aborts, should it ever run) rather than
+//! pulling in an object whose other definitions would clash. Only builds with
+//! `panic = "abort"` take this module: a test build that unwinds needs the real unwinder.
 //!
 //! Only `_Unwind_Backtrace` can be called at all (by the default hook, before `main` installs
 //! its own): it reports an empty stack. The others belong to unwinding, which never starts;

@@ -623,7 +623,8 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 /// The IPAM's STATUS, after iptables for `ipMasqBackend: "iptables"`.
 fn status(inv: &Invocation) -> Result<(), CniError> {
     let conf = Conf::load(inv)?;
-    if conf.ip_masq && conf.ip_masq_backend.as_deref() == Some("iptables") {
+    // Masquerading needs addresses: without IPAM, ADD writes no rule.
+    if conf.ip_masq && conf.layer3 && conf.ip_masq_backend.as_deref() == Some("iptables") {
         crate::firewall::iptables::status("ipMasq")?;
     }
     ipam::status(inv)

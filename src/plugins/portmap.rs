@@ -598,16 +598,20 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     Ok(())
 }
 
-/// The config is one ADD would take, and iptables is installed where the backend is iptables.
+/// The config is one ADD would take. A missing iptables for the iptables backend is only
+/// warned about: pods without port mappings (most of them) are added all the same, and a
+/// failing STATUS would hold every new pod back.
 fn status(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
     if let Some(e) = conf.add_error {
         return Err(e);
     }
-    match conf.backend {
-        Backend::Iptables => iptables::status("portmap"),
-        Backend::Nftables => Ok(()),
+    if conf.backend == Backend::Iptables
+        && let Err(e) = iptables::status("portmap")
+    {
+        crate::logger::warn(format_args!("{}", e.msg));
     }
+    Ok(())
 }
 
 /// Rules of container IDs this network recorded that are not valid any more.
