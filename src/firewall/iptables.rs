@@ -313,6 +313,8 @@ fn run_batch(prog: &PathBuf, table: &str, cmds: &[Vec<String>], how: Removal, fi
         let input = format!("*{table}\n{}\nCOMMIT\n", lines.join("\n"));
         match run_restore(&restore, &input, how.wait()) {
             Ok(()) => return,
+            // Waiting for the lock once more per command would only multiply the wait.
+            Err(e) if e.contains("xtables lock") => return note(how, first, Err(e)),
             Err(e) => log::debug!("{e}"),
         }
     }
