@@ -1,8 +1,8 @@
 //! The iptables layouts of the reference plugins.
 //!
-//! cnibox writes nftables rules, but a node switched over from the reference plugins still
-//! holds their per-container chains in the `nat` table, and the firewall plugin's
-//! per-address rules in the `filter` table:
+//! cnibox writes nftables rules unless a config (or, for firewall, the node) asks for
+//! iptables; a node switched over from the reference plugins still holds their per-container
+//! chains in the `nat` table, and the firewall plugin's per-address rules in the `filter` table:
 //!
 //! ```text
 //! ipMasq:   POSTROUTING       -s <ip> ... -j CNI-<24 hex>         (hash of network + container ID)
@@ -12,14 +12,16 @@
 //!           CNI-FORWARD       -s <ip>/32 -j ACCEPT                (/128 for IPv6)
 //! ```
 //!
-//! DEL (and GC, where the chain name can be derived) removes them best-effort, with the
-//! `iptables`/`ip6tables` programs when they are installed: every failure is only logged, and
-//! a host without iptables or without the chain sees nothing at all.
+//! Each layout is also written, by the iptables backends: firewall's (`Forwarding`: only
+//! iptables rules open a forward path that an iptables FORWARD chain would drop), ipMasq's with
+//! `ipMasqBackend: "iptables"` (`setup_masq`) and portmap's (`HostPorts`). Writes add what a
+//! table lacks in one `iptables-restore --noflush` per family, under a lock of our own.
 //!
-//! Two of them are also written, on request or where only they work: the firewall plugin's
-//! iptables backend writes the reference firewall's layout (`Forwarding`: only iptables rules
-//! open a forward path that an iptables FORWARD chain would drop), and `ipMasqBackend:
-//! "iptables"` the reference's masquerade chain (`setup_masq`).
+//! DEL (and GC, where the chain name can be derived) removes them with the `iptables` and
+//! `ip6tables` programs when they are installed, all deletions of a table in one restore
+//! (`Removal`): the reference's leftovers best effort (failures only logged; a host without
+//! iptables or without the chain sees nothing at all), rules an iptables backend wrote with
+//! every failure reported.
 
 mod hostport;
 pub use hostport::{HostPorts, PortMap};
