@@ -3,10 +3,12 @@
 //! Supported: literal characters, `.`, bracket classes (`[a-z0-9_]`, `[^.]`, `[[:alpha:]]`),
 //! the escapes `\d \w \s \D \W \S`, escaped punctuation (`\.`), groups (`( )`, `(?: )`),
 //! alternation (`|`), the repeats `* + ?` and `{n} {n,} {n,m}` (each may be followed by `?`,
-//! which changes nothing for a yes/no match), and the anchors `^ $ \A \z`. Matching is
-//! unanchored unless anchored, as with Go's `regexp.MatchString`. What Go would accept but this
-//! does not (flags such as `(?i)`, `\b`, Unicode classes) is refused with an error rather than
-//! misread.
+//! which changes nothing for a yes/no match), the anchors `^ $ \A \z` and word boundaries
+//! `\b \B`, and the flags `(?i)` (case-insensitive), `(?m)`, `(?s)` and `(?U)` (which change
+//! nothing for a name without line breaks, asked yes or no), set for the rest of their group or
+//! for `(?flags:re)`, cleared with `-`. Matching is unanchored unless anchored, as with Go's
+//! `regexp.MatchString`. What Go would accept but this does not (Unicode classes such as `\pL`)
+//! is refused with an error rather than misread.
 
 /// Go's limit on a counted repeat.
 const MAX_REPEAT: u32 = 1000;
@@ -17,12 +19,23 @@ const MAX_SIZE: u64 = 10_000;
 enum Node {
     Char(char),
     Any,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
     Start,
     End,
+    /// `\b` (or `\B`, negated): between a word character (`\w`) and a non-word one.
+    WordBoundary {
+        negated: bool,
+    },
     Seq(Vec<Node>),
     Alt(Vec<Node>),
-    Repeat { node: Box<Node>, min: u32, max: Option<u32> },
+    Repeat {
+        node: Box<Node>,
+        min: u32,
+        max: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +100,40 @@ struct Parser<'a> {
     src: &'a str,
     chars: Vec<char>,
     pos: usize,
+    /// `(?i)` in force.
+    fold: bool,
+}
+
+/// `c` in both cases (ASCII and the simple one-to-one Unicode mappings, as RE2 folds them).
+fn case_variants(c: char) -> Vec<char> {
+    let mut v = vec![c];
+    for o in c.to_lowercase().chain(c.to_uppercase()) {
+        if !v.contains(&o) && o.to_lowercase().count() == 1 && o.to_uppercase().count() == 1 {
+            v.push(o);
+        }
+    }
+    v
+}
+
+/// `ranges` with the other case of every letter they hold (letters within ranges of at most
+/// 256 characters are visited one by one; wider ranges are left as they are).
+fn fold_ranges(ranges: Vec<(char, char)>) -> Vec<(char, char)> {
+    let mut out = ranges.clone();
+    for (lo, hi) in ranges {
+        if (hi as u32) - (lo as u32) > 256 {
+            continue;
+        }
+        for c in (lo as u32..=hi as u32).filter_map(char::from_u32) {
+            for v in case_variants(c).into_iter().skip(1) {
+                out.push((v, v));
+            }
+        }
+    }
+    out
+}
+
+fn is_word(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
 }
 
 impl Parser<'_> {
@@ -140,7 +187,7 @@ impl Parser<'_> {
             let atom = self.atom(depth)?;
             let atom = match self.repeat_op()? {
                 None => atom,
-                Some(_) if matches!(atom, Node::Start | Node::End) => {
+                Some(_) if matches!(atom, Node::Start | Node::End | Node::WordBoundary { .. }) => {
                     return Err(self.err("unsupported repetition of an anchor"));
                 }
                 Some((min, max)) => {
@@ -207,10 +254,20 @@ impl Parser<'_> {
             '^' => Node::Start,
             '$' => Node::End,
             '(' => {
-                if self.peek() == Some('?') && !self.eat("?:") {
-                    return Err(self.err("unsupported group flags `(?`"));
+                let outer = self.fold;
+                if self.eat("?") && !self.eat(":") {
+                    // `(?flags)`: for the rest of this group; `(?flags:re)`: for `re` only.
+                    let fold = self.flags()?;
+                    if self.eat(")") {
+                        self.fold = fold;
+                        return Ok(Node::Seq(Vec::new()));
+                    }
+                    self.pos += 1; // the `:` that ended the flags
+                    self.fold = fold;
                 }
-                let inner = self.alternation(depth + 1)?;
+                let inner = self.alternation(depth + 1);
+                self.fold = outer;
+                let inner = inner?;
                 if self.next() != Some(')') {
                     return Err(self.err("missing closing )"));
                 }
@@ -222,12 +279,35 @@ impl Parser<'_> {
                     (_, Some((negated, ranges))) => Node::Class { negated, ranges },
                     ('A', None) => Node::Start,
                     ('z', None) => Node::End,
+                    ('b', None) => Node::WordBoundary { negated: false },
+                    ('B', None) => Node::WordBoundary { negated: true },
                     (e, None) => Node::Char(punctuation_escape(e).ok_or_else(|| self.err("unsupported escape"))?),
                 }
             }
             '[' => self.class()?,
+            c if self.fold && case_variants(c).len() > 1 => {
+                Node::Class { negated: false, ranges: case_variants(c).into_iter().map(|v| (v, v)).collect() }
+            }
             c => Node::Char(c),
         })
+    }
+
+    /// The flags of `(?flags)` or `(?flags:`, after the `?`, up to (not past) the `)` or `:`;
+    /// whether case folding is on after them.
+    fn flags(&mut self) -> Result<bool, String> {
+        let mut fold = self.fold;
+        let (mut negate, mut any) = (false, false);
+        loop {
+            match self.peek() {
+                Some(')' | ':') if any && !(negate && self.chars.get(self.pos - 1) == Some(&'-')) => return Ok(fold),
+                Some('-') if !negate => negate = true,
+                Some('i') => fold = !negate,
+                Some('m' | 's' | 'U') => {}
+                _ => return Err(self.err("invalid or unsupported Perl syntax `(?`")),
+            }
+            any = true;
+            self.pos += 1;
+        }
     }
 
     /// A `-` that makes a range (not one just before the closing `]`) comes next.
@@ -289,6 +369,7 @@ impl Parser<'_> {
                 ranges.push((lo, lo));
             }
         }
+        let ranges = if self.fold { fold_ranges(ranges) } else { ranges };
         Ok(Node::Class { negated, ranges })
     }
 }
@@ -304,7 +385,7 @@ fn size(node: &Node) -> u64 {
 
 impl Pattern {
     pub fn parse(src: &str) -> Result<Pattern, String> {
-        let mut p = Parser { src, chars: src.chars().collect(), pos: 0 };
+        let mut p = Parser { src, chars: src.chars().collect(), pos: 0, fold: false };
         let root = p.alternation(0)?;
         if p.pos < p.chars.len() {
             return Err(p.err("unexpected )"));
@@ -332,6 +413,13 @@ fn step(node: &Node, text: &[char], from: &[bool]) -> Vec<bool> {
     match node {
         Node::Start => (0..=len).map(|p| from[p] && p == 0).collect(),
         Node::End => (0..=len).map(|p| from[p] && p == len).collect(),
+        Node::WordBoundary { negated } => (0..=len)
+            .map(|p| {
+                let before = p > 0 && is_word(text[p - 1]);
+                let after = p < len && is_word(text[p]);
+                from[p] && ((before != after) != *negated)
+            })
+            .collect(),
         Node::Char(_) | Node::Any | Node::Class { .. } => {
             (0..=len).map(|p| p > 0 && from[p - 1] && atom_matches(node, text[p - 1])).collect()
         }
@@ -500,12 +588,14 @@ mod tests {
         for p in [
             "*a",
             "[a-",
-            r"\b",
             "a**",
             "a+*",
             "(a",
             "a)",
-            "(?i)a",
+            "(?z)a",
+            "(?)a",
+            "(?i-)a",
+            r"\pL",
             "a{1001}",
             "a{3,2}",
             "((a{100}){100}){100}",
@@ -520,7 +610,24 @@ mod tests {
         ] {
             assert!(Pattern::parse(p).is_err(), "{p}");
         }
-        let e = Pattern::parse("(?i)net").unwrap_err();
-        assert!(e.contains("(?i)net"), "{e}");
+        let e = Pattern::parse(r"\pLnet").unwrap_err();
+        assert!(e.contains(r"\pLnet"), "{e}");
+    }
+
+    #[test]
+    fn flags_and_word_boundaries_as_in_go() {
+        let m = |p: &str, s: &str| Pattern::parse(p).unwrap().is_match(s);
+        assert!(m("(?i)^NET\\.IPV4", "net.ipv4.ip_forward"));
+        assert!(m("^(?i:NET)\\.ipv4", "net.ipv4"));
+        assert!(!m("^(?i:NET)\\.IPV4", "net.ipv4"));
+        assert!(m("(?i)^net[A-C]$", "netb") && m("(?i)^net[a-c]$", "netB"));
+        assert!(!m("(?i)^net[^a-c]$", "netB"));
+        assert!(m("^(?i)a(?-i)b$", "Ab") && !m("^(?i)a(?-i)b$", "AB"));
+        // The flag ends with its group.
+        assert!(m("^((?i)a)b$", "Ab") && !m("^((?i)a)b$", "AB"));
+        assert!(m("(?ms)^net.", "net.") && m("(?U)^a+$", "aaa"));
+        assert!(m(r"\bipv4\b", "net.ipv4.conf") && !m(r"\bipv4\b", "net.ipv4x"));
+        assert!(m(r"ip\Bv4", "ipv4") && !m(r"ip\Bv4", "ip.v4"));
+        assert!(m(r"^\b", "net") && !m(r"^\b", ".net"));
     }
 }
