@@ -4,7 +4,7 @@
 //! the escapes `\d \w \s \D \W \S`, escaped punctuation (`\.`), groups (`( )`, `(?: )`),
 //! alternation (`|`), the repeats `* + ?` and `{n} {n,} {n,m}` (each may be followed by `?`,
 //! which changes nothing for a yes/no match), the anchors `^ $ \A \z` and word boundaries
-//! `\b \B`, and the flags `(?i)` (case-insensitive), `(?m)`, `(?s)` and `(?U)` (which change
+//! `\b \B`, and the flags `(?i)` (case-insensitive, for ASCII letters), `(?m)`, `(?s)` and `(?U)` (which change
 //! nothing for a name without line breaks, asked yes or no), set for the rest of their group or
 //! for `(?flags:re)`, cleared with `-`. Matching is unanchored unless anchored, as with Go's
 //! `regexp.MatchString`. What Go would accept but this does not (Unicode classes such as `\pL`)
@@ -104,29 +104,20 @@ struct Parser<'a> {
     fold: bool,
 }
 
-/// `c` in both cases (ASCII and the simple one-to-one Unicode mappings, as RE2 folds them).
+/// `c` in both cases. ASCII letters only: sysctl names are ASCII, and Unicode's case tables
+/// would cost the binary 29 KB.
 fn case_variants(c: char) -> Vec<char> {
-    let mut v = vec![c];
-    for o in c.to_lowercase().chain(c.to_uppercase()) {
-        if !v.contains(&o) && o.to_lowercase().count() == 1 && o.to_uppercase().count() == 1 {
-            v.push(o);
-        }
-    }
-    v
+    if c.is_ascii_alphabetic() { vec![c, (c as u8 ^ 0x20) as char] } else { vec![c] }
 }
 
-/// `ranges` with the other case of every letter they hold (letters within ranges of at most
-/// 256 characters are visited one by one; wider ranges are left as they are).
+/// `ranges` with the other case of every ASCII letter they hold.
 fn fold_ranges(ranges: Vec<(char, char)>) -> Vec<(char, char)> {
     let mut out = ranges.clone();
     for (lo, hi) in ranges {
-        if (hi as u32) - (lo as u32) > 256 {
-            continue;
-        }
-        for c in (lo as u32..=hi as u32).filter_map(char::from_u32) {
-            for v in case_variants(c).into_iter().skip(1) {
-                out.push((v, v));
-            }
+        let (lo, hi) = ((lo as u32).max(u32::from(b'A')), (hi as u32).min(u32::from(b'z')));
+        for c in (lo..=hi).filter_map(char::from_u32).filter(char::is_ascii_alphabetic) {
+            let other = (c as u8 ^ 0x20) as char;
+            out.push((other, other));
         }
     }
     out
@@ -622,6 +613,7 @@ mod tests {
         assert!(!m("^(?i:NET)\\.IPV4", "net.ipv4"));
         assert!(m("(?i)^net[A-C]$", "netb") && m("(?i)^net[a-c]$", "netB"));
         assert!(!m("(?i)^net[^a-c]$", "netB"));
+        assert!(m("(?i)^[x-\u{300}]$", "X") && m("(?i)^[\u{0}-B]$", "b"));
         assert!(m("^(?i)a(?-i)b$", "Ab") && !m("^(?i)a(?-i)b$", "AB"));
         // The flag ends with its group.
         assert!(m("^((?i)a)b$", "Ab") && !m("^((?i)a)b$", "AB"));
