@@ -557,7 +557,9 @@ mod tests {
         std::fs::write(&f, "^net\\.ipv4\\.(ping_group_range|ip_unprivileged_port_start)$\n").unwrap();
         assert!(check_allowlist(&f, &s("net.ipv4.ping_group_range")).is_ok());
         assert!(check_allowlist(&f, &s("net.ipv4.ip_forward")).is_err());
-        std::fs::write(&f, "(?i)net\n").unwrap();
+        std::fs::write(&f, "(?i)^NET\\.CORE\\b\n").unwrap();
+        assert!(check_allowlist(&f, &s("net.core.somaxconn")).is_ok());
+        std::fs::write(&f, "\\pLnet\n").unwrap();
         let e = check_allowlist(&f, &s("net.core.somaxconn")).unwrap_err();
         assert!(e.msg.contains("error parsing regexp"), "a pattern it cannot read is an error: {e:?}");
         let _ = std::fs::remove_dir_all(&dir);
