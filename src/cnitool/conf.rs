@@ -1,5 +1,7 @@
 //! Loading network configurations the way libcni does: `.conflist` files first (sorted),
-//! then single `.conf`/`.json` files, which become one-plugin lists.
+//! then single `.conf`/`.json` files, which become one-plugin lists. A list's plugins are
+//! followed by those in `<dir>/<network name>/*.conf` (sorted), as spec 1.1.0 and libcni 1.3
+//! aggregate them, unless the list sets `loadOnlyInlinedPlugins`.
 
 use crate::cni::SpecVersion;
 use serde_json::{Map, Value};
@@ -12,6 +14,8 @@ pub struct ConfList {
     pub cni_version: String,
     pub disable_check: bool,
     pub disable_gc: bool,
+    /// Only the list's own plugins, none from the network's sibling directory.
+    pub load_only_inlined: bool,
     pub plugins: Vec<Map<String, Value>>,
     /// The list as bytes, cached with each attachment.
     pub bytes: Vec<u8>,
@@ -25,25 +29,6 @@ impl ConfList {
         if name.is_empty() {
             return Err("error parsing configuration list: no name".into());
         }
-        let plugins: Vec<Map<String, Value>> = match raw.get("plugins") {
-            Some(Value::Array(list)) => list
-                .iter()
-                .map(|p| {
-                    p.as_object()
-                        .cloned()
-                        .ok_or_else(|| "error parsing configuration list: plugin is not an object".to_string())
-                })
-                .collect::<Result<_, _>>()?,
-            _ => return Err("error parsing configuration list: no 'plugins' key".into()),
-        };
-        if plugins.is_empty() {
-            return Err("error parsing configuration list: no plugins in list".into());
-        }
-        for (i, p) in plugins.iter().enumerate() {
-            if p.get("type").and_then(Value::as_str).unwrap_or_default().is_empty() {
-                return Err(format!("error parsing configuration list: plugin {i} is missing 'type'"));
-            }
-        }
         // As libcni (1.2 on) reads them: a boolean, or "true"/"false" in any case.
         let flag = |k: &str| match raw.get(k) {
             None => Ok(false),
@@ -53,14 +38,53 @@ impl ConfList {
             Some(Value::String(s)) => Err(format!("error parsing configuration list: invalid value \"{s}\" for {k}")),
             Some(v) => Err(format!("error parsing configuration list: {k} value {v} is not a boolean or string")),
         };
+        let load_only_inlined = flag("loadOnlyInlinedPlugins")?;
+        // Without `plugins`, the plugins all come from the sibling directory.
+        let plugins: Vec<Map<String, Value>> = match raw.get("plugins") {
+            None if !load_only_inlined => Vec::new(),
+            None => {
+                return Err(
+                    "error parsing configuration list: `loadOnlyInlinedPlugins` is true, and no 'plugins' key".into()
+                );
+            }
+            Some(Value::Array(list)) if list.is_empty() => {
+                return Err("error parsing configuration list: no plugins in list".into());
+            }
+            Some(Value::Array(list)) => list
+                .iter()
+                .enumerate()
+                .map(|(i, p)| plugin(p).map_err(|e| format!("error parsing configuration list: plugin {i} {e}")))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("error parsing configuration list: invalid 'plugins' type".into()),
+        };
         Ok(ConfList {
             cni_version: pick_version(&raw),
             name,
             disable_check: flag("disableCheck")?,
             disable_gc: flag("disableGC")?,
+            load_only_inlined,
             plugins,
             bytes: bytes.to_vec(),
         })
+    }
+
+    /// Append the plugins of `<dir>/<name>/*.conf`, in file name order (unless the list loads
+    /// only its own); a list left without any plugin is an error.
+    fn add_sibling_plugins(&mut self, dir: &Path) -> Result<(), String> {
+        // A name that is not one path segment names no sibling directory.
+        let one_segment = !self.name.contains('/') && self.name != "." && self.name != "..";
+        if !self.load_only_inlined && one_segment {
+            for f in files(&dir.join(&self.name), &["conf"])? {
+                let bytes = std::fs::read(&f).map_err(|e| format!("error reading {}: {e}", f.display()))?;
+                let value: Value = crate::cni::json::from_slice(&bytes)
+                    .map_err(|e| format!("{}: error parsing configuration: {e}", f.display()))?;
+                self.plugins.push(plugin(&value).map_err(|e| format!("{}: plugin {e}", f.display()))?);
+            }
+        }
+        if self.plugins.is_empty() {
+            return Err(format!("no plugin configs found for network \"{}\"", self.name));
+        }
+        Ok(())
     }
 
     /// A single plugin config becomes a one-plugin list.
@@ -83,6 +107,15 @@ impl ConfList {
     pub fn at_least(&self, min: SpecVersion) -> bool {
         self.version().is_none_or(|v| v >= min)
     }
+}
+
+/// One plugin configuration: an object with a `type`.
+fn plugin(v: &Value) -> Result<Map<String, Value>, String> {
+    let p = v.as_object().ok_or("is not an object")?;
+    if p.get("type").and_then(Value::as_str).unwrap_or_default().is_empty() {
+        return Err("is missing 'type'".into());
+    }
+    Ok(p.clone())
 }
 
 /// `cniVersion`, or the highest version in `cniVersion` ∪ `cniVersions` that we speak.
@@ -119,8 +152,9 @@ fn files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, String> {
 pub fn load(dir: &Path, name: &str) -> Result<ConfList, String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("error reading {}: {e}", p.display()));
     for f in files(dir, &["conflist"])? {
-        let list = ConfList::from_bytes(&read(&f)?).map_err(|e| format!("{}: {e}", f.display()))?;
+        let mut list = ConfList::from_bytes(&read(&f)?).map_err(|e| format!("{}: {e}", f.display()))?;
         if list.name == name {
+            list.add_sibling_plugins(dir)?;
             return Ok(list);
         }
     }
@@ -160,5 +194,35 @@ mod tests {
         assert!(ConfList::from_bytes(br#"{"name":"n","disableGC":1,"plugins":[{"type":"x"}]}"#).is_err());
         let s = ConfList::from_single(br#"{"cniVersion":"0.2.0","name":"lo","type":"loopback"}"#).unwrap();
         assert_eq!((s.name.as_str(), s.cni_version.as_str(), s.plugins.len()), ("lo", "0.2.0", 1));
+    }
+
+    /// Spec 1.1.0 / libcni 1.3: plugins from `<dir>/<network>/*.conf` follow the list's own.
+    #[test]
+    fn plugins_from_the_sibling_directory() {
+        let dir = std::env::temp_dir().join(format!("cnibox-confdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("net")).unwrap();
+        let w = |p: &str, s: &str| std::fs::write(dir.join(p), s).unwrap();
+        w("10-net.conflist", r#"{"cniVersion":"1.1.0","name":"net","plugins":[{"type":"bridge"}]}"#);
+        w("net/20-b.conf", r#"{"type":"tuning"}"#);
+        w("net/10-a.conf", r#"{"type":"portmap"}"#);
+        w("net/ignored.json", r#"{"type":"x"}"#);
+        let types = |l: &ConfList| -> Vec<String> {
+            l.plugins.iter().map(|p| p["type"].as_str().unwrap_or_default().to_string()).collect()
+        };
+        assert_eq!(types(&load(&dir, "net").unwrap()), ["bridge", "portmap", "tuning"]);
+        // Only the inlined ones when asked.
+        w("10-net.conflist", r#"{"name":"net","loadOnlyInlinedPlugins":true,"plugins":[{"type":"bridge"}]}"#);
+        assert_eq!(types(&load(&dir, "net").unwrap()), ["bridge"]);
+        // A list of only sibling plugins; none at all is an error, as is a bad one.
+        w("10-net.conflist", r#"{"cniVersion":"1.1.0","name":"net"}"#);
+        assert_eq!(types(&load(&dir, "net").unwrap()), ["portmap", "tuning"]);
+        w("net/30-c.conf", r#"{"name":"no type"}"#);
+        assert!(load(&dir, "net").unwrap_err().contains("30-c.conf: plugin is missing 'type'"));
+        std::fs::remove_dir_all(dir.join("net")).unwrap();
+        assert!(load(&dir, "net").unwrap_err().contains("no plugin configs found"));
+        w("10-net.conflist", r#"{"name":"net","loadOnlyInlinedPlugins":true}"#);
+        assert!(load(&dir, "net").unwrap_err().contains("`loadOnlyInlinedPlugins` is true, and no 'plugins' key"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
