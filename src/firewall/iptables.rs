@@ -37,6 +37,11 @@ const FILTER: &str = "filter";
 const FORWARD_CHAIN: &str = "CNI-FORWARD";
 const MAX_CHAIN_LEN: usize = 28;
 
+/// An address as iptables lists a match on it: `<ip>/32`, `<ip>/128`.
+fn host_net(ip: IpAddr) -> String {
+    format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
+}
+
 /// The reference's per-container chain name: `CNI-<prefix>` filled up to 28 characters with
 /// the hex SHA-512 of network name + container ID.
 pub fn chain_name(network: &str, container_id: &str, prefix: &str) -> String {
@@ -118,7 +123,7 @@ pub fn teardown_firewall(ips: &[IpAddr], how: Removal) -> Result<(), String> {
     if ips.is_empty() {
         return Ok(());
     }
-    let hosts: Vec<String> = ips.iter().map(|ip| format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })).collect();
+    let hosts: Vec<String> = ips.iter().copied().map(host_net).collect();
     let mut first = None;
     for prog in programs(FILTER, Some(&[FORWARD_CHAIN])) {
         let filter = match Listing::read_checked(&prog, FILTER, how.wait()) {
@@ -265,6 +270,12 @@ impl Listing {
         Ok(Listing { lines: run_checked(prog, table, &["-S"], wait)?.lines().map(str::to_string).collect() })
     }
 
+    /// `table` as the installed program `name` lists it, for a CHECK.
+    fn of(name: &str, table: &str) -> Result<Listing, String> {
+        let prog = find(name).ok_or_else(|| format!("{name} not found"))?;
+        Listing::read_checked(&prog, table, WAIT_WRITE)
+    }
+
     /// Whether `chain` holds the rule `words` (as `iptables -S` prints them after the chain).
     fn has_rule(&self, chain: &str, words: &[String]) -> bool {
         self.rules(chain).any(|r| split(r).get(1..) == Some(words))
@@ -289,16 +300,27 @@ fn chain_removal(listing: &Listing, chain: &str, parent: &str) -> Vec<Vec<String
     if !listing.has_chain(chain) {
         return Vec::new();
     }
-    let mut cmds = Vec::new();
-    for rule in listing.rules(parent) {
-        let args = split(rule);
-        if arg_after(&args, "-j") == Some(chain) || arg_after(&args, "-g") == Some(chain) {
-            cmds.push(std::iter::once("-D".to_string()).chain(args).collect());
-        }
-    }
+    let mut cmds: Vec<Vec<String>> = jumps_to(listing, chain, parent)
+        .into_iter()
+        .map(|j| std::iter::once("-D".to_string()).chain(j).collect())
+        .collect();
     cmds.push(vec!["-F".into(), chain.into()]);
     cmds.push(vec!["-X".into(), chain.into()]);
     cmds
+}
+
+/// The rules of `parent` that jump (`-j`) or go (`-g`) to `chain`, as words after `-A`.
+fn jumps_to(listing: &Listing, chain: &str, parent: &str) -> Vec<Vec<String>> {
+    listing
+        .rules(parent)
+        .map(split)
+        .filter(|args| arg_after(args, "-j") == Some(chain) || arg_after(args, "-g") == Some(chain))
+        .collect()
+}
+
+/// `lines` as the input of one `iptables-restore` transaction on `table`.
+fn restore_text(table: &str, lines: &[String]) -> String {
+    format!("*{table}\n{}\nCOMMIT\n", lines.join("\n"))
 }
 
 /// Run `cmds` on `table` as one `iptables-restore --noflush` (one transaction: with nf_tables
@@ -312,7 +334,7 @@ fn run_batch(prog: &PathBuf, table: &str, cmds: &[Vec<String>], how: Removal, fi
     let restore = prog.file_name().and_then(|n| n.to_str()).map(|n| prog.with_file_name(format!("{n}-restore")));
     if let Some(restore) = restore.filter(|r| r.is_file()) {
         let lines: Vec<String> = cmds.iter().map(|c| join_rule(c)).collect();
-        let input = format!("*{table}\n{}\nCOMMIT\n", lines.join("\n"));
+        let input = restore_text(table, &lines);
         match run_restore(&restore, &input, how.wait()) {
             Ok(()) => return,
             // Waiting for the lock once more per command would only multiply the wait.
@@ -399,11 +421,7 @@ fn commented(pre: &[&str], comment: &str, target: &str) -> Vec<String> {
 
 impl<'a> Forwarding<'a> {
     fn hosts(&self, v4: bool) -> Vec<String> {
-        self.ips
-            .iter()
-            .filter(|ip| ip.is_ipv4() == v4)
-            .map(|ip| format!("{ip}/{}", if v4 { 32 } else { 128 }))
-            .collect()
+        self.ips.iter().copied().filter(|ip| ip.is_ipv4() == v4).map(host_net).collect()
     }
 
     /// The chains, then the rules, in the order the reference creates them (`None` for a
@@ -462,8 +480,7 @@ impl<'a> Forwarding<'a> {
     pub fn check(&self) -> Result<(), String> {
         for (v4, name) in [(true, "iptables"), (false, "ip6tables")] {
             let Some(Layout { chains, rules, .. }) = self.layout(v4) else { continue };
-            let prog = find(name).ok_or_else(|| format!("{name} not found"))?;
-            let listing = Listing::read_checked(&prog, FILTER, WAIT_WRITE)?;
+            let listing = Listing::of(name, FILTER)?;
             if let Some(c) = chains.iter().find(|c| !listing.has_chain(c)) {
                 return Err(format!("{name}: expected chain {c} not found"));
             }
@@ -492,7 +509,7 @@ pub fn setup_masq(network: &str, container_id: &str, ips: &[ipnet::IpNet]) -> Re
         if mine.is_empty() {
             return None;
         }
-        let (host_len, multicast) = if v4 { (32, "224.0.0.0/4") } else { (128, "ff00::/8") };
+        let multicast = if v4 { "224.0.0.0/4" } else { "ff00::/8" };
         // Every subnet's ACCEPT before the MASQUERADE (the reference, appending per address,
         // puts a second subnet's after it, and masquerades traffic to it).
         let mut rules = Vec::new();
@@ -503,7 +520,7 @@ pub fn setup_masq(network: &str, container_id: &str, ips: &[ipnet::IpNet]) -> Re
         let masquerade = commented(&["!", "-d", multicast], &comment, "MASQUERADE");
         rules.push(Rule { chain: &chain, first: false, words: masquerade });
         for ip in &mine {
-            let host = format!("{}/{host_len}", ip.addr());
+            let host = host_net(ip.addr());
             rules.push(Rule { chain: "POSTROUTING", first: false, words: commented(&["-s", &host], &comment, &chain) });
         }
         Some(Layout { chains: vec![chain.as_str()], reset: Vec::new(), rules })
@@ -589,12 +606,9 @@ pub fn status(what: &str) -> Result<(), crate::cni::CniError> {
 /// nf_tables by iptables-nft) for a family of `ips`, and its program installed: then only
 /// iptables rules open the forward path (Docker, for one, sets that chain's policy to DROP).
 pub fn filter_in_use(ips: &[IpAddr]) -> bool {
-    let names: Vec<&str> = programs(FILTER, Some(&["FORWARD"]))
-        .iter()
-        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
-        .map(|n| if n == "iptables" { "4" } else { "6" })
-        .collect();
-    ips.iter().any(|ip| names.contains(&if ip.is_ipv4() { "4" } else { "6" }))
+    let progs = programs(FILTER, Some(&["FORWARD"]));
+    let has = |name: &str| progs.iter().any(|p| p.file_name().is_some_and(|n| n == name));
+    ips.iter().any(|ip| has(if ip.is_ipv4() { "iptables" } else { "ip6tables" }))
 }
 
 fn lock() -> Result<std::fs::File, String> {
@@ -618,12 +632,7 @@ fn restore_input(table: &str, listing: &Listing, wanted: &Layout<'_>) -> String 
     let mut lines = Vec::new();
     let mut declared: Vec<&str> = Vec::new();
     for (chain, parent) in &wanted.reset {
-        for rule in listing.rules(parent) {
-            let args = split(rule);
-            if arg_after(&args, "-j") == Some(*chain) || arg_after(&args, "-g") == Some(*chain) {
-                lines.push(format!("-D {}", join_rule(&args)));
-            }
-        }
+        lines.extend(jumps_to(listing, chain, parent).iter().map(|j| format!("-D {}", join_rule(j))));
         lines.push(format!(":{chain} - [0:0]"));
         declared.push(chain);
     }
@@ -635,19 +644,28 @@ fn restore_input(table: &str, listing: &Listing, wanted: &Layout<'_>) -> String 
     }
     let rebuilt =
         |r: &Rule<'_>| wanted.reset.iter().any(|(c, _)| *c == r.chain || r.words.last().is_some_and(|t| t == c));
-    let mut added: Vec<(&str, &[String])> = Vec::new();
-    for r in &wanted.rules {
-        if (!rebuilt(r) && r.is_in(listing)) || added.iter().any(|(c, w)| *c == r.chain && *w == r.words.as_slice()) {
+    for r in distinct(&wanted.rules) {
+        if !rebuilt(r) && r.is_in(listing) {
             continue;
         }
-        added.push((r.chain, &r.words));
         let at = if r.first { format!("-I {} 1", r.chain) } else { format!("-A {}", r.chain) };
         lines.push(format!("{at} {}", join_rule(&r.words)));
     }
     if lines.is_empty() {
         return String::new();
     }
-    format!("*{table}\n{}\nCOMMIT\n", lines.join("\n"))
+    restore_text(table, &lines)
+}
+
+/// `rules` without those the same as one before them (each is written once).
+fn distinct<'r, 'a>(rules: &'r [Rule<'a>]) -> Vec<&'r Rule<'a>> {
+    let mut out: Vec<&Rule<'_>> = Vec::new();
+    for r in rules {
+        if !out.iter().any(|o| o.chain == r.chain && o.words == r.words) {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// Words joined for iptables-restore (and messages), quoting those with spaces or quotes.

@@ -16,7 +16,7 @@
 //! written again in the same restore), so an ADD after a changed config never keeps old rules.
 //! DEL and GC remove it as they remove the reference's own (`teardown_portmap`).
 
-use super::{Layout, NAT, Removal, Rule, WAIT_WRITE, apply, chain_name, commented, find, teardown_portmap, words};
+use super::{Layout, NAT, Removal, Rule, apply, chain_name, commented, teardown_portmap, words};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -184,25 +184,16 @@ impl<'a> HostPorts<'a> {
         let setmark = self.external_set_mark.unwrap_or(SETMARK);
         for (cont, name) in [(v4, "iptables"), (v6, "ip6tables")] {
             let Some(cont) = cont else { continue };
-            let prog = find(name).ok_or_else(|| format!("{name} not found"))?;
-            let listing = super::Listing::read_checked(&prog, NAT, WAIT_WRITE)?;
+            let listing = super::Listing::of(name, NAT)?;
             if !listing.has_chain(&dn) {
                 return Err(format!("chain {dn} not found in {name} table nat"));
             }
-            let mut want = self.layout(cont, &dn, setmark);
+            let layout = self.layout(cont, &dn, setmark);
             // As written: a rule the same as one before it is not written twice.
-            let mut seen: Vec<(&str, Vec<String>)> = Vec::new();
-            want.rules.retain(|r| {
-                let new = !seen.iter().any(|(c, w)| *c == r.chain && *w == r.words);
-                if new {
-                    seen.push((r.chain, r.words.clone()));
-                }
-                new
-            });
-            let count = |chain: &str| want.rules.iter().filter(|r| r.chain == chain).count();
+            let want = super::distinct(&layout.rules);
+            let count = |chain: &str| want.iter().filter(|r| r.chain == chain).count();
             let have = listing.rules(&dn).count();
-            let jumps =
-                listing.rules(TOP).filter(|r| super::arg_after(&super::split(r), "-j") == Some(dn.as_str())).count();
+            let jumps = super::jumps_to(&listing, &dn, TOP).len();
             if have != count(&dn) || jumps != count(TOP) {
                 return Err(format!(
                     "{name}: chain {dn} holds {have} rules and is jumped to {jumps} times, expected {} and {}",
@@ -214,7 +205,7 @@ impl<'a> HostPorts<'a> {
                 it.filter_map(|w| super::arg_after(&w, "--to-destination").map(str::to_string)).collect()
             };
             let listed = targets(&mut listing.rules(&dn).map(super::split));
-            let wanted = targets(&mut want.rules.iter().filter(|r| r.chain == dn).map(|r| r.words.clone()));
+            let wanted = targets(&mut want.iter().filter(|r| r.chain == dn).map(|r| r.words.clone()));
             let times = |v: &[String], t: &String| v.iter().filter(|x| *x == t).count();
             let same = listed.len() == wanted.len() && wanted.iter().all(|t| times(&listed, t) == times(&wanted, t));
             if !same {
