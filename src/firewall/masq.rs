@@ -43,12 +43,17 @@ pub fn check_backend(backend: Option<&str>) -> Result<Backend, CniError> {
     }
 }
 
+/// Whether `ipMasqBackend` asks for the iptables layout.
+pub fn is_iptables(backend: Option<&str>) -> bool {
+    matches!(check_backend(backend), Ok(Backend::Iptables))
+}
+
 /// DEL's part in iptables: the container's chain, written here with `ipMasqBackend: "iptables"`
 /// (whose removal must succeed: a failure is returned, so that the runtime retries) or left by
 /// the reference (removed best effort).
 pub fn teardown_iptables(backend: Option<&str>, inv: &crate::cni::Invocation) -> Result<(), CniError> {
     use super::iptables::{Removal, teardown_masq};
-    let how = if backend == Some("iptables") { Removal::Ours } else { Removal::Leftovers };
+    let how = if is_iptables(backend) { Removal::Ours } else { Removal::Leftovers };
     teardown_masq(&inv.conf.name, &inv.container_id, how)
         .map_err(|e| CniError::internal(format!("failed to remove the ipMasq chain: {e}")))
 }

@@ -31,6 +31,8 @@ use crate::firewall::iptables;
 use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
 use crate::netlink::Netlink;
 use crate::sysctl;
+// A mapping, validated: one type for both backends.
+use crate::firewall::iptables::PortMap as Mapping;
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
@@ -85,17 +87,6 @@ struct RawMapping {
     protocol: String,
     #[serde(rename = "hostIP", default)]
     host_ip: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Mapping {
-    host_port: u16,
-    container_port: u16,
-    protocol: String,
-    /// None: every local address (no hostIP, or an unspecified one).
-    host_ip: Option<IpAddr>,
-    /// The family the hostIP restricts the mapping to.
-    v6_only: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -502,7 +493,8 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     }
     record(&inv.conf.name, &inv.container_id);
     if conf.backend == Backend::Iptables {
-        host_ports(&conf, inv, |hp| hp.forward(conf.cont_v4, conf.cont_v6))
+        host_ports(&conf, inv)
+            .forward(conf.cont_v4, conf.cont_v6)
             .map_err(|e| CniError::internal(format!("unable to set up iptables rules for port mappings: {e}")))?;
     }
     if let Some(ip) = conf.cont_v4 {
@@ -523,20 +515,9 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     Ok(prev)
 }
 
-/// The iptables backend's view of the config, for `f`.
-fn host_ports<T>(conf: &Conf, inv: &Invocation, f: impl FnOnce(&iptables::HostPorts<'_>) -> T) -> T {
-    let maps: Vec<iptables::PortMap<'_>> = conf
-        .mappings
-        .iter()
-        .map(|m| iptables::PortMap {
-            host_port: m.host_port,
-            container_port: m.container_port,
-            protocol: &m.protocol,
-            host_ip: m.host_ip,
-            v6_only: m.v6_only,
-        })
-        .collect();
-    f(&iptables::HostPorts {
+/// The iptables backend's view of the config.
+fn host_ports<'c>(conf: &'c Conf, inv: &'c Invocation) -> iptables::HostPorts<'c> {
+    iptables::HostPorts {
         network: &inv.conf.name,
         container_id: &inv.container_id,
         snat: conf.snat,
@@ -545,8 +526,8 @@ fn host_ports<T>(conf: &Conf, inv: &Invocation, f: impl FnOnce(&iptables::HostPo
         external_set_mark: conf.external_set_mark.as_deref(),
         conditions_v4: &conf.conditions_v4,
         conditions_v6: &conf.conditions_v6,
-        mappings: &maps,
-    })
+        mappings: &conf.mappings,
+    }
 }
 
 /// How DEL and GC remove iptables chains: those of the iptables backend must go, the
@@ -590,7 +571,7 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
         return Ok(());
     }
     if conf.backend == Backend::Iptables {
-        return host_ports(&conf, inv, |hp| hp.check(conf.cont_v4, conf.cont_v6)).map_err(CniError::internal);
+        return host_ports(&conf, inv).check(conf.cont_v4, conf.cont_v6).map_err(CniError::internal);
     }
     for ip in [conf.cont_v4, conf.cont_v6].into_iter().flatten() {
         check_ports(&System, &conf, ip.addr(), &inv.container_id)?;

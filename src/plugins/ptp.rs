@@ -59,7 +59,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         }
         if conf.ip_masq {
             let _ = masq::teardown(&System, &inv.conf.name, &inv.ifname, &inv.container_id);
-            if conf.ip_masq_backend.as_deref() == Some("iptables") {
+            if masq::is_iptables(conf.ip_masq_backend.as_deref()) {
                 let _ = iptables::teardown_masq(&inv.conf.name, &inv.container_id, iptables::Removal::Ours);
             }
         }
@@ -170,7 +170,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 /// The IPAM's STATUS, after iptables for `ipMasqBackend: "iptables"`.
 fn status(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
-    if conf.ip_masq && conf.ip_masq_backend.as_deref() == Some("iptables") {
+    if conf.ip_masq && masq::is_iptables(conf.ip_masq_backend.as_deref()) {
         crate::firewall::iptables::status("ipMasq")?;
     }
     ipam::status(inv)

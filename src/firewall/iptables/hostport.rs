@@ -28,14 +28,16 @@ const MAX_COMMENT: usize = 255;
 /// multiport takes at most 15 ports.
 const MULTIPORT_MAX: usize = 15;
 
-/// One port mapping, validated by the plugin.
-pub struct PortMap<'a> {
+/// One port mapping, as the portmap plugin validated it (its own type for every backend).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortMap {
     pub host_port: u16,
     pub container_port: u16,
-    pub protocol: &'a str,
-    /// A specific host address (None: every local one).
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// None: every local address (no hostIP, or an unspecified one).
     pub host_ip: Option<IpAddr>,
-    /// The family a hostIP restricts the mapping to.
+    /// The family the hostIP restricts the mapping to.
     pub v6_only: Option<bool>,
 }
 
@@ -51,7 +53,7 @@ pub struct HostPorts<'a> {
     pub external_set_mark: Option<&'a str>,
     pub conditions_v4: &'a [String],
     pub conditions_v6: &'a [String],
-    pub mappings: &'a [PortMap<'a>],
+    pub mappings: &'a [PortMap],
 }
 
 /// Trimmed with "..." as the reference trims it, but to what iptables accepts (the reference's
@@ -125,7 +127,7 @@ impl<'a> HostPorts<'a> {
             (true, true) => "::/0".to_string(),
         };
         for m in self.mappings.iter().filter(|m| m.v6_only.is_none_or(|f| f == v6)) {
-            let mut base = words(&["-p", m.protocol, "--dport", &m.host_port.to_string()]);
+            let mut base = words(&["-p", &m.protocol, "--dport", &m.host_port.to_string()]);
             if let Some(ip) = m.host_ip {
                 base.extend(words(&["-d", &ip.to_string()]));
             }
@@ -228,11 +230,11 @@ mod tests {
     #[test]
     fn layout_as_the_reference_writes_it() {
         let maps = [
-            PortMap { host_port: 8080, container_port: 80, protocol: "tcp", host_ip: None, v6_only: None },
+            PortMap { host_port: 8080, container_port: 80, protocol: "tcp".into(), host_ip: None, v6_only: None },
             PortMap {
                 host_port: 5353,
                 container_port: 53,
-                protocol: "udp",
+                protocol: "udp".into(),
                 host_ip: Some("192.0.2.1".parse().unwrap()),
                 v6_only: Some(false),
             },
@@ -299,7 +301,8 @@ mod tests {
 
     #[test]
     fn external_mark_chain_and_masq_all() {
-        let maps = [PortMap { host_port: 80, container_port: 80, protocol: "tcp", host_ip: None, v6_only: None }];
+        let maps =
+            [PortMap { host_port: 80, container_port: 80, protocol: "tcp".into(), host_ip: None, v6_only: None }];
         let hp = HostPorts {
             network: "n",
             container_id: "c",
