@@ -276,7 +276,7 @@ impl Parser<'_> {
                 }
             }
             '[' => self.class()?,
-            c if self.fold && case_variants(c).len() > 1 => {
+            c if self.fold && c.is_ascii_alphabetic() => {
                 Node::Class { negated: false, ranges: case_variants(c).into_iter().map(|v| (v, v)).collect() }
             }
             c => Node::Char(c),
