@@ -39,9 +39,10 @@ CNI_BIN_DIR ?= /opt/cni/bin
 
 # Debian packages the tests use: iproute2 (ip netns), nftables, the Go reference plugins,
 # Go with libcni's source, and podman with runc and a static busybox, for the real-runtime
-# client tests; python3 for the licence-notice check.
+# client tests; python3 for the licence-notice check; dbus-daemon and python3's dbus and gi
+# modules for the firewalld backend's private bus and its stand-in firewalld.
 TEST_DEBS := iproute2 nftables iputils-ping containernetworking-plugins golang-go golang-github-appc-cni-dev rpm \
-  podman runc busybox-static python3
+  podman runc busybox-static python3 dbus-daemon python3-dbus python3-gi
 
 # What `make demo` needs on a fresh machine.
 DEMO_DEBS := iproute2 iputils-ping
@@ -88,7 +89,7 @@ deps demo-deps:
 test: deps build
 	@# The licence notices the packages ship must list what Cargo.lock links in.
 	./packaging/third-party.sh --check
-	CNIBOX_BIN=$(CURDIR)/$(BIN) CNIBOX_REQUIRE_LIBCNI=1 CNIBOX_REQUIRE_PODMAN=1 $(CARGO) test --locked -- --test-threads=2
+	CNIBOX_BIN=$(CURDIR)/$(BIN) CNIBOX_REQUIRE_LIBCNI=1 CNIBOX_REQUIRE_PODMAN=1 CNIBOX_REQUIRE_DBUS=1 $(CARGO) test --locked -- --test-threads=2
 	@if [ -x "$(VMTEST)" ]; then $(MAKE) --no-print-directory test-vm; \
 	else echo "note: $(VMTEST) not found: ipvlan and bridge VLAN tests did not run under a stock kernel"; fi
 

@@ -6,6 +6,7 @@
 pub mod applets;
 pub mod cni;
 pub mod cnitool;
+pub mod dbus;
 pub mod firewall;
 pub mod ipam;
 pub mod logger;

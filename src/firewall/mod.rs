@@ -6,10 +6,13 @@
 //! Every rule cnibox writes carries a comment naming its owner, so teardown and GC find the
 //! rules by listing the table and deleting by handle, never by rebuilding rule text.
 //!
-//! `iptables` only removes, on DEL and GC, the per-container chains the reference plugins'
-//! iptables backend left behind; nothing here writes iptables rules.
+//! `iptables` writes the reference plugins' iptables layouts for the backends that ask for
+//! them, and removes, on DEL and GC, the per-container chains those left behind; `firewalld`
+//! puts container addresses into a firewalld zone over D-Bus (the firewall plugin's backend
+//! where firewalld runs).
 
 pub mod compile;
+pub mod firewalld;
 pub mod iptables;
 pub mod masq;
 pub mod nft;

@@ -1,11 +1,13 @@
 //! firewall: let a container's traffic through the host's forward path, and optionally
 //! isolate bridges from each other.
 //!
-//! The reference plugin writes iptables rules or talks to firewalld. This one has two backends:
+//! Three backends: `firewalld`, as the reference's (the container's addresses become sources
+//! of a firewalld zone, `trusted` unless `firewalldZone` names another; `firewall::firewalld`),
 //! `iptables`, the reference's layout (`firewall::iptables::Forwarding`), and `nftables`, an
-//! equivalent ruleset in a table of its own. Unset, the backend is iptables where an iptables
-//! filter table with a FORWARD chain is in use (only an iptables rule overrides that chain's
-//! DROP policy, which Docker sets), else nftables:
+//! equivalent ruleset in a table of its own. Unset, the backend is firewalld where firewalld
+//! runs (as the reference's default), else iptables where an iptables filter table with a
+//! FORWARD chain is in use (only an iptables rule overrides that chain's DROP policy, which
+//! Docker sets), else nftables:
 //!
 //! ```text
 //! table inet cni_firewall {
@@ -40,6 +42,7 @@
 use crate::cni::config::parse_plugin_conf;
 use crate::cni::result::CniResult;
 use crate::cni::{CniError, Invocation, PluginFns, version};
+use crate::firewall::firewalld::{self, Firewalld};
 use crate::firewall::iptables;
 use crate::firewall::masq::{instance_comment, network_hash};
 use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
@@ -63,6 +66,8 @@ struct RawConf {
     admin_chain: Option<String>,
     #[serde(rename = "ingressPolicy", default)]
     ingress_policy: Option<String>,
+    #[serde(rename = "firewalldZone", default)]
+    firewalld_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,12 +77,13 @@ enum Policy {
     Isolated,
 }
 
-/// Where the rules go. Unset, like the reference's default (iptables, unless firewalld runs),
-/// it is iptables where an iptables filter table with a FORWARD chain is in use, and
+/// Where the rules go. Unset, like the reference's default, it is firewalld where firewalld
+/// runs; else iptables where an iptables filter table with a FORWARD chain is in use, and
 /// nftables elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Auto,
+    Firewalld,
     Nftables,
     Iptables,
 }
@@ -87,6 +93,8 @@ struct Conf {
     policy: Policy,
     prev: Option<CniResult>,
     backend: Result<Backend, CniError>,
+    /// firewalld's zone for the container's addresses.
+    zone: String,
 }
 
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
@@ -97,11 +105,9 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         "" => Ok(Backend::Auto),
         "nftables" => Ok(Backend::Nftables),
         "iptables" => Ok(Backend::Iptables),
-        "firewalld" => Err(CniError::invalid_config(
-            "firewall: backend \"firewalld\" is not supported: this build implements \"iptables\" and \"nftables\"",
-        )),
+        "firewalld" => Ok(Backend::Firewalld),
         other => Err(CniError::invalid_config(format!(
-            "firewall: unknown backend \"{other}\" (supported: \"iptables\", \"nftables\")"
+            "firewall: unknown backend \"{other}\" (supported: \"firewalld\", \"iptables\", \"nftables\")"
         ))),
     };
     let policy = match raw.ingress_policy.as_deref().unwrap_or("") {
@@ -115,7 +121,8 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         None => None,
     };
     let admin = raw.admin_chain.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_ADMIN.to_string());
-    Ok(Conf { admin, policy, prev, backend })
+    let zone = raw.firewalld_zone.filter(|s| !s.is_empty()).unwrap_or_else(|| "trusted".to_string());
+    Ok(Conf { admin, policy, prev, backend, zone })
 }
 
 // ---- rules --------------------------------------------------------------------------------
@@ -340,11 +347,61 @@ fn check_iptables(conf: &Conf) -> Result<(), CniError> {
     iptables_rules(conf, false).map(drop)
 }
 
+// ---- the firewalld backend --------------------------------------------------------------
+
+/// firewalld for a backend that asks for it (an error when it does not run) or may use it
+/// (where it runs); None for the others.
+fn firewalld_for(backend: Backend) -> Result<Option<Firewalld>, CniError> {
+    match backend {
+        Backend::Firewalld => {
+            Firewalld::connect().map(Some).map_err(|e| CniError::internal(format!("firewall (firewalld): {e}")))
+        }
+        Backend::Auto => Ok(Firewalld::running()),
+        _ => Ok(None),
+    }
+}
+
+fn sources(prev: &CniResult) -> Vec<String> {
+    prev_ips(prev).into_iter().map(firewalld::source).collect()
+}
+
+/// Every address into the zone; on a failure, those this call added come out again.
+fn add_firewalld(fw: &mut Firewalld, conf: &Conf) -> Result<CniResult, CniError> {
+    let prev = conf.prev.clone().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    let mut added = Vec::new();
+    for src in sources(&prev) {
+        match fw.add_source(&conf.zone, &src) {
+            Ok(true) => added.push(src),
+            Ok(false) => {}
+            Err(e) => {
+                for a in &added {
+                    let _ = fw.remove_source(&conf.zone, a);
+                }
+                return Err(CniError::internal(format!("failed to add the address {src} to {} zone: {e}", conf.zone)));
+            }
+        }
+    }
+    Ok(prev)
+}
+
+fn check_firewalld(fw: &mut Firewalld, conf: &Conf) -> Result<(), CniError> {
+    let prev = conf.prev.as_ref().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    for src in sources(prev) {
+        if !fw.has_source(&conf.zone, &src).unwrap_or(false) {
+            return Err(CniError::internal(format!("failed to find the address {src} in {} zone", conf.zone)));
+        }
+    }
+    Ok(())
+}
+
 // ---- verbs --------------------------------------------------------------------------------
 
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
     let backend = conf.backend.clone()?;
+    if let Some(mut fw) = firewalld_for(backend)? {
+        return add_firewalld(&mut fw, &conf);
+    }
     match (backend, resolve(backend, conf.prev.as_ref())) {
         (Backend::Iptables, _) => add_iptables(&conf),
         // Chosen for the node, not by the config: where iptables cannot be used at all (no
@@ -364,6 +421,20 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
+    // Sources in firewalld's zone, where it runs (for a config that asks for it, or may use
+    // it); a failure other than a source already gone makes the runtime retry.
+    if let (Some(prev), Ok(b @ (Backend::Firewalld | Backend::Auto))) = (&conf.prev, &conf.backend)
+        && let Some(mut fw) = Firewalld::running()
+    {
+        for src in sources(prev) {
+            fw.remove_source(&conf.zone, &src).map_err(|e| {
+                CniError::internal(format!("failed to remove the address {src} from {} zone: {e}", conf.zone))
+            })?;
+        }
+        if *b == Backend::Firewalld {
+            return del_with(&System, inv);
+        }
+    }
     // A pod the reference set up before the node switched has its rules in iptables, named by
     // its addresses.
     if let Some(prev) = &conf.prev {
@@ -382,6 +453,9 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 fn check(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
     let backend = conf.backend.clone()?;
+    if let Some(mut fw) = firewalld_for(backend)? {
+        return check_firewalld(&mut fw, &conf);
+    }
     match (backend, resolve(backend, conf.prev.as_ref())) {
         (Backend::Iptables, _) => check_iptables(&conf),
         // Unset: the rules of either backend will do (the node may have started using iptables
@@ -395,6 +469,9 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
 fn status(inv: &Invocation) -> Result<(), CniError> {
     match load(inv)?.backend? {
         Backend::Iptables => iptables::status("firewall"),
+        Backend::Firewalld => Firewalld::connect().map(drop).map_err(|e| {
+            CniError::new(crate::cni::error::code::NOT_AVAILABLE, format!("firewall: backend \"firewalld\": {e}"))
+        }),
         _ => Ok(()),
     }
 }
@@ -425,7 +502,13 @@ mod tests {
     }
 
     fn conf(policy: Policy) -> Conf {
-        Conf { admin: DEFAULT_ADMIN.into(), policy, prev: Some(result()), backend: Ok(Backend::Nftables) }
+        Conf {
+            admin: DEFAULT_ADMIN.into(),
+            policy,
+            prev: Some(result()),
+            backend: Ok(Backend::Nftables),
+            zone: "trusted".into(),
+        }
     }
 
     fn rule(chain: &str, expr: Value, comment: Option<&str>) -> Value {

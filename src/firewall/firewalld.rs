@@ -1,0 +1,93 @@
+//! firewalld's zones, over D-Bus: the firewall plugin's `firewalld` backend, and its default
+//! where firewalld runs. A container's addresses become sources (`<ip>/32`, `<ip>/128`) of a
+//! zone (`trusted` unless configured), so firewalld's own forward and input chains let them
+//! through, as the reference plugin does. firewalld keeps these in its runtime configuration
+//! only: a reload or restart of firewalld drops them, as it does the reference's.
+
+use crate::dbus::{Bus, DbusError, Method, Reply};
+use std::net::IpAddr;
+
+const NAME: &str = "org.fedoraproject.FirewallD1";
+const PATH: &str = "/org/fedoraproject/FirewallD1";
+const ZONE_IFACE: &str = "org.fedoraproject.FirewallD1.zone";
+
+/// The source firewalld is given for a container address.
+pub fn source(ip: IpAddr) -> String {
+    format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
+}
+
+/// Whether a firewalld error reply carries one of firewalld's error codes (its message starts
+/// with the code: `ZONE_ALREADY_SET: 10.88.0.5/32`).
+fn is_code(e: &DbusError, code: &str) -> bool {
+    matches!(e, DbusError::Remote { message, .. } if message.split(':').next().map(str::trim) == Some(code))
+}
+
+pub struct Firewalld {
+    bus: Bus,
+}
+
+impl Firewalld {
+    /// firewalld on the system bus, if it runs there. No bus, or one without firewalld, is None.
+    pub fn running() -> Option<Firewalld> {
+        let mut bus = Bus::system().ok()?;
+        bus.has_owner(NAME).ok()?.then_some(Firewalld { bus })
+    }
+
+    /// firewalld, required: an error names what is missing.
+    pub fn connect() -> Result<Firewalld, DbusError> {
+        let mut bus = Bus::system()?;
+        if !bus.has_owner(NAME)? {
+            return Err(DbusError::Protocol(format!(
+                "firewalld is not running (no owner of {NAME} on the system bus)"
+            )));
+        }
+        Ok(Firewalld { bus })
+    }
+
+    fn zone_call(&mut self, member: &str, args: &[&str]) -> Result<Reply, DbusError> {
+        self.bus.call(Method { dest: NAME, path: PATH, iface: ZONE_IFACE, member }, args)
+    }
+
+    /// Put `source` into `zone`: true if this call added it, false if it was there already.
+    pub fn add_source(&mut self, zone: &str, source: &str) -> Result<bool, DbusError> {
+        match self.zone_call("addSource", &[zone, source]) {
+            Ok(_) => Ok(true),
+            Err(e) if is_code(&e, "ZONE_ALREADY_SET") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Take `source` out of `zone`; one that is not there is fine.
+    pub fn remove_source(&mut self, zone: &str, source: &str) -> Result<(), DbusError> {
+        match self.zone_call("removeSource", &[zone, source]) {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, "UNKNOWN_SOURCE") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `source` is in `zone`.
+    pub fn has_source(&mut self, zone: &str, source: &str) -> Result<bool, DbusError> {
+        match self.zone_call("querySource", &[zone, source])? {
+            Reply::Bool(b) => Ok(b),
+            other => Err(DbusError::Protocol(format!("querySource answered {other:?}, not a boolean"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_and_codes() {
+        assert_eq!(source("10.88.0.5".parse().unwrap()), "10.88.0.5/32");
+        assert_eq!(source("fd00::5".parse().unwrap()), "fd00::5/128");
+        let e =
+            |m: &str| DbusError::Remote { name: "org.fedoraproject.FirewallD1.Exception".into(), message: m.into() };
+        assert!(is_code(&e("ZONE_ALREADY_SET: 10.88.0.5/32"), "ZONE_ALREADY_SET"));
+        assert!(is_code(&e("UNKNOWN_SOURCE"), "UNKNOWN_SOURCE"));
+        assert!(!is_code(&e("ZONE_CONFLICT: 10.88.0.5/32"), "ZONE_ALREADY_SET"));
+        assert!(!is_code(&DbusError::Protocol("ZONE_ALREADY_SET".into()), "ZONE_ALREADY_SET"));
+    }
+}

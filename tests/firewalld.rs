@@ -1,0 +1,258 @@
+//! The firewall plugin's firewalld backend against a real D-Bus daemon: a private bus of its
+//! own per test (never the system bus) with a stand-in for firewalld (tests/fixtures/
+//! fake-firewalld.py: its zone methods and error codes), and the reference plugin on the same
+//! bus for comparison. The plugins find the bus through DBUS_SYSTEM_BUS_ADDRESS.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's python3, which python3-dbus and python3-gi are installed for (not another on PATH).
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Whether dbus-daemon and python3's dbus module are there; required with CNIBOX_REQUIRE_DBUS.
+fn have_dbus() -> bool {
+    let daemon = Path::new("/usr/bin/dbus-daemon").exists();
+    let python = daemon
+        && Command::new(PYTHON)
+            .args(["-c", "import dbus, dbus.mainloop.glib, gi.repository.GLib"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !python {
+        assert!(std::env::var_os("CNIBOX_REQUIRE_DBUS").is_none(), "dbus-daemon or python3-dbus/python3-gi missing");
+        eprintln!("skipping: dbus-daemon, python3-dbus or python3-gi is not installed");
+    }
+    python
+}
+
+/// A private bus, and optionally the stand-in firewalld on it; both stop with it.
+struct Bus {
+    dir: TempDir,
+    address: String,
+    daemon: Child,
+    firewalld: Option<Child>,
+}
+
+impl Bus {
+    fn new() -> Bus {
+        let dir = TempDir::new("dbus");
+        let socket = dir.path().join("bus");
+        let conf = dir.path().join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>custom</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#,
+                socket.display()
+            ),
+        )
+        .expect("write bus config");
+        let mut daemon = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .args(["--nofork", "--nopidfile", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start dbus-daemon");
+        let mut line = String::new();
+        BufReader::new(daemon.stdout.take().expect("stdout")).read_line(&mut line).expect("bus address");
+        let address = line.trim().to_string();
+        assert!(address.starts_with("unix:"), "dbus-daemon printed {address:?}");
+        Bus { dir, address, daemon, firewalld: None }
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.dir.path().join("firewalld.json")
+    }
+
+    /// Start the stand-in firewalld with these sources already in zones.
+    fn with_firewalld(mut self, initial: Value) -> Bus {
+        let state = self.state_file();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-firewalld.py");
+        let child = Command::new(PYTHON)
+            .arg(script)
+            .args([&self.address, state.to_str().expect("utf-8"), &initial.to_string()])
+            .spawn()
+            .expect("start the stand-in firewalld");
+        self.firewalld = Some(child);
+        let start = Instant::now();
+        while !state.exists() {
+            assert!(start.elapsed() < Duration::from_secs(20), "the stand-in firewalld did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self
+    }
+
+    /// firewalld's sources: source → zone.
+    fn sources(&self) -> BTreeMap<String, String> {
+        let text = std::fs::read_to_string(self.state_file()).expect("firewalld state");
+        serde_json::from_str(&text).expect("firewalld state JSON")
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.firewalld {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+fn conf(extra: Value) -> String {
+    let mut c = json!({
+        "cniVersion": "1.0.0", "name": "fwdnet", "type": "firewall",
+        "prevResult": {"cniVersion": "1.0.0",
+            "interfaces": [{"name": "cni0"}, {"name": "eth0", "sandbox": "/var/run/netns/x"}],
+            "ips": [{"address": "10.77.0.5/24", "interface": 1}, {"address": "fd77::5/64", "interface": 1}]}
+    });
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        c[k] = v;
+    }
+    c.to_string()
+}
+
+fn call(host: &Netns, address: &str, cmd: &str, conf: &str) -> Reply {
+    let mut env = cni_env(cmd, "fwd-ctr", "/var/run/netns/x", "eth0");
+    env.push(("DBUS_SYSTEM_BUS_ADDRESS", address));
+    plugin("firewall", Some(host), &env, conf)
+}
+
+fn pairs(p: &[(&str, &str)]) -> BTreeMap<String, String> {
+    p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[test]
+fn unset_backend_uses_firewalld_where_it_runs() {
+    if !root() || !have_dbus() {
+        return;
+    }
+    let bus = Bus::new().with_firewalld(json!({}));
+    let host = Netns::new("fwd");
+    let c = conf(json!({}));
+    let r = call(&host, &bus.address, "ADD", &c);
+    r.ok();
+    assert_eq!(r.json()["ips"][0]["address"], "10.77.0.5/24", "the prevResult passes through");
+    assert_eq!(bus.sources(), pairs(&[("10.77.0.5/32", "trusted"), ("fd77::5/128", "trusted")]));
+    // No rules of the other backends.
+    assert_eq!(host.exec("nft list tables").1.trim(), "", "nftables untouched");
+    call(&host, &bus.address, "CHECK", &c).ok();
+    // A second ADD finds the sources there (ZONE_ALREADY_SET) and succeeds.
+    call(&host, &bus.address, "ADD", &c).ok();
+
+    call(&host, &bus.address, "DEL", &c).ok();
+    assert!(bus.sources().is_empty());
+    let r = call(&host, &bus.address, "CHECK", &c);
+    assert!(r.stdout.contains("failed to find the address 10.77.0.5/32 in trusted zone"), "{}", r.stdout);
+    // DEL again: nothing there, still fine.
+    call(&host, &bus.address, "DEL", &c).ok();
+}
+
+#[test]
+fn zone_conflicts_roll_back_and_name_the_address() {
+    if !root() || !have_dbus() {
+        return;
+    }
+    // The IPv6 address is bound to another zone already: the ADD fails and takes the IPv4
+    // source it added out again; the conflicting binding is not ours to remove.
+    let bus = Bus::new().with_firewalld(json!({"fd77::5/128": "internal"}));
+    let host = Netns::new("fwd");
+    let c = conf(json!({"backend": "firewalld", "firewalldZone": "pods"}));
+    let r = call(&host, &bus.address, "ADD", &c);
+    assert_eq!(r.code(), 999, "{}", r.stdout);
+    assert!(r.stdout.contains("failed to add the address fd77::5/128 to pods zone"), "{}", r.stdout);
+    assert!(r.stdout.contains("ZONE_CONFLICT"), "{}", r.stdout);
+    assert_eq!(bus.sources(), pairs(&[("fd77::5/128", "internal")]));
+
+    // Only the IPv4 address: it goes into the configured zone.
+    let mut v4: Value = serde_json::from_str(&c).expect("json");
+    v4["prevResult"]["ips"].as_array_mut().expect("ips").truncate(1);
+    let v4 = v4.to_string();
+    call(&host, &bus.address, "ADD", &v4).ok();
+    assert_eq!(bus.sources(), pairs(&[("10.77.0.5/32", "pods"), ("fd77::5/128", "internal")]));
+    call(&host, &bus.address, "CHECK", &v4).ok();
+    // CHECK of the whole result: the IPv6 address is in another zone.
+    let r = call(&host, &bus.address, "CHECK", &c);
+    assert!(r.stdout.contains("failed to find the address fd77::5/128 in pods zone"), "{}", r.stdout);
+    // DEL takes out only what is in its zone.
+    call(&host, &bus.address, "DEL", &c).ok();
+    assert_eq!(bus.sources(), pairs(&[("fd77::5/128", "internal")]));
+}
+
+#[test]
+fn firewalld_backend_needs_firewalld() {
+    if !root() || !have_dbus() {
+        return;
+    }
+    let host = Netns::new("fwd");
+    let c = conf(json!({"backend": "firewalld"}));
+    // A bus without firewalld.
+    let bus = Bus::new();
+    let r = call(&host, &bus.address, "ADD", &c);
+    assert_eq!(r.code(), 999, "{}", r.stdout);
+    assert!(r.stdout.contains("firewalld is not running"), "{}", r.stdout);
+    // STATUS is a verb of 1.1.0 configs.
+    let c11 = conf(json!({"backend": "firewalld", "cniVersion": "1.1.0"}));
+    let r = call(&host, &bus.address, "STATUS", &c11);
+    assert_eq!(r.code(), 50, "{}", r.stdout);
+    assert!(r.stdout.contains("firewalld is not running"), "{}", r.stdout);
+    // DEL has nothing to remove.
+    call(&host, &bus.address, "DEL", &c).ok();
+    // No bus at all: the error names the address.
+    let none = format!("unix:path={}", bus.dir.path().join("nobus").display());
+    let r = call(&host, &none, "ADD", &c);
+    assert!(r.stdout.contains("cannot connect to the D-Bus system bus") && r.stdout.contains("nobus"), "{}", r.stdout);
+    // Unset, with no firewalld, the backend is another one (nftables in this namespace).
+    let r = call(&host, &bus.address, "ADD", &conf(json!({})));
+    r.ok();
+    assert!(host.exec("nft list tables").1.contains("cni_firewall"));
+    call(&host, &bus.address, "DEL", &conf(json!({}))).ok();
+}
+
+#[test]
+fn reference_and_cnibox_agree_on_firewalld() {
+    if !root() || !have_dbus() {
+        return;
+    }
+    if !reference_dir().join("firewall").exists() {
+        eprintln!("skipping: no reference firewall plugin");
+        return;
+    }
+    let bus = Bus::new().with_firewalld(json!({}));
+    let host = Netns::new("fwd");
+    let c = conf(json!({}));
+    let mut env = cni_env("ADD", "fwd-ctr", "/var/run/netns/x", "eth0");
+    env.push(("DBUS_SYSTEM_BUS_ADDRESS", &bus.address));
+    reference_plugin("firewall", &host, &env, &c).ok();
+    let theirs = bus.sources();
+    assert_eq!(theirs.len(), 2);
+    // cnibox's CHECK accepts the reference's sources, and its DEL removes them.
+    call(&host, &bus.address, "CHECK", &c).ok();
+    call(&host, &bus.address, "DEL", &c).ok();
+    assert!(bus.sources().is_empty());
+    // cnibox's ADD writes what the reference wrote; the reference's DEL removes it.
+    call(&host, &bus.address, "ADD", &c).ok();
+    assert_eq!(bus.sources(), theirs);
+    env[0] = ("CNI_COMMAND", "DEL");
+    reference_plugin("firewall", &host, &env, &c).ok();
+    assert!(bus.sources().is_empty());
+}
