@@ -680,11 +680,11 @@ fn firewall_isolates_bridges_and_removes_its_rules() {
     assert!(!reach(&b.path(), &a.path(), ipa), "isolated bridges reached each other");
     h.call("firewall", "CHECK", "ca", &a.path(), &fa).ok();
 
-    // firewalld is refused clearly; unknown policies too.
+    // An unknown backend is refused clearly, naming the supported ones; unknown policies too.
     let mut bad: Value = serde_json::from_str(&fa).unwrap();
-    bad["backend"] = json!("firewalld");
+    bad["backend"] = json!("ebtables");
     let r = h.call("firewall", "ADD", "ca", &a.path(), &bad.to_string());
-    assert!(r.stdout.contains("this build implements \\\"iptables\\\" and \\\"nftables\\\""), "{r:?}");
+    assert!(r.stdout.contains("supported: \\\"firewalld\\\", \\\"iptables\\\", \\\"nftables\\\""), "{r:?}");
     // DEL of such a config has nothing to undo and succeeds.
     h.call("firewall", "DEL", "cx", &a.path(), &bad.to_string()).ok();
     bad["backend"] = json!("nftables");
