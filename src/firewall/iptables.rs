@@ -203,6 +203,13 @@ fn find(name: &str) -> Option<PathBuf> {
     fixed.chain(from_path).find(|p| p.is_file())
 }
 
+/// The restore program of the same installation as `prog` (`iptables-restore` beside
+/// `iptables`): one found elsewhere could speak to the other kernel interface (legacy or nft).
+fn restore_of(prog: &std::path::Path) -> Option<PathBuf> {
+    let name = prog.file_name()?.to_str()?;
+    Some(prog.with_file_name(format!("{name}-restore"))).filter(|r| r.is_file())
+}
+
 /// The installed `iptables` and `ip6tables` that may hold what is looked for in `table`: where
 /// the table does not exist, nothing of the reference's can be left, and no iptables process
 /// (each a few milliseconds of CPU) is started. With `chains` given, a table iptables keeps in
@@ -331,8 +338,7 @@ fn run_batch(prog: &PathBuf, table: &str, cmds: &[Vec<String>], how: Removal, fi
     if cmds.is_empty() {
         return;
     }
-    let restore = prog.file_name().and_then(|n| n.to_str()).map(|n| prog.with_file_name(format!("{n}-restore")));
-    if let Some(restore) = restore.filter(|r| r.is_file()) {
+    if let Some(restore) = restore_of(prog) {
         let lines: Vec<String> = cmds.iter().map(|c| join_rule(c)).collect();
         let input = restore_text(table, &lines);
         match run_restore(&restore, &input, how.wait()) {
@@ -565,9 +571,9 @@ fn apply<'a>(
             }
             let unavailable = |msg: String| Failure { msg, unavailable: true };
             let prog = find(name).ok_or_else(|| unavailable(format!("{name} not found ({needs} needs it)")))?;
-            let restore_name = format!("{name}-restore");
-            let restore = find(&restore_name)
-                .ok_or_else(|| unavailable(format!("{restore_name} not found ({needs} needs it)")))?;
+            let restore = restore_of(&prog).ok_or_else(|| {
+                unavailable(format!("{name}-restore not found beside {} ({needs} needs it)", prog.display()))
+            })?;
             // A table iptables cannot work with (one nft wrote under its names) is no table
             // for it; a listing that failed otherwise (the lock timed out) is an error.
             let listing = Listing::read_checked(&prog, table, WAIT_WRITE).map_err(|e| {
@@ -591,15 +597,14 @@ fn apply<'a>(
 /// STATUS of a config that asks for an iptables backend: the programs it runs are installed
 /// (else CNI error 50, as a plugin that can take no ADD reports).
 pub fn status(what: &str) -> Result<(), crate::cni::CniError> {
-    for name in ["iptables", "iptables-restore"] {
-        if find(name).is_none() {
-            return Err(crate::cni::CniError::new(
-                crate::cni::error::code::NOT_AVAILABLE,
-                format!("{what}: the iptables backend needs {name}, which is not installed"),
-            ));
-        }
-    }
-    Ok(())
+    let missing = |name: &str| {
+        crate::cni::CniError::new(
+            crate::cni::error::code::NOT_AVAILABLE,
+            format!("{what}: the iptables backend needs {name}, which is not installed"),
+        )
+    };
+    let prog = find("iptables").ok_or_else(|| missing("iptables"))?;
+    restore_of(&prog).map(drop).ok_or_else(|| missing(&format!("iptables-restore (beside {})", prog.display())))
 }
 
 /// Whether a `filter` table of iptables with a FORWARD chain is there (legacy, or kept in
