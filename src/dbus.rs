@@ -24,8 +24,11 @@ const MAX_MESSAGE: usize = 1 << 20;
 const BUS_NAME: &str = "org.freedesktop.DBus";
 const BUS_PATH: &str = "/org/freedesktop/DBus";
 
-// Message types and header field codes.
+// Message types, flags and header field codes.
 const METHOD_CALL: u8 = 1;
+/// A call must not start a service that is not running (the bus could start firewalld through
+/// systemd where an operator stopped it).
+const NO_AUTO_START: u8 = 2;
 const METHOD_RETURN: u8 = 2;
 const ERROR: u8 = 3;
 const FIELD_PATH: u8 = 1;
@@ -51,6 +54,8 @@ pub enum DbusError {
         name: String,
         message: String,
     },
+    /// A service the caller needs has no owner on the bus.
+    NotRunning(String),
 }
 
 impl fmt::Display for DbusError {
@@ -62,6 +67,7 @@ impl fmt::Display for DbusError {
             DbusError::Protocol(m) => write!(f, "D-Bus: {m}"),
             DbusError::Io(e) => write!(f, "D-Bus: {e}"),
             DbusError::Remote { name, message } => write!(f, "{name}: {message}"),
+            DbusError::NotRunning(what) => write!(f, "{what} is not running (it has no name on the system bus)"),
         }
     }
 }
@@ -96,6 +102,8 @@ pub struct Method<'a> {
 pub struct Bus {
     sock: UnixStream,
     serial: u32,
+    /// A read or write failed part-way (a timeout, say): the stream is out of step.
+    broken: bool,
 }
 
 impl Bus {
@@ -112,7 +120,7 @@ impl Bus {
         for one in address.split(';').filter(|a| !a.is_empty()) {
             match connect(one) {
                 Ok(sock) => {
-                    let mut bus = Bus { sock, serial: 0 };
+                    let mut bus = Bus { sock, serial: 0, broken: false };
                     bus.sock.set_read_timeout(Some(REPLY_TIMEOUT))?;
                     bus.sock.set_write_timeout(Some(REPLY_TIMEOUT))?;
                     bus.authenticate()?;
@@ -135,8 +143,24 @@ impl Bus {
         }
     }
 
+    /// Whether a failed read or write left the connection unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
     /// Call a method with string arguments and wait for its reply.
     pub fn call(&mut self, m: Method<'_>, args: &[&str]) -> Result<Reply, DbusError> {
+        if self.broken {
+            return Err(protocol("the connection to the bus broke earlier"));
+        }
+        let out = self.exchange(m, args);
+        if matches!(out, Err(DbusError::Io(_) | DbusError::Protocol(_))) {
+            self.broken = true;
+        }
+        out
+    }
+
+    fn exchange(&mut self, m: Method<'_>, args: &[&str]) -> Result<Reply, DbusError> {
         self.serial = self.serial.wrapping_add(1).max(1);
         let serial = self.serial;
         self.sock.write_all(&method_call(serial, m, args))?;
@@ -194,12 +218,15 @@ impl Bus {
             b'B' => false,
             other => return Err(protocol(format!("bad byte order mark {other:#04x}"))),
         };
+        if msg[3] != 1 {
+            return Err(protocol(format!("message of protocol version {}, not 1", msg[3])));
+        }
         let body_len = u32_at(&msg, 4, little) as usize;
         let fields_len = u32_at(&msg, 12, little) as usize;
-        let total = align(16 + fields_len, 8).saturating_add(body_len);
-        if total > MAX_MESSAGE {
-            return Err(protocol(format!("message of {total} bytes is too large")));
+        if body_len > MAX_MESSAGE || fields_len > MAX_MESSAGE {
+            return Err(protocol(format!("message of {body_len} + {fields_len} bytes is too large")));
         }
+        let total = align(16 + fields_len, 8) + body_len;
         msg.resize(total, 0);
         self.sock.read_exact(&mut msg[16..]).map_err(eof)?;
         Ok(msg)
@@ -300,7 +327,7 @@ fn method_call(serial: u32, m: Method<'_>, args: &[&str]) -> Vec<u8> {
         body.str(a);
     }
     let mut w = Writer(Vec::with_capacity(160 + body.0.len()));
-    w.0.extend_from_slice(&[b'l', METHOD_CALL, 0, 1]);
+    w.0.extend_from_slice(&[b'l', METHOD_CALL, NO_AUTO_START, 1]);
     w.u32(body.0.len() as u32);
     w.u32(serial);
     w.u32(0); // the fields' length, filled in below
@@ -438,7 +465,7 @@ mod tests {
     fn method_call_golden_bytes() {
         let m = Method { dest: BUS_NAME, path: BUS_PATH, iface: BUS_NAME, member: "Hello" };
         let got = method_call(1, m, &[]);
-        let mut want: Vec<u8> = vec![b'l', 1, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0x6e, 0, 0, 0];
+        let mut want: Vec<u8> = vec![b'l', 1, 2, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0x6e, 0, 0, 0];
         // PATH "o" /org/freedesktop/DBus
         want.extend_from_slice(&[1, 1, b'o', 0, 21, 0, 0, 0]);
         want.extend_from_slice(b"/org/freedesktop/DBus\0");

@@ -84,7 +84,18 @@ impl Bus {
 
     /// Start the stand-in firewalld with these sources already in zones.
     fn with_firewalld(mut self, initial: Value) -> Bus {
+        self.start_firewalld(initial);
+        self
+    }
+
+    /// Start the stand-in firewalld (again: a restart loses its runtime sources, as firewalld's).
+    fn start_firewalld(&mut self, initial: Value) {
+        if let Some(mut c) = self.firewalld.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         let state = self.state_file();
+        let _ = std::fs::remove_file(&state);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-firewalld.py");
         let child = Command::new(PYTHON)
             .arg(script)
@@ -97,7 +108,6 @@ impl Bus {
             assert!(start.elapsed() < Duration::from_secs(20), "the stand-in firewalld did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        self
     }
 
     /// firewalld's sources: source → zone.
@@ -162,9 +172,88 @@ fn unset_backend_uses_firewalld_where_it_runs() {
     call(&host, &bus.address, "DEL", &c).ok();
     assert!(bus.sources().is_empty());
     let r = call(&host, &bus.address, "CHECK", &c);
-    assert!(r.stdout.contains("failed to find the address 10.77.0.5/32 in trusted zone"), "{}", r.stdout);
+    assert!(r.stdout.contains("the address 10.77.0.5/32 is not in trusted zone"), "{}", r.stdout);
     // DEL again: nothing there, still fine.
     call(&host, &bus.address, "DEL", &c).ok();
+}
+
+#[test]
+fn firewalld_restart_and_a_changed_zone() {
+    if !root() || !have_dbus() {
+        return;
+    }
+    let mut bus = Bus::new().with_firewalld(json!({}));
+    let host = Netns::new("fwd");
+    let c = conf(json!({}));
+    call(&host, &bus.address, "ADD", &c).ok();
+    // A restart (or reload) of firewalld drops its runtime sources: CHECK says so, DEL is fine.
+    bus.start_firewalld(json!({}));
+    let r = call(&host, &bus.address, "CHECK", &c);
+    assert!(r.stdout.contains("the address 10.77.0.5/32 is not in trusted zone"), "{}", r.stdout);
+    call(&host, &bus.address, "DEL", &c).ok();
+
+    // The config's zone changed between ADD and DEL: firewalld answers ZONE_CONFLICT, and the
+    // source, not in the zone DEL names, stays (with a warning); the DEL succeeds.
+    call(&host, &bus.address, "ADD", &c).ok();
+    let moved = conf(json!({"firewalldZone": "work"}));
+    let r = call(&host, &bus.address, "DEL", &moved);
+    r.ok();
+    assert!(r.stderr.contains("ZONE_CONFLICT"), "{r:?}");
+    assert_eq!(bus.sources(), pairs(&[("10.77.0.5/32", "trusted"), ("fd77::5/128", "trusted")]));
+    // A zone that does not exist: ADD fails naming it; DEL succeeds.
+    let gone = conf(json!({"firewalldZone": "nosuchzone"}));
+    let r = call(&host, &bus.address, "ADD", &gone);
+    assert!(r.stdout.contains("INVALID_ZONE"), "{}", r.stdout);
+    call(&host, &bus.address, "DEL", &gone).ok();
+    call(&host, &bus.address, "DEL", &c).ok();
+    assert!(bus.sources().is_empty());
+    // A zone name that cannot be one is refused before the bus is asked.
+    let r = call(&host, &bus.address, "ADD", &conf(json!({"firewalldZone": "a\nb"})));
+    assert_eq!(r.code(), 7, "{}", r.stdout);
+}
+
+#[test]
+fn ingress_policy_with_firewalld() {
+    if !root() || !have_dbus() {
+        return;
+    }
+    // firewalld has no isolation between bridges: the isolation rules go to nftables, as for
+    // the other backends (the reference writes them with iptables whatever its backend).
+    let bus = Bus::new().with_firewalld(json!({}));
+    let host = Netns::new("fwd");
+    let c = conf(json!({"ingressPolicy": "same-bridge"}));
+    call(&host, &bus.address, "ADD", &c).ok();
+    assert_eq!(bus.sources().len(), 2);
+    let t = host.exec("nft list table inet cni_firewall").1;
+    assert!(t.contains("iifname \"cni0\" oifname != \"cni0\" jump isolation_stage_2"), "{t}");
+    assert!(t.contains("oifname \"cni0\" drop"), "{t}");
+    call(&host, &bus.address, "CHECK", &c).ok();
+    call(&host, &bus.address, "DEL", &c).ok();
+    assert!(bus.sources().is_empty());
+    let t = host.exec("nft list table inet cni_firewall").1;
+    assert!(!t.contains("10.77.0.5"), "the pod's rules stay after DEL: {t}");
+}
+
+#[test]
+fn pods_from_before_firewalld_ran() {
+    if !root() || !have_dbus() {
+        return;
+    }
+    // ADD while firewalld did not run (nftables here); firewalld starts; CHECK of the unset
+    // backend accepts the pod's rules, DEL removes them.
+    let mut bus = Bus::new();
+    let host = Netns::new("fwd");
+    let c = conf(json!({}));
+    call(&host, &bus.address, "ADD", &c).ok();
+    assert!(host.exec("nft list table inet cni_firewall").1.contains("10.77.0.5"));
+    bus.start_firewalld(json!({}));
+    call(&host, &bus.address, "CHECK", &c).ok();
+    call(&host, &bus.address, "DEL", &c).ok();
+    assert!(!host.exec("nft list table inet cni_firewall").1.contains("10.77.0.5"));
+    assert!(bus.sources().is_empty());
+    // With firewalld asked for explicitly, its answer alone counts.
+    let r = call(&host, &bus.address, "CHECK", &conf(json!({"backend": "firewalld"})));
+    assert!(r.stdout.contains("is not in trusted zone"), "{}", r.stdout);
 }
 
 #[test]
@@ -192,7 +281,7 @@ fn zone_conflicts_roll_back_and_name_the_address() {
     call(&host, &bus.address, "CHECK", &v4).ok();
     // CHECK of the whole result: the IPv6 address is in another zone.
     let r = call(&host, &bus.address, "CHECK", &c);
-    assert!(r.stdout.contains("failed to find the address fd77::5/128 in pods zone"), "{}", r.stdout);
+    assert!(r.stdout.contains("the address fd77::5/128 is not in pods zone"), "{}", r.stdout);
     // DEL takes out only what is in its zone.
     call(&host, &bus.address, "DEL", &c).ok();
     assert_eq!(bus.sources(), pairs(&[("fd77::5/128", "internal")]));
@@ -209,12 +298,12 @@ fn firewalld_backend_needs_firewalld() {
     let bus = Bus::new();
     let r = call(&host, &bus.address, "ADD", &c);
     assert_eq!(r.code(), 999, "{}", r.stdout);
-    assert!(r.stdout.contains("firewalld is not running"), "{}", r.stdout);
+    assert!(r.stdout.contains("firewalld (org.fedoraproject.FirewallD1) is not running"), "{}", r.stdout);
     // STATUS is a verb of 1.1.0 configs.
     let c11 = conf(json!({"backend": "firewalld", "cniVersion": "1.1.0"}));
     let r = call(&host, &bus.address, "STATUS", &c11);
     assert_eq!(r.code(), 50, "{}", r.stdout);
-    assert!(r.stdout.contains("firewalld is not running"), "{}", r.stdout);
+    assert!(r.stdout.contains("firewalld (org.fedoraproject.FirewallD1) is not running"), "{}", r.stdout);
     // DEL has nothing to remove.
     call(&host, &bus.address, "DEL", &c).ok();
     // No bus at all: the error names the address.
@@ -239,20 +328,21 @@ fn reference_and_cnibox_agree_on_firewalld() {
     }
     let bus = Bus::new().with_firewalld(json!({}));
     let host = Netns::new("fwd");
-    let c = conf(json!({}));
-    let mut env = cni_env("ADD", "fwd-ctr", "/var/run/netns/x", "eth0");
-    env.push(("DBUS_SYSTEM_BUS_ADDRESS", &bus.address));
-    reference_plugin("firewall", &host, &env, &c).ok();
-    let theirs = bus.sources();
-    assert_eq!(theirs.len(), 2);
-    // cnibox's CHECK accepts the reference's sources, and its DEL removes them.
-    call(&host, &bus.address, "CHECK", &c).ok();
-    call(&host, &bus.address, "DEL", &c).ok();
-    assert!(bus.sources().is_empty());
-    // cnibox's ADD writes what the reference wrote; the reference's DEL removes it.
-    call(&host, &bus.address, "ADD", &c).ok();
-    assert_eq!(bus.sources(), theirs);
-    env[0] = ("CNI_COMMAND", "DEL");
-    reference_plugin("firewall", &host, &env, &c).ok();
-    assert!(bus.sources().is_empty());
+    for c in [conf(json!({})), conf(json!({"backend": "firewalld", "firewalldZone": "pods"}))] {
+        let mut env = cni_env("ADD", "fwd-ctr", "/var/run/netns/x", "eth0");
+        env.push(("DBUS_SYSTEM_BUS_ADDRESS", &bus.address));
+        reference_plugin("firewall", &host, &env, &c).ok();
+        let theirs = bus.sources();
+        assert_eq!(theirs.len(), 2);
+        // cnibox's CHECK accepts the reference's sources, and its DEL removes them.
+        call(&host, &bus.address, "CHECK", &c).ok();
+        call(&host, &bus.address, "DEL", &c).ok();
+        assert!(bus.sources().is_empty());
+        // cnibox's ADD writes what the reference wrote; the reference's DEL removes it.
+        call(&host, &bus.address, "ADD", &c).ok();
+        assert_eq!(bus.sources(), theirs);
+        env[0] = ("CNI_COMMAND", "DEL");
+        reference_plugin("firewall", &host, &env, &c).ok();
+        assert!(bus.sources().is_empty());
+    }
 }

@@ -26,6 +26,12 @@ pub struct Firewalld {
     bus: Bus,
 }
 
+/// A zone name as the config gives it: firewalld's own are letters, digits, `-`, `_` and `/`;
+/// control characters (a NUL would end the string on the bus) are refused.
+pub fn valid_zone(zone: &str) -> bool {
+    !zone.is_empty() && zone.len() <= 255 && !zone.chars().any(char::is_control)
+}
+
 impl Firewalld {
     /// firewalld on the system bus, if it runs there. No bus, or one without firewalld, is None.
     pub fn running() -> Option<Firewalld> {
@@ -37,14 +43,16 @@ impl Firewalld {
     pub fn connect() -> Result<Firewalld, DbusError> {
         let mut bus = Bus::system()?;
         if !bus.has_owner(NAME)? {
-            return Err(DbusError::Protocol(format!(
-                "firewalld is not running (no owner of {NAME} on the system bus)"
-            )));
+            return Err(DbusError::NotRunning(format!("firewalld ({NAME})")));
         }
         Ok(Firewalld { bus })
     }
 
+    /// A zone method; a connection that broke in an earlier call (a timeout) is made again.
     fn zone_call(&mut self, member: &str, args: &[&str]) -> Result<Reply, DbusError> {
+        if self.bus.is_broken() {
+            self.bus = Bus::system()?;
+        }
         self.bus.call(Method { dest: NAME, path: PATH, iface: ZONE_IFACE, member }, args)
     }
 
@@ -57,11 +65,14 @@ impl Firewalld {
         }
     }
 
-    /// Take `source` out of `zone`; one that is not there is fine.
-    pub fn remove_source(&mut self, zone: &str, source: &str) -> Result<(), DbusError> {
+    /// Take `source` out of `zone`. One in no zone is fine (None); one bound to another zone, or
+    /// a zone that no longer exists, is not ours to change: firewalld's answer comes back
+    /// (Some) for the caller to note.
+    pub fn remove_source(&mut self, zone: &str, source: &str) -> Result<Option<String>, DbusError> {
         match self.zone_call("removeSource", &[zone, source]) {
-            Ok(_) => Ok(()),
-            Err(e) if is_code(&e, "UNKNOWN_SOURCE") => Ok(()),
+            Ok(_) => Ok(None),
+            Err(e) if is_code(&e, "UNKNOWN_SOURCE") => Ok(None),
+            Err(e) if is_code(&e, "ZONE_CONFLICT") || is_code(&e, "INVALID_ZONE") => Ok(Some(e.to_string())),
             Err(e) => Err(e),
         }
     }
@@ -89,5 +100,7 @@ mod tests {
         assert!(is_code(&e("UNKNOWN_SOURCE"), "UNKNOWN_SOURCE"));
         assert!(!is_code(&e("ZONE_CONFLICT: 10.88.0.5/32"), "ZONE_ALREADY_SET"));
         assert!(!is_code(&DbusError::Protocol("ZONE_ALREADY_SET".into()), "ZONE_ALREADY_SET"));
+        assert!(valid_zone("trusted") && valid_zone("pods-1/x"));
+        assert!(!valid_zone("") && !valid_zone("a\0b") && !valid_zone("a\nb"));
     }
 }

@@ -110,6 +110,14 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
             "firewall: unknown backend \"{other}\" (supported: \"firewalld\", \"iptables\", \"nftables\")"
         ))),
     };
+    let zone = raw.firewalld_zone.filter(|s| !s.is_empty()).unwrap_or_else(|| "trusted".to_string());
+    let backend = backend.and_then(|b| {
+        if firewalld::valid_zone(&zone) {
+            Ok(b)
+        } else {
+            Err(CniError::invalid_config(format!("firewall: firewalldZone {zone:?} is not a zone name")))
+        }
+    });
     let policy = match raw.ingress_policy.as_deref().unwrap_or("") {
         "" | "open" => Policy::Open,
         "same-bridge" => Policy::SameBridge,
@@ -121,7 +129,6 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         None => None,
     };
     let admin = raw.admin_chain.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_ADMIN.to_string());
-    let zone = raw.firewalld_zone.filter(|s| !s.is_empty()).unwrap_or_else(|| "trusted".to_string());
     Ok(Conf { admin, policy, prev, backend, zone })
 }
 
@@ -349,13 +356,15 @@ fn check_iptables(conf: &Conf) -> Result<(), CniError> {
 
 // ---- the firewalld backend --------------------------------------------------------------
 
+fn fwd_error(msg: String) -> CniError {
+    CniError::internal(format!("firewall (firewalld): {msg}"))
+}
+
 /// firewalld for a backend that asks for it (an error when it does not run) or may use it
 /// (where it runs); None for the others.
 fn firewalld_for(backend: Backend) -> Result<Option<Firewalld>, CniError> {
     match backend {
-        Backend::Firewalld => {
-            Firewalld::connect().map(Some).map_err(|e| CniError::internal(format!("firewall (firewalld): {e}")))
-        }
+        Backend::Firewalld => Firewalld::connect().map(Some).map_err(|e| fwd_error(e.to_string())),
         Backend::Auto => Ok(Firewalld::running()),
         _ => Ok(None),
     }
@@ -365,30 +374,63 @@ fn sources(prev: &CniResult) -> Vec<String> {
     prev_ips(prev).into_iter().map(firewalld::source).collect()
 }
 
-/// Every address into the zone; on a failure, those this call added come out again.
-fn add_firewalld(fw: &mut Firewalld, conf: &Conf) -> Result<CniResult, CniError> {
+/// Every address into the zone, and, for an `ingressPolicy` other than open, the nftables
+/// ruleset with its isolation rules (firewalld has no notion of them; the reference writes them
+/// with iptables whatever its backend). On a failure, the addresses this call added come out
+/// again.
+fn add_firewalld(fw: &mut Firewalld, conf: &Conf, inv: &Invocation) -> Result<CniResult, CniError> {
     let prev = conf.prev.clone().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
     let mut added = Vec::new();
+    let mut out = Ok(());
     for src in sources(&prev) {
         match fw.add_source(&conf.zone, &src) {
             Ok(true) => added.push(src),
             Ok(false) => {}
             Err(e) => {
-                for a in &added {
-                    let _ = fw.remove_source(&conf.zone, a);
-                }
-                return Err(CniError::internal(format!("failed to add the address {src} to {} zone: {e}", conf.zone)));
+                out = Err(fwd_error(format!("failed to add the address {src} to {} zone: {e}", conf.zone)));
+                break;
             }
         }
     }
-    Ok(prev)
+    if out.is_ok() && conf.policy != Policy::Open {
+        out = add_with(&System, conf, inv).map(drop);
+    }
+    if out.is_err() {
+        for a in &added {
+            let _ = fw.remove_source(&conf.zone, a);
+        }
+    }
+    out.map(|()| prev)
 }
 
-fn check_firewalld(fw: &mut Firewalld, conf: &Conf) -> Result<(), CniError> {
+fn check_firewalld(fw: &mut Firewalld, conf: &Conf, inv: &Invocation) -> Result<(), CniError> {
     let prev = conf.prev.as_ref().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
     for src in sources(prev) {
-        if !fw.has_source(&conf.zone, &src).unwrap_or(false) {
-            return Err(CniError::internal(format!("failed to find the address {src} in {} zone", conf.zone)));
+        match fw.has_source(&conf.zone, &src) {
+            Ok(true) => {}
+            Ok(false) => return Err(fwd_error(format!("the address {src} is not in {} zone", conf.zone))),
+            Err(e) => return Err(fwd_error(format!("failed to query the address {src} in {} zone: {e}", conf.zone))),
+        }
+    }
+    if conf.policy != Policy::Open {
+        check_with(&System, conf, inv)?;
+    }
+    Ok(())
+}
+
+/// Take the container's addresses out of the zone; an address bound to another zone by now (or
+/// a zone since removed) is left as it is, with a warning.
+fn del_firewalld(fw: &mut Firewalld, conf: &Conf, prev: &CniResult) -> Result<(), CniError> {
+    for src in sources(prev) {
+        match fw.remove_source(&conf.zone, &src) {
+            Ok(None) => {}
+            Ok(Some(why)) => crate::logger::warn(format_args!(
+                "firewall (firewalld): the address {src} was not in {} zone, left as it is: {why}",
+                conf.zone
+            )),
+            Err(e) => {
+                return Err(fwd_error(format!("failed to remove the address {src} from {} zone: {e}", conf.zone)));
+            }
         }
     }
     Ok(())
@@ -400,7 +442,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
     let backend = conf.backend.clone()?;
     if let Some(mut fw) = firewalld_for(backend)? {
-        return add_firewalld(&mut fw, &conf);
+        return add_firewalld(&mut fw, &conf, inv);
     }
     match (backend, resolve(backend, conf.prev.as_ref())) {
         (Backend::Iptables, _) => add_iptables(&conf),
@@ -426,11 +468,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     if let (Some(prev), Ok(b @ (Backend::Firewalld | Backend::Auto))) = (&conf.prev, &conf.backend)
         && let Some(mut fw) = Firewalld::running()
     {
-        for src in sources(prev) {
-            fw.remove_source(&conf.zone, &src).map_err(|e| {
-                CniError::internal(format!("failed to remove the address {src} from {} zone: {e}", conf.zone))
-            })?;
-        }
+        del_firewalld(&mut fw, &conf, prev)?;
         if *b == Backend::Firewalld {
             return del_with(&System, inv);
         }
@@ -454,14 +492,24 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
     let backend = conf.backend.clone()?;
     if let Some(mut fw) = firewalld_for(backend)? {
-        return check_firewalld(&mut fw, &conf);
+        return match check_firewalld(&mut fw, &conf, inv) {
+            Err(e) if backend == Backend::Auto => {
+                // Unset: a pod set up before firewalld ran has the other backends' rules.
+                check_other(&conf, inv, Backend::Auto).map_err(|_| e)
+            }
+            done => done,
+        };
     }
+    check_other(&conf, inv, backend)
+}
+
+fn check_other(conf: &Conf, inv: &Invocation, backend: Backend) -> Result<(), CniError> {
     match (backend, resolve(backend, conf.prev.as_ref())) {
-        (Backend::Iptables, _) => check_iptables(&conf),
+        (Backend::Iptables, _) => check_iptables(conf),
         // Unset: the rules of either backend will do (the node may have started using iptables
         // after the ADD).
-        (_, Backend::Iptables) => check_iptables(&conf).or_else(|e| check_with(&System, &conf, inv).map_err(|_| e)),
-        _ => check_with(&System, &conf, inv),
+        (_, Backend::Iptables) => check_iptables(conf).or_else(|e| check_with(&System, conf, inv).map_err(|_| e)),
+        _ => check_with(&System, conf, inv),
     }
 }
 
