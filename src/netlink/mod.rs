@@ -175,18 +175,25 @@ pub fn format_mac(mac: &[u8]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-/// Parse `aa:bb:cc:dd:ee:ff` (or with dashes); None if malformed.
+/// Parse a 6-byte hardware address as Go's `net.ParseMAC` reads one: `aa:bb:cc:dd:ee:ff`,
+/// `aa-bb-cc-dd-ee-ff` (one separator throughout) or `aabb.ccdd.eeff`; None if malformed.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
+    let (sep, width) = match s.as_bytes() {
+        [_, _, b':', ..] => (':', 2),
+        [_, _, b'-', ..] => ('-', 2),
+        [_, _, _, _, b'.', ..] => ('.', 4),
+        _ => return None,
+    };
+    let parts: Vec<&str> = s.split(sep).collect();
+    if parts.len() != 12 / width || parts.iter().any(|p| p.len() != width || !p.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
         return None;
     }
     let mut mac = [0u8; 6];
     for (i, p) in parts.iter().enumerate() {
-        if p.len() != 2 {
-            return None;
+        for j in 0..width / 2 {
+            mac[i * width / 2 + j] = u8::from_str_radix(p.get(2 * j..2 * j + 2)?, 16).ok()?;
         }
-        mac[i] = u8::from_str_radix(p, 16).ok()?;
     }
     Some(mac)
 }
@@ -203,6 +210,11 @@ mod tests {
         assert_eq!(parse_mac("0a:00:ff:01:02"), None);
         assert_eq!(parse_mac("0a:00:ff:01:02:zz"), None);
         assert_eq!(parse_mac("0a:00:ff:01:02:003"), None);
+        assert_eq!(parse_mac("0a00.ff01.0203"), Some([0x0a, 0, 0xff, 1, 2, 3]));
+        assert_eq!(parse_mac("0a00.ff01.020"), None);
+        assert_eq!(parse_mac("0a:00-ff:01:02:03"), None);
+        assert_eq!(parse_mac("+a:00:ff:01:02:03"), None);
+        assert_eq!(parse_mac("0a00.ff01.02é3"), None);
     }
 }
 
