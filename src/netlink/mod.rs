@@ -12,6 +12,7 @@ mod bridge;
 pub mod conntrack;
 mod detach;
 mod error;
+mod events;
 mod link;
 pub mod netconf;
 pub mod nftables;
@@ -23,6 +24,7 @@ mod unregister;
 
 pub use addr::Address;
 pub use error::Error;
+pub use events::LinkEvents;
 pub use link::{IpvlanMode, Link, LinkKind, MacvlanMode, SubLink};
 pub use route::{RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RouteInfo, RouteSpec};
 

@@ -8,7 +8,7 @@ use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::firewall::iptables::{self, Removal};
 use crate::firewall::nft::System;
 use crate::firewall::{masq, spoofcheck};
-use crate::netlink::{Link, LinkKind, Netlink, parse_mac};
+use crate::netlink::{Link, LinkEvents, LinkKind, Netlink, parse_mac};
 use crate::netns::Netns;
 use crate::sysctl;
 use ipnet::IpNet;
@@ -306,9 +306,13 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         conf.preserve_default_vlan,
     )?;
 
+    // The bridge's MAC follows its lowest port's unless pinned (the gateway address pins it):
+    // read with this port attached, before the container end comes up and the kernel's IPv6
+    // set-up of it holds the RTNL lock.
+    let br_mac = bridge_by_name(host, &conf.bridge)?.mac_string();
     let mut result = CniResult {
         interfaces: vec![
-            Interface { name: br.name.clone(), mac: br.mac_string(), ..Default::default() },
+            Interface { name: br.name.clone(), mac: br_mac, ..Default::default() },
             Interface { name: pair.host.name.clone(), mac: pair.host.mac_string(), ..Default::default() },
             Interface {
                 name: pair.container.name.clone(),
@@ -320,6 +324,8 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         ..Default::default()
     };
 
+    // Subscribed before the container end comes up: the port's coming up is announced then.
+    let mut events = if conf.disable_container_interface { None } else { LinkEvents::open().ok() };
     if conf.layer3 {
         let r = ipam::add(inv)?;
         undo.ipam = true;
@@ -378,10 +384,11 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         cont.set_up(&pair.container).map_err(|e| bad(format!("failed to set \"{}\" up: {e}", inv.ifname)))?;
     }
 
-    // The port must come up (both ends up, bridge up) before the pod can talk.
-    // The host end's MAC and the bridge's may have changed once the port joined.
-    let mut port = None;
-    if !conf.disable_container_interface {
+    // The port must come up (both ends up, bridge up) before the pod can talk: as announced,
+    // else (announcements lost, or none within a second) as the kernel answers, retried as the
+    // reference does.
+    let mut port = events.as_mut().and_then(|ev| ev.oper_up(pair.host.index, PORT_ANNOUNCED));
+    if port.is_none() && !conf.disable_container_interface {
         let mut state = String::new();
         for sleep in [0u64, 50, 500, 1000, 1000] {
             std::thread::sleep(Duration::from_millis(sleep));
@@ -401,7 +408,6 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         None => host.link(&pair.host.name)?,
     };
     result.interfaces[1].mac = port.mac_string();
-    result.interfaces[0].mac = bridge_by_name(host, &conf.bridge)?.mac_string();
 
     iface::apply_conf_dns(inv, &mut result);
     Ok(result)
@@ -456,6 +462,9 @@ fn first_host(net: &IpNet) -> Option<IpAddr> {
         IpAddr::V6(a) => u128::from(a).checked_add(1).map(|n| IpAddr::V6(n.into())),
     }
 }
+
+/// How long the port's coming up may take to be announced before the kernel is asked.
+const PORT_ANNOUNCED: Duration = Duration::from_secs(1);
 
 fn bridge_by_name(nl: &Netlink, name: &str) -> Result<Link, CniError> {
     is_bridge(nl.link_by_name(name)?, name)
