@@ -520,6 +520,35 @@ fn a_hundred_pods_leave_nothing_behind() {
 }
 
 #[test]
+fn concurrent_first_pods_report_the_bridge_mac_it_keeps() {
+    if !root() {
+        return;
+    }
+    // Many pods at once on a bridge that does not exist yet: its MAC follows its lowest port's
+    // until the first gateway address pins it, so each result must hold the MAC the bridge
+    // ends up with, which CHECK compares.
+    let f = Fixture::new();
+    let conf = f.conf("1.0.0", json!("10.90.0.0/24"), json!({"bridge": "cbxmac", "isGateway": true}));
+    let pods: Vec<Netns> = (0..12).map(|_| Netns::new("cm")).collect();
+    let (f, conf) = (&f, &conf);
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            pods.iter().enumerate().map(|(i, ns)| s.spawn(move || f.add(&format!("mac{i}"), ns, conf))).collect();
+        handles.into_iter().map(|h| h.join().expect("ADD thread")).collect()
+    });
+    let bridge_mac = f.host.sh("cat /sys/class/net/cbxmac/address").trim().to_string();
+    for (i, (r, ns)) in results.iter().zip(&pods).enumerate() {
+        assert_eq!(r["interfaces"][0]["mac"], bridge_mac.as_str(), "pod {i}: {r}");
+        let mut checked: Value = serde_json::from_str(conf).expect("conf");
+        checked["prevResult"] = r.clone();
+        f.call("CHECK", &format!("mac{i}"), &ns.path(), "eth0", &checked.to_string()).ok();
+    }
+    for (i, ns) in pods.iter().enumerate() {
+        f.del(&format!("mac{i}"), ns, conf);
+    }
+}
+
+#[test]
 fn gc_and_status_reach_ipam() {
     if !root() {
         return;

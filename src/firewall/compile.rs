@@ -183,7 +183,7 @@ fn compile_match(family: &str, m: &Value, ctx: &mut Context, out: &mut Vec<Expr>
                     _ => return None,
                 };
                 // Colons only, as nft reads an ether address.
-                let mac = right.as_str().filter(|s| !s.contains('-')).and_then(parse_mac)?;
+                let mac = right.as_str().filter(|s| s.contains(':')).and_then(parse_mac)?;
                 out.push(Expr::Payload { base: BASE_LINK, offset, len: 6 });
                 ctx.load_end = Some((BASE_LINK, offset + 6));
                 out.push(Expr::Cmp { op, data: mac.to_vec() });

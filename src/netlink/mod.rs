@@ -24,7 +24,7 @@ mod unregister;
 
 pub use addr::Address;
 pub use error::Error;
-pub use events::LinkEvents;
+pub use events::{LinkEvents, Unheard};
 pub use link::{IpvlanMode, Link, LinkKind, MacvlanMode, SubLink};
 pub use route::{RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RouteInfo, RouteSpec};
 

@@ -8,7 +8,7 @@ use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::firewall::iptables::{self, Removal};
 use crate::firewall::nft::System;
 use crate::firewall::{masq, spoofcheck};
-use crate::netlink::{Link, LinkEvents, LinkKind, Netlink, parse_mac};
+use crate::netlink::{Link, LinkEvents, LinkKind, Netlink, Unheard, parse_mac};
 use crate::netns::Netns;
 use crate::sysctl;
 use ipnet::IpNet;
@@ -306,9 +306,10 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         conf.preserve_default_vlan,
     )?;
 
-    // The bridge's MAC follows its lowest port's unless pinned (the gateway address pins it):
-    // read with this port attached, before the container end comes up and the kernel's IPv6
-    // set-up of it holds the RTNL lock.
+    // Subscribed before the bridge is read and before the container end comes up: the port's
+    // coming up is announced, and so is every change of the bridge's MAC (it follows its
+    // lowest port's unless pinned; the gateway address pins it) from the read on.
+    let mut events = if conf.disable_container_interface { None } else { LinkEvents::open().ok() };
     let br_mac = bridge_by_name(host, &conf.bridge)?.mac_string();
     let mut result = CniResult {
         interfaces: vec![
@@ -324,8 +325,6 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         ..Default::default()
     };
 
-    // Subscribed before the container end comes up: the port's coming up is announced then.
-    let mut events = if conf.disable_container_interface { None } else { LinkEvents::open().ok() };
     if conf.layer3 {
         let r = ipam::add(inv)?;
         undo.ipam = true;
@@ -384,13 +383,23 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         cont.set_up(&pair.container).map_err(|e| bad(format!("failed to set \"{}\" up: {e}", inv.ifname)))?;
     }
 
-    // The port must come up (both ends up, bridge up) before the pod can talk: as announced,
-    // else (announcements lost, or none within a second) as the kernel answers, retried as the
-    // reference does.
-    let mut port = events.as_mut().and_then(|ev| ev.oper_up(pair.host.index, PORT_ANNOUNCED));
+    // The port must come up (both ends up, bridge up) before the pod can talk: as announced
+    // (a link request now would wait for the RTNL lock, which the kernel's IPv6 set-up of the
+    // container end holds while it floods that end's first solicitations to every port), else
+    // as the kernel answers, at the reference's intervals (the first three spent waiting for
+    // the announcement unless announcements were lost).
+    let mut port = None;
+    let mut br_announced = None;
+    let mut retries: &[u64] = &[0, 50, 500, 1000, 1000];
+    let mut announced = false;
+    match events.as_mut().map(|ev| ev.oper_up(pair.host.index, br.index, PORT_ANNOUNCED)) {
+        Some(Ok((l, b))) => (port, br_announced, announced) = (Some(l), b, true),
+        Some(Err(Unheard::TimedOut)) => retries = &retries[3..],
+        _ => {}
+    }
     if port.is_none() && !conf.disable_container_interface {
         let mut state = String::new();
-        for sleep in [0u64, 50, 500, 1000, 1000] {
+        for &sleep in retries {
             std::thread::sleep(Duration::from_millis(sleep));
             let l = host.link(&pair.host.name)?;
             if l.oper_up {
@@ -403,10 +412,18 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
             return Err(bad(format!("bridge port in error state: {state}")));
         }
     }
+    // Announced: the bridge's MAC is the one read unless a change was announced since (a
+    // VLAN gateway interface joining it, another pod's port). Otherwise it is asked for now,
+    // as the reference does.
     let port = match port {
         Some(l) => l,
         None => host.link(&pair.host.name)?,
     };
+    if !announced {
+        result.interfaces[0].mac = bridge_by_name(host, &conf.bridge)?.mac_string();
+    } else if let Some(b) = br_announced {
+        result.interfaces[0].mac = b.mac_string();
+    }
     result.interfaces[1].mac = port.mac_string();
 
     iface::apply_conf_dns(inv, &mut result);
@@ -463,8 +480,9 @@ fn first_host(net: &IpNet) -> Option<IpAddr> {
     }
 }
 
-/// How long the port's coming up may take to be announced before the kernel is asked.
-const PORT_ANNOUNCED: Duration = Duration::from_secs(1);
+/// How long the port's coming up may take to be announced before the kernel is asked: the
+/// first three of the reference's intervals (0, 50 and 500 ms).
+const PORT_ANNOUNCED: Duration = Duration::from_millis(550);
 
 fn bridge_by_name(nl: &Netlink, name: &str) -> Result<Link, CniError> {
     is_bridge(nl.link_by_name(name)?, name)
