@@ -142,13 +142,6 @@ pub struct SubLink<'a> {
 }
 
 impl Link {
-    /// A link from the payload of an RTM_NEWLINK (struct ifinfomsg, then attributes); None if
-    /// it does not parse.
-    pub(super) fn from_payload(payload: &[u8]) -> Option<Link> {
-        use rtnetlink::packet_core::Parseable;
-        LinkMessage::parse(payload).ok().map(|m| Link::from_message(&m))
-    }
-
     fn from_message(m: &LinkMessage) -> Link {
         let mut link = Link {
             index: m.header.index,

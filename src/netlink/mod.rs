@@ -12,19 +12,18 @@ mod bridge;
 pub mod conntrack;
 mod detach;
 mod error;
-mod events;
 mod link;
 pub mod netconf;
 pub mod nftables;
 pub mod nftexpr;
 mod nlmsg;
 mod route;
+pub mod sysfs;
 pub mod tc;
 mod unregister;
 
 pub use addr::Address;
 pub use error::Error;
-pub use events::{LinkEvents, Unheard};
 pub use link::{IpvlanMode, Link, LinkKind, MacvlanMode, SubLink};
 pub use route::{RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RouteInfo, RouteSpec};
 

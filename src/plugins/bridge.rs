@@ -8,7 +8,7 @@ use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::firewall::iptables::{self, Removal};
 use crate::firewall::nft::System;
 use crate::firewall::{masq, spoofcheck};
-use crate::netlink::{Link, LinkEvents, LinkKind, Netlink, Unheard, parse_mac};
+use crate::netlink::{Link, LinkKind, Netlink, parse_mac, sysfs};
 use crate::netns::Netns;
 use crate::sysctl;
 use ipnet::IpNet;
@@ -306,14 +306,9 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         conf.preserve_default_vlan,
     )?;
 
-    // Subscribed before the bridge is read and before the container end comes up: the port's
-    // coming up is announced, and so is every change of the bridge's MAC (it follows its
-    // lowest port's unless pinned; the gateway address pins it) from the read on.
-    let mut events = if conf.disable_container_interface { None } else { LinkEvents::open().ok() };
-    let br_mac = bridge_by_name(host, &conf.bridge)?.mac_string();
     let mut result = CniResult {
         interfaces: vec![
-            Interface { name: br.name.clone(), mac: br_mac, ..Default::default() },
+            Interface { name: br.name.clone(), mac: br.mac_string(), ..Default::default() },
             Interface { name: pair.host.name.clone(), mac: pair.host.mac_string(), ..Default::default() },
             Interface {
                 name: pair.container.name.clone(),
@@ -383,21 +378,24 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         cont.set_up(&pair.container).map_err(|e| bad(format!("failed to set \"{}\" up: {e}", inv.ifname)))?;
     }
 
-    // The port must come up (both ends up, bridge up) before the pod can talk: as announced
-    // (a link request now would wait for the RTNL lock, which the kernel's IPv6 set-up of the
-    // container end holds while it floods that end's first solicitations to every port), else
-    // as the kernel answers, at the reference's intervals (the first three spent waiting for
-    // the announcement unless announcements were lost).
-    let mut port = None;
-    let mut br_announced = None;
+    // The port must come up (both ends up, bridge up) before the pod can talk. Then the
+    // result's MACs: the bridge's follows its lowest port's until the gateway address pins it,
+    // so it is read last, as the reference does. All read from sysfs where it shows this
+    // namespace (a link request now would wait for the RTNL lock, which the kernel's IPv6
+    // set-up of the container end holds while it floods that end's first solicitations to every
+    // port), else asked of the kernel at the reference's intervals (the first three spent
+    // polling sysfs, when it answered).
     let mut retries: &[u64] = &[0, 50, 500, 1000, 1000];
-    let mut announced = false;
-    match events.as_mut().map(|ev| ev.oper_up(pair.host.index, br.index, PORT_ANNOUNCED)) {
-        Some(Ok((l, b))) => (port, br_announced, announced) = (Some(l), b, true),
-        Some(Err(Unheard::TimedOut)) => retries = &retries[3..],
-        _ => {}
+    let mut port_mac = None;
+    if !conf.disable_container_interface {
+        match poll_port_up(&pair.host) {
+            Polled::Up(mac) => port_mac = Some(mac),
+            Polled::Down => retries = &retries[3..],
+            Polled::Unseen => {}
+        }
     }
-    if port.is_none() && !conf.disable_container_interface {
+    let mut port = None;
+    if port_mac.is_none() && !conf.disable_container_interface {
         let mut state = String::new();
         for &sleep in retries {
             std::thread::sleep(Duration::from_millis(sleep));
@@ -412,19 +410,16 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
             return Err(bad(format!("bridge port in error state: {state}")));
         }
     }
-    // Announced: the bridge's MAC is the one read unless a change was announced since (a
-    // VLAN gateway interface joining it, another pod's port). Otherwise it is asked for now,
-    // as the reference does.
-    let port = match port {
-        Some(l) => l,
-        None => host.link(&pair.host.name)?,
+    let port_mac = match (port_mac, port) {
+        (Some(mac), _) => mac,
+        (None, Some(l)) => l.mac_string(),
+        (None, None) => host.link(&pair.host.name)?.mac_string(),
     };
-    if !announced {
-        result.interfaces[0].mac = bridge_by_name(host, &conf.bridge)?.mac_string();
-    } else if let Some(b) = br_announced {
-        result.interfaces[0].mac = b.mac_string();
-    }
-    result.interfaces[1].mac = port.mac_string();
+    result.interfaces[0].mac = match sysfs::read(&br.name, br.index) {
+        Some(b) => b.mac,
+        None => bridge_by_name(host, &conf.bridge)?.mac_string(),
+    };
+    result.interfaces[1].mac = port_mac;
 
     iface::apply_conf_dns(inv, &mut result);
     Ok(result)
@@ -480,9 +475,35 @@ fn first_host(net: &IpNet) -> Option<IpAddr> {
     }
 }
 
-/// How long the port's coming up may take to be announced before the kernel is asked: the
-/// first three of the reference's intervals (0, 50 and 500 ms).
-const PORT_ANNOUNCED: Duration = Duration::from_millis(550);
+/// How long sysfs is polled for the port's coming up before the kernel is asked: the first
+/// three of the reference's intervals (0, 50 and 500 ms).
+const PORT_POLLED: Duration = Duration::from_millis(550);
+
+enum Polled {
+    /// Up, with its MAC.
+    Up(String),
+    /// Still down when polling ended.
+    Down,
+    /// sysfs does not show this namespace's links.
+    Unseen,
+}
+
+/// Poll the port's operational state in sysfs, at growing intervals (it comes up once the
+/// kernel's link watcher has run, usually within a millisecond), for up to `PORT_POLLED`.
+fn poll_port_up(port: &Link) -> Polled {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match sysfs::read(&port.name, port.index) {
+            None => return Polled::Unseen,
+            Some(l) if l.oper_up => return Polled::Up(l.mac),
+            Some(_) if start.elapsed() >= PORT_POLLED => return Polled::Down,
+            Some(_) => {}
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
 
 fn bridge_by_name(nl: &Netlink, name: &str) -> Result<Link, CniError> {
     is_bridge(nl.link_by_name(name)?, name)
