@@ -453,6 +453,15 @@ fn portmap_iptables_backend_forwards_host_ports() {
     assert!(rules.contains("-j KUBE-MARK-MASQ") && !rules.contains("CNI-HOSTPORT-SETMARK"), "{rules}");
     call("DEL", &pm).ok();
     assert!(!h.ns.sh("iptables -t nat -S").contains(&dn));
+    // markMasqBit, which only iptables uses, selects it too: SETMARK with that bit.
+    let mut marked = pm.clone();
+    marked.as_object_mut().unwrap().remove("externalSetMarkChain");
+    marked["markMasqBit"] = json!(15);
+    call("ADD", &marked).ok();
+    let setmark = h.ns.sh("iptables -t nat -S CNI-HOSTPORT-SETMARK");
+    assert!(setmark.contains("0x8000/0x8000"), "{setmark}");
+    call("DEL", &marked).ok();
+    assert!(!h.ns.sh("iptables -t nat -S").contains(&dn));
     // One host port mapped twice: the rule written once is the rule CHECK expects once.
     pm["runtimeConfig"] = json!({"portMappings": [
         {"hostPort": 18093, "containerPort": 80, "protocol": "tcp"},

@@ -137,8 +137,10 @@ fn check_backend(raw: &RawConf) -> Result<Backend, CniError> {
             nftables_only.push(name);
         }
     }
+    // `markMasqBit` means something only to iptables (the nftables backend accepts and ignores
+    // it, as the reference's does): set, it picks iptables when no backend is named.
     let backend = match raw.backend.as_deref() {
-        None if !iptables_only.is_empty() => Backend::Iptables,
+        None if !iptables_only.is_empty() || raw.mark_masq_bit.is_some() => Backend::Iptables,
         None | Some("nftables") => Backend::Nftables,
         Some("iptables") => Backend::Iptables,
         Some(other) => return Err(bad(format!("unrecognized backend \"{other}\""))),
@@ -867,6 +869,8 @@ mod tests {
         assert_eq!(check_backend(&raw(json!({"backend": "iptables"}))).unwrap(), Backend::Iptables);
         assert_eq!(check_backend(&raw(json!({"externalSetMarkChain": "KUBE-MARK-MASQ"}))).unwrap(), Backend::Iptables);
         assert_eq!(check_backend(&raw(json!({"conditionsV6": ["-s", "::1"]}))).unwrap(), Backend::Iptables);
+        assert_eq!(check_backend(&raw(json!({"markMasqBit": 14}))).unwrap(), Backend::Iptables);
+        assert_eq!(check_backend(&raw(json!({"backend": "nftables", "markMasqBit": 14}))).unwrap(), Backend::Nftables);
         assert_eq!(check_backend(&raw(json!({"conditionsV4": ["ip saddr 1.2.3.4"]}))).unwrap(), Backend::Nftables);
         // An empty first condition names no backend, as in the reference.
         assert_eq!(
