@@ -542,11 +542,19 @@ mod tests {
         assert_eq!(back, Backup { mtu: 9000, allmulti: Some(true), ..Default::default() });
     }
 
+    /// A directory removed when dropped, also when an assertion fails.
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn allowlist() {
-        let dir = std::env::temp_dir().join(format!("cnibox-allow-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("allowlist.conf");
+        let dir = Scratch(std::env::temp_dir().join(format!("cnibox-allow-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let f = dir.0.join("allowlist.conf");
         let s = |k: &str| vec![(k.to_string(), "1".to_string())];
         assert!(check_allowlist(&f, &s("net.anything")).is_ok(), "no file: no restriction");
         std::fs::write(&f, "^net\\.ipv4\\.conf\\.IFNAME\\.[a-z_]*$\n\n  ^net\\.core\\.somaxconn$\n").unwrap();
@@ -562,6 +570,5 @@ mod tests {
         std::fs::write(&f, "\\pLnet\n").unwrap();
         let e = check_allowlist(&f, &s("net.core.somaxconn")).unwrap_err();
         assert!(e.msg.contains("error parsing regexp"), "a pattern it cannot read is an error: {e:?}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
