@@ -199,8 +199,8 @@ mod tests {
     /// Spec 1.1.0 / libcni 1.3: plugins from `<dir>/<network>/*.conf` follow the list's own.
     #[test]
     fn plugins_from_the_sibling_directory() {
-        let dir = std::env::temp_dir().join(format!("cnibox-confdir-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = crate::util::scratch::Scratch::new("confdir");
+        let dir = scratch.0.clone();
         std::fs::create_dir_all(dir.join("net")).unwrap();
         let w = |p: &str, s: &str| std::fs::write(dir.join(p), s).unwrap();
         w("10-net.conflist", r#"{"cniVersion":"1.1.0","name":"net","plugins":[{"type":"bridge"}]}"#);
@@ -223,6 +223,5 @@ mod tests {
         assert!(load(&dir, "net").unwrap_err().contains("no plugin configs found"));
         w("10-net.conflist", r#"{"name":"net","loadOnlyInlinedPlugins":true}"#);
         assert!(load(&dir, "net").unwrap_err().contains("`loadOnlyInlinedPlugins` is true, and no 'plugins' key"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

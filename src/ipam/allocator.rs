@@ -151,26 +151,13 @@ mod tests {
     use super::*;
     use crate::ipam::range::RangeConf;
     use crate::ipam::store::Store;
-    use std::path::PathBuf;
 
     /// What host-local does for one range set: look up what "eth0" of `id` holds, then allocate.
     fn get(a: &Allocator<'_>, l: &Locked<'_>, id: &str, want: Option<IpAddr>) -> Result<IpConfig, IpamError> {
         a.get(l, id, "eth0", want, &l.get_by_id(id, "eth0")?)
     }
 
-    struct Tmp(PathBuf);
-    impl Tmp {
-        fn new(tag: &str) -> Tmp {
-            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Tmp(std::env::temp_dir().join(format!("cnibox-alloc-{tag}-{}-{n}", std::process::id())))
-        }
-    }
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::util::scratch::Scratch as Tmp;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

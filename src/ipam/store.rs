@@ -675,21 +675,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    pub(crate) struct Tmp(pub PathBuf);
-    impl Tmp {
-        pub(crate) fn new(tag: &str) -> Tmp {
-            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let p = std::env::temp_dir().join(format!("cnibox-unit-{tag}-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&p);
-            Tmp(p)
-        }
-    }
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::util::scratch::Scratch as Tmp;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -542,17 +542,9 @@ mod tests {
         assert_eq!(back, Backup { mtu: 9000, allmulti: Some(true), ..Default::default() });
     }
 
-    /// A directory removed when dropped, also when an assertion fails.
-    struct Scratch(std::path::PathBuf);
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     #[test]
     fn allowlist() {
-        let dir = Scratch(std::env::temp_dir().join(format!("cnibox-allow-{}", std::process::id())));
+        let dir = crate::util::scratch::Scratch::new("allow");
         std::fs::create_dir_all(&dir.0).unwrap();
         let f = dir.0.join("allowlist.conf");
         let s = |k: &str| vec![(k.to_string(), "1".to_string())];
