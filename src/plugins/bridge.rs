@@ -385,35 +385,14 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
     // set-up of the container end holds while it floods that end's first solicitations to every
     // port), else asked of the kernel at the reference's intervals (the first three spent
     // polling sysfs, when it answered).
-    let mut retries: &[u64] = &[0, 50, 500, 1000, 1000];
-    let mut port_mac = None;
-    if !conf.disable_container_interface {
+    let port_mac = if conf.disable_container_interface {
+        host.link(&pair.host.name)?.mac_string()
+    } else {
         match poll_port_up(&pair.host) {
-            Polled::Up(mac) => port_mac = Some(mac),
-            Polled::Down => retries = &retries[3..],
-            Polled::Unseen => {}
+            Polled::Up(mac) => mac,
+            Polled::Down => ask_port_up(host, &pair.host.name, &PORT_ASKED[3..])?,
+            Polled::Unseen => ask_port_up(host, &pair.host.name, PORT_ASKED)?,
         }
-    }
-    let mut port = None;
-    if port_mac.is_none() && !conf.disable_container_interface {
-        let mut state = String::new();
-        for &sleep in retries {
-            std::thread::sleep(Duration::from_millis(sleep));
-            let l = host.link(&pair.host.name)?;
-            if l.oper_up {
-                port = Some(l);
-                break;
-            }
-            state = l.oper_state;
-        }
-        if port.is_none() {
-            return Err(bad(format!("bridge port in error state: {state}")));
-        }
-    }
-    let port_mac = match (port_mac, port) {
-        (Some(mac), _) => mac,
-        (None, Some(l)) => l.mac_string(),
-        (None, None) => host.link(&pair.host.name)?.mac_string(),
     };
     result.interfaces[0].mac = match sysfs::read(&br.name, br.index) {
         Some(b) => b.mac,
@@ -475,8 +454,10 @@ fn first_host(net: &IpNet) -> Option<IpAddr> {
     }
 }
 
+/// The reference's intervals (ms) between asking whether the port came up.
+const PORT_ASKED: &[u64] = &[0, 50, 500, 1000, 1000];
 /// How long sysfs is polled for the port's coming up before the kernel is asked: the first
-/// three of the reference's intervals (0, 50 and 500 ms).
+/// three of the reference's intervals.
 const PORT_POLLED: Duration = Duration::from_millis(550);
 
 enum Polled {
@@ -503,6 +484,21 @@ fn poll_port_up(port: &Link) -> Polled {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// Ask the kernel whether the port came up, after each of `sleeps` (ms): its MAC once it is,
+/// else the error the reference gives.
+fn ask_port_up(host: &Netlink, name: &str, sleeps: &[u64]) -> Result<String, CniError> {
+    let mut state = String::new();
+    for &sleep in sleeps {
+        std::thread::sleep(Duration::from_millis(sleep));
+        let l = host.link(name)?;
+        if l.oper_up {
+            return Ok(l.mac_string());
+        }
+        state = l.oper_state;
+    }
+    Err(bad(format!("bridge port in error state: {state}")))
 }
 
 fn bridge_by_name(nl: &Netlink, name: &str) -> Result<Link, CniError> {
