@@ -97,6 +97,13 @@ struct Conf {
     zone: String,
 }
 
+impl Conf {
+    /// The earlier plugin's result, which ADD and CHECK need.
+    fn prev(&self) -> Result<&CniResult, CniError> {
+        self.prev.as_ref().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))
+    }
+}
+
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
     let raw: RawConf = parse_plugin_conf("firewall", &inv.stdin)?;
     // Only ADD and CHECK insist on the backend: DEL and GC of a refused config have nothing to
@@ -246,7 +253,7 @@ fn bridge_name(conf: &Conf, result: &CniResult) -> Result<Option<String>, CniErr
 }
 
 fn add_with(nft: &dyn Nft, conf: &Conf, inv: &Invocation) -> Result<CniResult, CniError> {
-    let prev = conf.prev.clone().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    let prev = conf.prev()?.clone();
     let bridge = bridge_name(conf, &prev)?;
     let comment = instance_comment(&inv.conf.name, &inv.ifname, &inv.container_id);
     let listing = nft.list_table(TABLE)?;
@@ -265,7 +272,7 @@ fn del_with(nft: &dyn Nft, inv: &Invocation) -> Result<(), CniError> {
 }
 
 fn check_with(nft: &dyn Nft, conf: &Conf, inv: &Invocation) -> Result<(), CniError> {
-    let prev = conf.prev.as_ref().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    let prev = conf.prev()?;
     if prev.ips.is_empty() {
         return Ok(());
     }
@@ -324,7 +331,7 @@ fn resolve(backend: Backend, prev: Option<&CniResult>) -> Backend {
 
 /// The iptables backend's ADD (`add`), or its CHECK.
 fn iptables_rules(conf: &Conf, add: bool) -> Result<CniResult, CniError> {
-    let prev = conf.prev.clone().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    let prev = conf.prev()?.clone();
     let bridge = bridge_name(conf, &prev)?;
     let ips = prev_ips(&prev);
     let rules = iptables::Forwarding {
@@ -379,7 +386,7 @@ fn sources(prev: &CniResult) -> Vec<String> {
 /// with iptables whatever its backend). On a failure, the addresses this call added come out
 /// again.
 fn add_firewalld(fw: &mut Firewalld, conf: &Conf, inv: &Invocation) -> Result<CniResult, CniError> {
-    let prev = conf.prev.clone().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    let prev = conf.prev()?.clone();
     let mut added = Vec::new();
     let mut out = Ok(());
     for src in sources(&prev) {
@@ -404,7 +411,7 @@ fn add_firewalld(fw: &mut Firewalld, conf: &Conf, inv: &Invocation) -> Result<Cn
 }
 
 fn check_firewalld(fw: &mut Firewalld, conf: &Conf, inv: &Invocation) -> Result<(), CniError> {
-    let prev = conf.prev.as_ref().ok_or_else(|| CniError::internal("missing prevResult from earlier plugin"))?;
+    let prev = conf.prev()?;
     for src in sources(prev) {
         match fw.has_source(&conf.zone, &src) {
             Ok(true) => {}
