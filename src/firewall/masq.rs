@@ -48,6 +48,11 @@ pub fn is_iptables(backend: Option<&str>) -> bool {
     matches!(check_backend(backend), Ok(Backend::Iptables))
 }
 
+/// STATUS's part: iptables installed where `ipMasqBackend` asks for it.
+pub fn status(backend: Option<&str>) -> Result<(), CniError> {
+    if is_iptables(backend) { super::iptables::status("ipMasq") } else { Ok(()) }
+}
+
 /// DEL's part in iptables: the container's chain, written here with `ipMasqBackend: "iptables"`
 /// (whose removal must succeed: a failure is returned, so that the runtime retries) or left by
 /// the reference (removed best effort).

@@ -668,8 +668,8 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 fn status(inv: &Invocation) -> Result<(), CniError> {
     let conf = Conf::load(inv)?;
     // Masquerading needs addresses: without IPAM, ADD writes no rule.
-    if conf.ip_masq && conf.layer3 && masq::is_iptables(conf.ip_masq_backend.as_deref()) {
-        crate::firewall::iptables::status("ipMasq")?;
+    if conf.ip_masq && conf.layer3 {
+        masq::status(conf.ip_masq_backend.as_deref())?;
     }
     ipam::status(inv)
 }

@@ -170,8 +170,8 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 /// The IPAM's STATUS, after iptables for `ipMasqBackend: "iptables"`.
 fn status(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
-    if conf.ip_masq && masq::is_iptables(conf.ip_masq_backend.as_deref()) {
-        crate::firewall::iptables::status("ipMasq")?;
+    if conf.ip_masq {
+        masq::status(conf.ip_masq_backend.as_deref())?;
     }
     ipam::status(inv)
 }
