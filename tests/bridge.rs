@@ -559,23 +559,11 @@ fn sysfs_of_another_namespace_is_not_trusted() {
     let f = Fixture::new();
     let conf = f.conf("1.0.0", json!("10.91.0.0/24"), json!({"bridge": "cbxsys", "isGateway": true}));
     let pod = Netns::new("sy");
-    let mut cmd = std::process::Command::new("nsenter");
-    cmd.arg(format!("--net={}", f.host.path())).arg(plugin_dir().join("bridge")).env_clear();
-    for (k, v) in call_env("ADD", "sys0", &pod.path(), "eth0", Some(&f.path)) {
-        cmd.env(k, v);
-    }
-    let out = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(conf.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("run the plugin through nsenter");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let r: Value = serde_json::from_slice(&out.stdout).expect("result");
+    let mut nsenter = std::process::Command::new("nsenter");
+    nsenter.arg(format!("--net={}", f.host.path())).arg(plugin_dir().join("bridge"));
+    let pod_path = pod.path();
+    let env = call_env("ADD", "sys0", &pod_path, "eth0", Some(&f.path));
+    let r = run_plugin(nsenter, &env, &conf).ok().json();
     let mac_of = |dev: &str| f.host.sh(&format!("cat /sys/class/net/{dev}/address")).trim().to_string();
     assert_eq!(r["interfaces"][0]["mac"], mac_of("cbxsys").as_str(), "{r}");
     let port = r["interfaces"][1]["name"].as_str().expect("port name").to_string();

@@ -180,7 +180,7 @@ pub fn reference_plugin(name: &str, host: &Netns, env: &[(&str, &str)], stdin: &
 
 /// Exec the plugin at `path` with exactly `env` and `stdin`, inside `host` when set.
 fn exec_plugin(path: &Path, host: Option<&Netns>, env: &[(&str, &str)], stdin: &str) -> Reply {
-    let mut cmd = match host {
+    let cmd = match host {
         Some(ns) => {
             let mut c = Command::new("ip");
             c.args(["netns", "exec", &ns.name]).arg(path);
@@ -188,6 +188,11 @@ fn exec_plugin(path: &Path, host: Option<&Netns>, env: &[(&str, &str)], stdin: &
         }
         None => Command::new(path),
     };
+    run_plugin(cmd, env, stdin)
+}
+
+/// Run `cmd` (a plugin, or a launcher of one) with exactly `env` and `stdin`.
+pub fn run_plugin(mut cmd: Command, env: &[(&str, &str)], stdin: &str) -> Reply {
     cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     for (k, v) in env {
         cmd.env(k, v);
