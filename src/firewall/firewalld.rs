@@ -5,16 +5,10 @@
 //! only: a reload or restart of firewalld drops them, as it does the reference's.
 
 use crate::dbus::{Bus, DbusError, Method, Reply};
-use std::net::IpAddr;
 
 const NAME: &str = "org.fedoraproject.FirewallD1";
 const PATH: &str = "/org/fedoraproject/FirewallD1";
 const ZONE_IFACE: &str = "org.fedoraproject.FirewallD1.zone";
-
-/// The source firewalld is given for a container address.
-pub fn source(ip: IpAddr) -> String {
-    format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
-}
 
 /// Whether a firewalld error reply carries one of firewalld's error codes (its message starts
 /// with the code: `ZONE_ALREADY_SET: 10.88.0.5/32`).
@@ -91,9 +85,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sources_and_codes() {
-        assert_eq!(source("10.88.0.5".parse().unwrap()), "10.88.0.5/32");
-        assert_eq!(source("fd00::5".parse().unwrap()), "fd00::5/128");
+    fn codes_and_zones() {
         let e =
             |m: &str| DbusError::Remote { name: "org.fedoraproject.FirewallD1.Exception".into(), message: m.into() };
         assert!(is_code(&e("ZONE_ALREADY_SET: 10.88.0.5/32"), "ZONE_ALREADY_SET"));

@@ -26,6 +26,7 @@
 mod hostport;
 pub use hostport::{HostPorts, PortMap};
 
+use super::host_net;
 use crate::util::sha512;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -36,11 +37,6 @@ const FILTER: &str = "filter";
 /// The reference firewall's chain of per-address rules.
 const FORWARD_CHAIN: &str = "CNI-FORWARD";
 const MAX_CHAIN_LEN: usize = 28;
-
-/// An address as iptables lists a match on it: `<ip>/32`, `<ip>/128`.
-fn host_net(ip: IpAddr) -> String {
-    format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
-}
 
 /// The reference's per-container chain name: `CNI-<prefix>` filled up to 28 characters with
 /// the hex SHA-512 of network name + container ID.

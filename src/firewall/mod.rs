@@ -17,3 +17,18 @@ pub mod iptables;
 pub mod masq;
 pub mod nft;
 pub mod spoofcheck;
+
+/// A container address as a host match, `<ip>/32` or `<ip>/128`: as iptables lists a match
+/// on it, and as firewalld is given it as a zone's source.
+pub fn host_net(ip: std::net::IpAddr) -> String {
+    format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_nets() {
+        assert_eq!(super::host_net("10.88.0.5".parse().unwrap()), "10.88.0.5/32");
+        assert_eq!(super::host_net("fd00::5".parse().unwrap()), "fd00::5/128");
+    }
+}

@@ -378,7 +378,7 @@ fn firewalld_for(backend: Backend) -> Result<Option<Firewalld>, CniError> {
 }
 
 fn sources(prev: &CniResult) -> Vec<String> {
-    prev_ips(prev).into_iter().map(firewalld::source).collect()
+    prev_ips(prev).into_iter().map(crate::firewall::host_net).collect()
 }
 
 /// Every address into the zone, and, for an `ingressPolicy` other than open, the nftables
