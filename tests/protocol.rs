@@ -24,6 +24,19 @@ fn front_end_lists_and_runs_applets() {
 }
 
 #[test]
+fn a_link_under_a_name_that_is_no_applet_fails_the_call() {
+    // A runtime exec'ing `dhcp` linked here by mistake must see an error, not an empty success.
+    let dir = std::env::temp_dir().join(unique("cnibox-noapplet"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("dhcp");
+    std::os::unix::fs::symlink(bin(), &link).unwrap();
+    let r = run_plugin(std::process::Command::new(&link), &cni_env("ADD", "c1", "/x", "eth0"), CONF);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.code(), 7, "{r:?}");
+    assert!(r.json()["msg"].as_str().unwrap().starts_with("cnibox has no plugin \"dhcp\""), "{r:?}");
+}
+
+#[test]
 fn binary_is_static() {
     if std::env::var_os("CNIBOX_BIN").is_none() {
         eprintln!("skipping: only the release build (CNIBOX_BIN) is static");
