@@ -25,12 +25,94 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::R
 /// Map keys are read as strings, so a map's key type must be one that reads from a string.
 /// serde_json's own value deserializer also reads a struct from an array (field by field in
 /// declaration order), which made every derived struct carry a second, never used reader.
+/// An error names the member it arose at (`ipam.routes[0].dst: invalid IP address syntax:
+/// "foo"`), and a struct expected as "an object", not by its type's name.
 pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> serde_json::Result<T> {
-    T::deserialize(Objects(value))
+    T::deserialize(Objects(value)).map_err(de::Error::custom)
 }
 
-use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Unexpected, Visitor};
-use serde_json::{Error, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, Expected, IntoDeserializer, Unexpected, Visitor};
+use serde_json::Value;
+use std::fmt;
+
+/// A reading error and the path of the member it arose at, innermost last.
+#[derive(Debug)]
+struct Error {
+    path: String,
+    msg: String,
+}
+
+impl Error {
+    /// The same error, one member further out: `key` of an object.
+    fn in_key(mut self, key: &str) -> Error {
+        let sep = if self.path.is_empty() || self.path.starts_with('[') { "" } else { "." };
+        self.path = format!("{key}{sep}{}", self.path);
+        self
+    }
+    /// The same error, one member further out: element `i` of an array.
+    fn in_index(mut self, i: usize) -> Error {
+        let sep = if self.path.is_empty() || self.path.starts_with('[') { "" } else { "." };
+        self.path = format!("[{i}]{sep}{}", self.path);
+        self
+    }
+    /// A string that failed to read as what it should be (an address, say) is quoted, unless
+    /// the message shows it already.
+    fn of_str(mut self, s: &str) -> Error {
+        if !self.msg.contains(s) {
+            self.msg = format!("{}: {s:?}", self.msg);
+        }
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() { f.write_str(&self.msg) } else { write!(f, "{}: {}", self.path, self.msg) }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl de::Error for Error {
+    fn custom<T: fmt::Display>(msg: T) -> Error {
+        Error { path: String::new(), msg: msg.to_string() }
+    }
+    fn invalid_type(unexp: Unexpected<'_>, exp: &dyn Expected) -> Error {
+        de::Error::custom(format_args!("invalid type: {}, expected {}", json_word(unexp), Plain(exp)))
+    }
+    fn invalid_value(unexp: Unexpected<'_>, exp: &dyn Expected) -> Error {
+        de::Error::custom(format_args!("invalid value: {}, expected {}", json_word(unexp), Plain(exp)))
+    }
+}
+
+/// What was found, in JSON's words.
+fn json_word(unexp: Unexpected<'_>) -> Unexpected<'_> {
+    match unexp {
+        Unexpected::Unit => Unexpected::Other("null"),
+        Unexpected::Map => Unexpected::Other("object"),
+        Unexpected::Seq => Unexpected::Other("array"),
+        other => other,
+    }
+}
+
+/// What was expected, in JSON's words: a derived struct calls itself `struct <Name>`.
+struct Plain<'a>(&'a dyn Expected);
+
+impl fmt::Display for Plain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exp = self.0.to_string();
+        f.write_str(match exp.as_str() {
+            e if e.starts_with("struct ") || e == "a map" => "an object",
+            "a sequence" => "an array",
+            e => e,
+        })
+    }
+}
+
+/// serde_json's value reader answers in its own error type.
+fn from_json(e: serde_json::Error) -> Error {
+    de::Error::custom(e)
+}
 
 /// A `Value` whose nested structs are read through the same rule.
 struct Objects(Value);
@@ -52,7 +134,7 @@ fn unexpected(v: &Value) -> Unexpected<'_> {
 
 fn seq<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::Value, Error> {
     let len = items.len();
-    let mut access = Items(items.into_iter());
+    let mut access = Items(items.into_iter(), 0);
     let out = visitor.visit_seq(&mut access)?;
     match access.0.len() {
         0 => Ok(out),
@@ -99,12 +181,14 @@ fn go_fields(entries: serde_json::Map<String, Value>, fields: &[&str]) -> serde_
     out
 }
 
-struct Items(std::vec::IntoIter<Value>);
+struct Items(std::vec::IntoIter<Value>, usize);
 
 impl<'de> de::SeqAccess<'de> for Items {
     type Error = Error;
     fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
-        self.0.next().map(|v| seed.deserialize(Objects(v))).transpose()
+        let i = self.1;
+        self.1 += 1;
+        self.0.next().map(|v| seed.deserialize(Objects(v)).map_err(|e| e.in_index(i))).transpose()
     }
     fn size_hint(&self) -> Option<usize> {
         Some(self.0.len())
@@ -113,7 +197,7 @@ impl<'de> de::SeqAccess<'de> for Items {
 
 struct Entries {
     iter: <serde_json::Map<String, Value> as IntoIterator>::IntoIter,
-    value: Option<Value>,
+    value: Option<(String, Value)>,
 }
 
 impl<'de> de::MapAccess<'de> for Entries {
@@ -121,15 +205,16 @@ impl<'de> de::MapAccess<'de> for Entries {
     fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
         match self.iter.next() {
             Some((key, value)) => {
-                self.value = Some(value);
-                seed.deserialize(key.into_deserializer()).map(Some)
+                let read = seed.deserialize(key.as_str().into_deserializer()).map(Some);
+                self.value = Some((key, value));
+                read
             }
             None => Ok(None),
         }
     }
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, Error> {
         match self.value.take() {
-            Some(v) => seed.deserialize(Objects(v)),
+            Some((key, v)) => seed.deserialize(Objects(v)).map_err(|e| e.in_key(&key)),
             None => Err(de::Error::custom("value is missing")),
         }
     }
@@ -141,7 +226,7 @@ impl<'de> de::MapAccess<'de> for Entries {
 macro_rules! to_value {
     ($($method:ident)*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-            self.0.$method(visitor)
+            self.0.$method(visitor).map_err(from_json)
         }
     )*};
 }
@@ -153,7 +238,7 @@ impl<'de> Deserializer<'de> for Objects {
         match self.0 {
             Value::Array(items) => seq(items, visitor),
             Value::Object(entries) => map(entries, visitor),
-            other => other.deserialize_any(visitor),
+            other => other.deserialize_any(visitor).map_err(from_json),
         }
     }
 
@@ -213,17 +298,28 @@ impl<'de> Deserializer<'de> for Objects {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        self.0.deserialize_enum(name, variants, visitor)
+        self.0.deserialize_enum(name, variants, visitor).map_err(from_json)
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, Error> {
-        self.0.deserialize_unit_struct(name, visitor)
+        self.0.deserialize_unit_struct(name, visitor).map_err(from_json)
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::String(s) => visitor.visit_str::<Error>(&s).map_err(|e| e.of_str(&s)),
+            other => other.deserialize_str(visitor).map_err(from_json),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
     }
 
     to_value! {
         deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
         deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
-        deserialize_f32 deserialize_f64 deserialize_char deserialize_str deserialize_string
+        deserialize_f32 deserialize_f64 deserialize_char
         deserialize_bytes deserialize_byte_buf deserialize_unit deserialize_identifier deserialize_ignored_any
     }
 }
@@ -293,18 +389,29 @@ mod tests {
     }
 
     #[test]
-    fn structs_come_only_from_objects_and_errors_read_as_serde_json_s() {
+    fn structs_come_only_from_objects_and_errors_name_the_member() {
         let e = from_slice::<Inner>(br#"[1, "x"]"#).unwrap_err().to_string();
-        assert_eq!(e, "invalid type: sequence, expected struct Inner");
-        let e = from_slice::<Outer>(br#"{"name":"n","list":[{"a":"1"}]}"#).unwrap_err().to_string();
-        assert_eq!(e, r#"invalid type: string "1", expected u32"#);
+        assert_eq!(e, "invalid type: array, expected an object");
+        let e = from_slice::<Inner>(b"null").unwrap_err().to_string();
+        assert_eq!(e, "invalid type: null, expected an object");
+        let e = from_slice::<Outer>(br#"{"name":"n","list":[{"a":1},{"a":"1"}]}"#).unwrap_err().to_string();
+        assert_eq!(e, r#"list[1].a: invalid type: string "1", expected u32"#);
         let e = from_slice::<Outer>(br#"{"name":"n","inner":{"a":-1}}"#).unwrap_err().to_string();
-        assert_eq!(e, "invalid value: integer `-1`, expected u32");
+        assert_eq!(e, "inner.a: invalid value: integer `-1`, expected u32");
         let e = from_slice::<Outer>(br#"{"name":"n","list":{"a":1}}"#).unwrap_err().to_string();
-        assert_eq!(e, "invalid type: map, expected a sequence");
+        assert_eq!(e, "list: invalid type: object, expected an array");
         let e = from_slice::<Outer>(br#"{"inner":{"a":1}}"#).unwrap_err().to_string();
         assert_eq!(e, "missing field `name`");
+        let e = from_slice::<Outer>(br#"{"name":"n","inner":{}}"#).unwrap_err().to_string();
+        assert_eq!(e, "inner: missing field `a`");
+        let e = from_slice::<Vec<Vec<u8>>>(b"[[1],[2,300]]").unwrap_err().to_string();
+        assert_eq!(e, "[1][1]: invalid value: integer `300`, expected u8");
         let e = from_slice::<(u8, u8)>(b"[1,2,3]").unwrap_err().to_string();
         assert_eq!(e, "invalid length 3, expected fewer elements in array");
+        // A string that does not parse as what it stands for is quoted.
+        let e = from_slice::<Vec<std::net::IpAddr>>(br#"["10.0.0.1","foo"]"#).unwrap_err().to_string();
+        assert_eq!(e, r#"[1]: invalid IP address syntax: "foo""#);
+        let e = from_slice::<Vec<ipnet::IpNet>>(br#"["10.0.0.0/8","10.0.0.0/99"]"#).unwrap_err().to_string();
+        assert_eq!(e, r#"[1]: invalid IP address syntax: "10.0.0.0/99""#);
     }
 }

@@ -59,7 +59,9 @@ impl IpConfig {
 /// An optional address, where `""` is none, as Go reads a `net.IP` (`"gw": ""` in a route).
 fn ip_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
     match Option::<String>::deserialize(d)? {
-        Some(s) if !s.is_empty() => s.parse().map(Some).map_err(serde::de::Error::custom),
+        Some(s) if !s.is_empty() => {
+            s.parse().map(Some).map_err(|e| serde::de::Error::custom(format_args!("{e}: {s:?}")))
+        }
         _ => Ok(None),
     }
 }
@@ -500,7 +502,7 @@ mod tests {
         .unwrap();
         assert_eq!((r.ips[0].gateway, r.routes[0].gw, r.interfaces[0].name.as_str()), (None, None, ""));
         let e = crate::cni::json::from_slice::<Route>(br#"{"dst":"0.0.0.0/0","gw":"x"}"#).unwrap_err();
-        assert_eq!(e.to_string(), "invalid IP address syntax");
+        assert_eq!(e.to_string(), r#"gw: invalid IP address syntax: "x""#);
     }
 
     #[test]
