@@ -364,12 +364,22 @@ impl CniResult {
     pub fn from_reply(bytes: &[u8], fallback: SpecVersion) -> Result<CniResult, CniError> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| CniError::decoding(format!("failed to parse plugin result: {e}")))?;
+        CniResult::from_own_version(&value, fallback, "plugin result")
+    }
+
+    /// A chained plugin's `prevResult`, read by its own `cniVersion` as a reply is (a
+    /// 0.2.0-shaped one converts; an unknown version is an error).
+    pub fn from_prev(value: &Value, conf_version: SpecVersion) -> Result<CniResult, CniError> {
+        CniResult::from_own_version(value, conf_version, "prevResult")
+    }
+
+    fn from_own_version(value: &Value, fallback: SpecVersion, what: &str) -> Result<CniResult, CniError> {
         let version = match value.get("cniVersion").and_then(Value::as_str).filter(|s| !s.is_empty()) {
             Some(s) => SpecVersion::parse(s)
-                .ok_or_else(|| CniError::decoding(format!("plugin result has unknown cniVersion \"{s}\"")))?,
+                .ok_or_else(|| CniError::decoding(format!("{what} has unknown cniVersion \"{s}\"")))?,
             None => fallback,
         };
-        CniResult::from_value(&value, version)
+        CniResult::from_value(value, version)
     }
 
     /// The round trip a result makes through an exec'd plugin at `version`.
@@ -515,5 +525,20 @@ mod tests {
         assert_eq!(r.unwrap().ips[0].address.to_string(), "10.0.0.6/24");
         let e = CniResult::from_reply(b"{not json", SpecVersion::V1_0_0).unwrap_err();
         assert_eq!(e.code, 6);
+    }
+
+    #[test]
+    fn prev_result_uses_its_own_version() {
+        let prev = serde_json::json!({"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.5/24","gateway":"10.0.0.1"}});
+        let r = CniResult::from_prev(&prev, SpecVersion::V1_0_0).unwrap();
+        assert_eq!(
+            (r.ips[0].address.to_string(), r.ips[0].gateway.map(|g| g.to_string())),
+            ("10.0.0.5/24".into(), Some("10.0.0.1".into()))
+        );
+        let prev = serde_json::json!({"ips":[{"address":"10.0.0.6/24"}]});
+        assert_eq!(CniResult::from_prev(&prev, SpecVersion::V1_0_0).unwrap().ips.len(), 1);
+        let prev = serde_json::json!({"cniVersion":"9.9.9","ips":[]});
+        let e = CniResult::from_prev(&prev, SpecVersion::V1_0_0).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (6, r#"prevResult has unknown cniVersion "9.9.9""#));
     }
 }

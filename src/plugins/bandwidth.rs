@@ -115,7 +115,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
     });
     let prev = match &inv.conf.prev_result {
         Some(v) => Some(
-            CniResult::from_value(v, inv.version)
+            CniResult::from_prev(v, inv.version)
                 .map_err(|e| CniError::internal(format!("could not parse prevResult: {}", e.msg)))?,
         ),
         None => None,

@@ -696,7 +696,7 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
         ipam::check(inv)?;
     }
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| bad("Required prevResult missing"))?;
-    let result = CniResult::from_value(prev, inv.version)?;
+    let result = CniResult::from_prev(prev, inv.version)?;
 
     let br_if = result.interfaces.iter().find(|i| i.name == conf.bridge);
     let cont_if = iface::container_entry(inv, &result, Wording::Capitalised);

@@ -132,7 +132,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         other => return Err(CniError::internal(format!("unknown ingress policy: \"{other}\""))),
     };
     let prev = match &inv.conf.prev_result {
-        Some(v) => Some(CniResult::from_value(v, inv.version).map_err(|e| e.context("could not parse prevResult"))?),
+        Some(v) => Some(CniResult::from_prev(v, inv.version).map_err(|e| e.context("could not parse prevResult"))?),
         None => None,
     };
     let admin = raw.admin_chain.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_ADMIN.to_string());

@@ -39,7 +39,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
     let raw: RawConf = parse_plugin_conf("ipvlan", &inv.stdin)?;
     let prev = match &inv.conf.prev_result {
         Some(v) => Some(
-            CniResult::from_value(v, inv.version).map_err(|e| bad(format!("could not parse prevResult: {}", e.msg)))?,
+            CniResult::from_prev(v, inv.version).map_err(|e| bad(format!("could not parse prevResult: {}", e.msg)))?,
         ),
         None => None,
     };

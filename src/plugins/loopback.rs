@@ -28,7 +28,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         )));
     }
     if let Some(prev) = &inv.conf.prev_result {
-        return CniResult::from_value(prev, inv.version);
+        return CniResult::from_prev(prev, inv.version);
     }
     let first = |v4: bool| -> Option<IpNet> { addrs.iter().map(|a| a.net).find(|n| n.addr().is_ipv4() == v4) };
     let ips = [first(true), first(false)]

@@ -159,7 +159,7 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
         ipam::check(inv)?;
     }
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| bad("required prevResult missing"))?;
-    let result = CniResult::from_value(prev, inv.version)?;
+    let result = CniResult::from_prev(prev, inv.version)?;
     let cont_if = iface::container_entry(inv, &result, Wording::LowerCase)?;
     let mode = conf.mode.to_string();
     iface::check_sublink(&cont_ns, inv, &result, cont_if, "macvlan", "macvlan", &mode, Wording::LowerCase)

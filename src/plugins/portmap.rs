@@ -248,7 +248,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
     });
 
     let prev = match &inv.conf.prev_result {
-        Some(v) => Some(CniResult::from_value(v, inv.version).map_err(|e| e.context("could not parse prevResult"))?),
+        Some(v) => Some(CniResult::from_prev(v, inv.version).map_err(|e| e.context("could not parse prevResult"))?),
         None => None,
     };
     let (cont_v4, cont_v6) = prev.as_ref().map(|r| container_ips(r, &inv.ifname)).unwrap_or_default();

@@ -187,7 +187,7 @@ fn check(inv: &Invocation) -> Result<(), CniError> {
     let cont_ns = iface::open_netns(inv)?;
     ipam::check(inv)?;
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| CniError::internal("ptp: Required prevResult missing"))?;
-    let result = CniResult::from_value(prev, inv.version)?;
+    let result = CniResult::from_prev(prev, inv.version)?;
     let cont_if = iface::container_entry(inv, &result, Wording::Capitalised)?;
     let cont = Netlink::open_in(&cont_ns)?;
     let link = cont.link_by_name(&cont_if.name)?.ok_or_else(|| {

@@ -148,7 +148,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
 fn check(inv: &Invocation) -> Result<(), CniError> {
     let conf = Config::load(inv)?;
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| CniError::internal("Required prevResult missing"))?;
-    let prev = CniResult::from_value(prev, inv.version)?;
+    let prev = CniResult::from_prev(prev, inv.version)?;
     for a in &conf.addresses {
         let found = prev.ips.iter().find(|ip| ip.address.addr() == a.address.addr());
         if let Some(ip) = found.filter(|ip| a.gateway.is_some() && a.gateway != ip.gateway) {

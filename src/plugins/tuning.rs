@@ -349,7 +349,7 @@ fn restore(nl: &Netlink, ifname: &str, b: &Backup) -> bool {
 
 fn prev_result(inv: &Invocation) -> Result<CniResult, CniError> {
     let prev = inv.conf.prev_result.as_ref().ok_or_else(|| bad("Required prevResult missing"))?;
-    CniResult::from_value(prev, inv.version)
+    CniResult::from_prev(prev, inv.version)
 }
 
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
