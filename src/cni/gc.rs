@@ -4,13 +4,13 @@
 use super::error::CniError;
 use serde::{Deserialize, Serialize};
 
-/// One attachment as the runtime writes it; a key it leaves out reads as empty, as Go's
-/// decoder leaves it.
+/// One attachment as the runtime writes it. Both keys are required: Go's decoder would read
+/// a missing `ifname` as empty, and GC would then free the addresses of an attachment the
+/// runtime meant to keep; such a list fails GC, and nothing is collected.
 #[derive(Deserialize, Serialize, Clone, PartialEq, Eq)]
 pub struct Attachment {
-    #[serde(rename = "containerID", default)]
+    #[serde(rename = "containerID")]
     pub container_id: String,
-    #[serde(default)]
     pub ifname: String,
 }
 
@@ -57,5 +57,11 @@ mod tests {
         let a = valid_attachments(br#"{"cni.dev/attachments":[{"containerID":"d","ifname":"net1"}]}"#).unwrap();
         assert_eq!(a.unwrap()[0].0, "d");
         assert_eq!(valid_attachments(br#"{"name":"x"}"#).unwrap(), None);
+        let e = valid_attachments(
+            br#"{"cni.dev/valid-attachments":[{"containerID":"c","ifname":"eth0"},{"containerID":"g1"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 6);
+        assert!(e.msg.ends_with("cni.dev/valid-attachments[1]: missing field `ifname`"), "{}", e.msg);
     }
 }
