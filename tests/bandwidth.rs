@@ -379,10 +379,17 @@ fn config_validation() {
         // Limits matter only to ADD and CHECK: a pod whose ADD was refused can still be deleted.
         f.call("bandwidth", "DEL", "cv", &pod, &conf).ok();
     }
-    let r = f.call("bandwidth", "ADD", "cv", &pod, &f.bw_conf("1.0.0", None, json!({"ingressRate": -1})));
-    assert!(r.json()["msg"].as_str().unwrap().starts_with("failed to parse network configuration"), "{r:?}");
-    let r = f.call("bandwidth", "ADD", "cv", &pod, &f.bw_conf("1.0.0", None, json!({"ingressRate": "1mbit"})));
-    assert_eq!(r.code(), 999);
+    // Limits that do not read as numbers fail to decode (code 6), naming the field; DEL still works.
+    for extra in [json!({"ingressRate": -1}), json!({"ingressRate": "1mbit"}), json!({"egressBurst": 1e30})] {
+        let conf = f.bw_conf("1.0.0", None, extra.clone());
+        let r = f.call("bandwidth", "ADD", "cv", &pod, &conf);
+        assert_eq!(r.code(), 6, "{extra}: {r:?}");
+        let msg = r.json()["msg"].as_str().unwrap().to_string();
+        assert!(msg.starts_with("failed to parse network configuration: "), "{r:?}");
+        let field = extra.as_object().unwrap().keys().next().unwrap().clone();
+        assert!(msg.contains(&field), "{msg}");
+        f.call("bandwidth", "DEL", "cv", &pod, &conf).ok();
+    }
 }
 
 #[test]

@@ -139,3 +139,48 @@ fn cni_args_only_matter_to_plugins_that_read_them() {
     env.push(("CNI_ARGS", "K8S_POD_NAME=a=b;whatever"));
     plugin("loopback", None, &env, CONF).ok();
 }
+
+#[test]
+fn del_of_a_config_add_refused_succeeds() {
+    // The runtime DELs after a failed ADD; a config ADD refused (a value out of range, a field of
+    // the wrong type) must not make that cleanup fail forever.
+    if !root() {
+        return;
+    }
+    let host = Netns::new("delref");
+    let pod = Netns::bare("delrefpod");
+    let data = TempDir::new("delref");
+    let ipam =
+        serde_json::json!({"type": "host-local", "dataDir": data.path(), "ranges": [[{"subnet": "10.251.0.0/24"}]]});
+    let prev = serde_json::json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": pod.path()}],
+        "ips": [{"address": "10.251.0.2/24", "interface": 0}]});
+    let cases = [
+        ("bridge", serde_json::json!({"vlan": 5000, "ipam": ipam})),
+        ("bridge", serde_json::json!({"hairpinMode": "yes", "mtu": "abc", "ipMasq": true, "ipam": ipam})),
+        (
+            "bridge",
+            serde_json::json!({"ipam": {"type": "host-local", "dataDir": data.path(), "ranges": [[{"subnet": "10.1.0.0/33"}]]}}),
+        ),
+        ("ptp", serde_json::json!({"mtu": -1, "ipMasq": true, "ipam": ipam})),
+        ("host-local", serde_json::json!({"ipam": {"type": "host-local", "dataDir": data.path(), "ranges": []}})),
+        ("firewall", serde_json::json!({"ingressPolicy": "weird", "backend": "nftables", "prevResult": prev})),
+        ("bandwidth", serde_json::json!({"ingressRate": "x", "ingressBurst": -1, "prevResult": prev})),
+        (
+            "portmap",
+            serde_json::json!({"backend": "nftables", "prevResult": prev,
+            "runtimeConfig": {"portMappings": [{"hostPort": "x", "containerPort": 80, "protocol": "tcp"}]}}),
+        ),
+    ];
+    let path = pod.path();
+    for (plugin_name, extra) in cases {
+        let mut conf = serde_json::json!({"cniVersion": "1.0.0", "name": "delref", "type": plugin_name});
+        for (k, v) in extra.as_object().unwrap() {
+            conf[k] = v.clone();
+        }
+        let conf = conf.to_string();
+        let add = plugin(plugin_name, Some(&host), &cni_env("ADD", "d1", &path, "eth0"), &conf);
+        assert_ne!(add.status, 0, "{plugin_name} ADD should refuse {conf}: {add:?}");
+        let del = plugin(plugin_name, Some(&host), &cni_env("DEL", "d1", &path, "eth0"), &conf);
+        assert_eq!(del.status, 0, "{plugin_name} DEL of {conf}: {del:?}");
+    }
+}

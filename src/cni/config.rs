@@ -67,6 +67,16 @@ pub fn parse_plugin_conf<T: for<'de> Deserialize<'de>>(plugin: &str, stdin: &[u8
     crate::cni::json::from_slice(stdin).map_err(|e| load_error(plugin, e))
 }
 
+/// A plugin's own config struct for `inv`: strictly, but for a DEL, which reads it leniently
+/// (`json::from_slice_lenient`: a member of the wrong type reads as absent), so that the
+/// runtime's cleanup of an ADD refused for such a config succeeds.
+pub fn parse_conf<T: for<'de> Deserialize<'de>>(inv: &crate::cni::Invocation, plugin: &str) -> Result<T, CniError> {
+    if inv.command == crate::cni::Command::Del {
+        return crate::cni::json::from_slice_lenient(&inv.stdin).map_err(|e| load_error(plugin, e));
+    }
+    parse_plugin_conf(plugin, &inv.stdin)
+}
+
 /// As `parse_plugin_conf`, but read from the text itself rather than through a map that keeps
 /// the last of duplicated keys, for a config whose maps must refuse duplicates.
 pub fn parse_plugin_conf_text<T: for<'de> Deserialize<'de>>(plugin: &str, stdin: &[u8]) -> Result<T, CniError> {

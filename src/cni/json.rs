@@ -31,6 +31,49 @@ pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> s
     T::deserialize(Objects(value)).map_err(de::Error::custom)
 }
 
+/// As `from_slice`, for a DEL: a member that does not read as its field (a string where a number
+/// belongs, say) reads as absent, so as its default, one after the other; the ADD it would undo
+/// refused it, so set nothing up by it. Other errors (not JSON, not an object) stay.
+pub fn from_slice_lenient<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    let mut value: Value = serde_json::from_slice(bytes)?;
+    loop {
+        match T::deserialize(Objects(value.clone())) {
+            Ok(t) => return Ok(t),
+            Err(e) if drop_member(&mut value, &e.path) => {}
+            Err(e) => return Err(de::Error::custom(e)),
+        }
+    }
+}
+
+/// Remove the member at `path` (an object key in any case, as fields match keys; an array
+/// element): true if there was one.
+fn drop_member(value: &mut Value, path: &[Member]) -> bool {
+    let Some((last, parents)) = path.split_last() else { return false };
+    let mut v = value;
+    for m in parents {
+        v = match (m, v) {
+            (Member::Key(k), Value::Object(o)) => match o.keys().find(|key| key.eq_ignore_ascii_case(k)).cloned() {
+                Some(key) => &mut o[&key],
+                None => return false,
+            },
+            (Member::Index(i), Value::Array(a)) if *i < a.len() => &mut a[*i],
+            _ => return false,
+        };
+    }
+    match (last, v) {
+        (Member::Key(k), Value::Object(o)) => {
+            let before = o.len();
+            o.retain(|key, _| !key.eq_ignore_ascii_case(k));
+            o.len() < before
+        }
+        (Member::Index(i), Value::Array(a)) if *i < a.len() => {
+            a.remove(*i);
+            true
+        }
+        _ => false,
+    }
+}
+
 use serde::de::{self, DeserializeSeed, Deserializer, Expected, IntoDeserializer, Unexpected, Visitor};
 use serde_json::Value;
 use std::fmt;
@@ -38,21 +81,26 @@ use std::fmt;
 /// A reading error and the path of the member it arose at, innermost last.
 #[derive(Debug)]
 struct Error {
-    path: String,
+    /// Outermost first.
+    path: Vec<Member>,
     msg: String,
+}
+
+#[derive(Debug)]
+enum Member {
+    Key(String),
+    Index(usize),
 }
 
 impl Error {
     /// The same error, one member further out: `key` of an object.
     fn in_key(mut self, key: &str) -> Error {
-        let sep = if self.path.is_empty() || self.path.starts_with('[') { "" } else { "." };
-        self.path = format!("{key}{sep}{}", self.path);
+        self.path.insert(0, Member::Key(key.to_string()));
         self
     }
     /// The same error, one member further out: element `i` of an array.
     fn in_index(mut self, i: usize) -> Error {
-        let sep = if self.path.is_empty() || self.path.starts_with('[') { "" } else { "." };
-        self.path = format!("[{i}]{sep}{}", self.path);
+        self.path.insert(0, Member::Index(i));
         self
     }
     /// A string that failed to read as what it should be (an address, say) is quoted, unless
@@ -67,7 +115,17 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() { f.write_str(&self.msg) } else { write!(f, "{}: {}", self.path, self.msg) }
+        for (i, m) in self.path.iter().enumerate() {
+            match m {
+                Member::Key(k) if i == 0 => f.write_str(k)?,
+                Member::Key(k) => write!(f, ".{k}")?,
+                Member::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        if !self.path.is_empty() {
+            f.write_str(": ")?;
+        }
+        f.write_str(&self.msg)
     }
 }
 
@@ -75,7 +133,7 @@ impl std::error::Error for Error {}
 
 impl de::Error for Error {
     fn custom<T: fmt::Display>(msg: T) -> Error {
-        Error { path: String::new(), msg: msg.to_string() }
+        Error { path: Vec::new(), msg: msg.to_string() }
     }
     fn invalid_type(unexp: Unexpected<'_>, exp: &dyn Expected) -> Error {
         de::Error::custom(format_args!("invalid type: {}, expected {}", json_word(unexp), Plain(exp)))
@@ -386,6 +444,16 @@ mod tests {
         // A required field given null is missing, as it is when absent.
         let e = from_slice::<Inner>(br#"{"a":null}"#).unwrap_err().to_string();
         assert_eq!(e, "missing field `a`");
+    }
+
+    #[test]
+    fn lenient_reading_drops_what_does_not_read() {
+        let o: Outer =
+            from_slice_lenient(br#"{"name":"n","Inner":{"a":"x"},"list":[{"a":1},{"a":-1},{"a":3}],"raw":5}"#).unwrap();
+        assert_eq!((o.inner, o.list.len(), o.raw), (None, 2, Value::from(5)));
+        // What is not about a member stays an error.
+        assert!(from_slice_lenient::<Outer>(br#"{"list":[]}"#).is_err());
+        assert!(from_slice_lenient::<Outer>(b"[1]").is_err());
     }
 
     #[test]

@@ -95,7 +95,7 @@ struct Conf {
 }
 
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    let bad = |e: serde_json::Error| CniError::internal(format!("failed to parse network configuration: {e}"));
+    let bad = |e: serde_json::Error| CniError::decoding(format!("failed to parse network configuration: {e}"));
     let raw: Map<String, Value> = serde_json::from_slice(&inv.stdin).map_err(bad)?;
     // Keys in any case, as Go's decoder matches them to the fields.
     let top = raw.keys().any(|k| FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k)));
@@ -257,8 +257,9 @@ fn shape(
 }
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
-    let conf = load(inv)?;
-    let name = ifb_name(&conf.name, &inv.container_id);
+    // Nothing of the config is needed: the ifb is named by network and container, so a config
+    // ADD refused (limits of the wrong type, say) is still torn down.
+    let name = ifb_name(&inv.conf.name, &inv.container_id);
     let host = Netlink::open()?;
     let Some(link) = host.link_by_name(&name)? else { return Ok(()) };
     match host.del_link_unwaited(&Netns::current()?, &link) {

@@ -1,10 +1,10 @@
 //! bridge: a veth pair per container, its host end a port of a Linux bridge on the host.
 
 use super::iface::{self, VethPair, Wording};
-use crate::cni::config::parse_plugin_conf;
+use crate::cni::config::parse_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::result::{Interface, Route};
-use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
+use crate::cni::{CniError, CniResult, Command, Invocation, PluginFns, version};
 use crate::firewall::iptables::{self, Removal};
 use crate::firewall::nft::System;
 use crate::firewall::{masq, spoofcheck};
@@ -156,17 +156,26 @@ fn collect_trunk(trunk: &[VlanTrunk]) -> Result<Vec<u16>, CniError> {
     Ok(out.into_iter().collect())
 }
 
+/// The access VLAN in range, and the trunk's VLANs.
+fn check_vlans(raw: &RawConf) -> Result<Vec<u16>, CniError> {
+    if !(0..=4094).contains(&raw.vlan) {
+        return Err(bad(format!("invalid VLAN ID {} (must be between 0 and 4094)", raw.vlan)));
+    }
+    collect_trunk(raw.vlan_trunk.as_deref().unwrap_or_default())
+}
+
 fn valid_link_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 15 && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 impl Conf {
     fn load(inv: &Invocation) -> Result<Conf, CniError> {
-        let raw: RawConf = parse_plugin_conf("bridge", &inv.stdin)?;
-        if !(0..=4094).contains(&raw.vlan) {
-            return Err(bad(format!("invalid VLAN ID {} (must be between 0 and 4094)", raw.vlan)));
-        }
-        let vlans = collect_trunk(raw.vlan_trunk.as_deref().unwrap_or_default())?;
+        let raw: RawConf = parse_conf(inv, "bridge")?;
+        // DEL needs no VLAN (the port goes with its veth): a config refused for one is torn down.
+        let vlans = match check_vlans(&raw) {
+            Err(_) if inv.command == Command::Del => Vec::new(),
+            v => v?,
+        };
         // MAC: CNI_ARGS, then args.cni.mac, then runtimeConfig.mac; the last one set wins.
         let mut mac_text = None;
         if !inv.args_raw.is_empty() {
@@ -191,7 +200,7 @@ impl Conf {
             mtu: Some(raw.mtu).filter(|m| *m != 0),
             hairpin_mode: raw.hairpin_mode,
             promisc_mode: raw.promisc_mode,
-            vlan: raw.vlan as u16,
+            vlan: u16::try_from(raw.vlan).unwrap_or(0),
             trunk_set: raw.vlan_trunk.is_some(),
             vlans,
             preserve_default_vlan: raw.preserve_default_vlan,

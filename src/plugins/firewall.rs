@@ -39,9 +39,9 @@
 //! passes bridged frames to the IP hooks. Isolation rules, like the reference's, stay after DEL
 //! (other containers may still use the bridge).
 
-use crate::cni::config::parse_plugin_conf;
+use crate::cni::config::parse_conf;
 use crate::cni::result::CniResult;
-use crate::cni::{CniError, Invocation, PluginFns, version};
+use crate::cni::{CniError, Command, Invocation, PluginFns, version};
 use crate::firewall::firewalld::{self, Firewalld};
 use crate::firewall::iptables;
 use crate::firewall::masq::{instance_comment, network_hash};
@@ -105,7 +105,7 @@ impl Conf {
 }
 
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    let raw: RawConf = parse_plugin_conf("firewall", &inv.stdin)?;
+    let raw: RawConf = parse_conf(inv, "firewall")?;
     // Only ADD and CHECK insist on the backend: DEL and GC of a refused config have nothing to
     // undo, and DEL removes what either backend wrote.
     let backend = match raw.backend.as_deref().unwrap_or("") {
@@ -129,7 +129,9 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         "" | "open" => Policy::Open,
         "same-bridge" => Policy::SameBridge,
         "isolated" => Policy::Isolated,
-        other => return Err(CniError::internal(format!("unknown ingress policy: \"{other}\""))),
+        // DEL removes this pod's rules whatever the policy (isolation rules stay for the bridge).
+        _ if inv.command == Command::Del => Policy::Open,
+        other => return Err(CniError::invalid_config(format!("unknown ingress policy: \"{other}\""))),
     };
     let prev = match &inv.conf.prev_result {
         Some(v) => Some(CniResult::from_prev(v, inv.version).map_err(|e| e.context("could not parse prevResult"))?),

@@ -1,7 +1,7 @@
 //! host-local IPAM: addresses from range sets, reserved in a per-network directory on the
 //! node (see `ipam::store` for the format, shared with the reference plugin).
 
-use crate::cni::config::parse_plugin_conf;
+use crate::cni::config::parse_conf;
 use crate::cni::error::code;
 use crate::cni::gc::{Attachment, GcAttachments};
 use crate::cni::result::{Dns, Route};
@@ -98,20 +98,25 @@ fn parse_requested(what: &str, s: &str) -> Result<IpAddr, CniError> {
 
 impl Config {
     pub fn load(inv: &Invocation) -> Result<Config, CniError> {
-        let n: NetIn = parse_plugin_conf("host-local", &inv.stdin)?;
+        let n: NetIn = parse_conf(inv, "host-local")?;
         let ipam = n.ipam.ok_or_else(|| CniError::internal("IPAM config missing 'ipam' key"))?;
         let rt = n.runtime_config.unwrap_or_default();
 
         let mut requested = Vec::new();
-        inv.args.check_known(&["IP"])?;
-        if let Some(v) = inv.args.get("IP").filter(|v| !v.is_empty()) {
-            requested.push(parse_requested("CNI_ARGS IP", v)?);
-        }
-        for s in n.args.and_then(|a| a.cni).and_then(|c| c.ips).unwrap_or_default() {
-            requested.push(parse_requested("args.cni.ips entry", &s)?);
-        }
-        for s in rt.ips.unwrap_or_default() {
-            requested.push(parse_requested("runtimeConfig.ips entry", &s)?);
+        // DEL releases by attachment: what ADD would be asked for, and from where, is not read,
+        // so a config ADD refused (a bad range, an unknown CNI_ARGS key) is still torn down.
+        let del = inv.command == Command::Del;
+        if !del {
+            inv.args.check_known(&["IP"])?;
+            if let Some(v) = inv.args.get("IP").filter(|v| !v.is_empty()) {
+                requested.push(parse_requested("CNI_ARGS IP", v)?);
+            }
+            for s in n.args.and_then(|a| a.cni).and_then(|c| c.ips).unwrap_or_default() {
+                requested.push(parse_requested("args.cni.ips entry", &s)?);
+            }
+            for s in rt.ips.unwrap_or_default() {
+                requested.push(parse_requested("runtimeConfig.ips entry", &s)?);
+            }
         }
         let mut seen = std::collections::HashSet::new();
         requested.retain(|ip| seen.insert(*ip));
@@ -128,7 +133,7 @@ impl Config {
         sets.extend(ipam.ranges.unwrap_or_default());
         // GC and STATUS come without runtimeConfig (libcni injects none), so a network whose
         // ranges all come from `ipRanges` has none then; both work on the store alone.
-        let ranges = if sets.is_empty() && matches!(inv.command, Command::Gc | Command::Status) {
+        let ranges = if del || sets.is_empty() && matches!(inv.command, Command::Gc | Command::Status) {
             Vec::new()
         } else {
             canonicalize_sets(&sets, inv.version)?

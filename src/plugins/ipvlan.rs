@@ -2,7 +2,7 @@
 //! Chained after another plugin it may take its master and its addresses from prevResult.
 
 use super::iface::{self, Wording};
-use crate::cni::config::parse_plugin_conf;
+use crate::cni::config::parse_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::netlink::{IpvlanMode, Link, Netlink, SubLink};
@@ -36,7 +36,7 @@ struct Conf {
 }
 
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    let raw: RawConf = parse_plugin_conf("ipvlan", &inv.stdin)?;
+    let raw: RawConf = parse_conf(inv, "ipvlan")?;
     let prev = match &inv.conf.prev_result {
         Some(v) => Some(
             CniResult::from_prev(v, inv.version).map_err(|e| bad(format!("could not parse prevResult: {}", e.msg)))?,
@@ -112,7 +112,7 @@ fn finish_add(
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
     // Only what DEL needs: the master may be long gone.
-    let _: RawConf = parse_plugin_conf("ipvlan", &inv.stdin)?;
+    let _: RawConf = parse_conf(inv, "ipvlan")?;
     if inv.conf.ipam_type().is_some() {
         ipam::del(inv)?;
     }

@@ -1,7 +1,7 @@
 //! macvlan: a macvlan of a host (or container) interface, moved into the container.
 
 use super::iface::{self, Wording};
-use crate::cni::config::parse_plugin_conf;
+use crate::cni::config::parse_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
 use crate::netlink::{Link, MacvlanMode, Netlink, SubLink, parse_mac};
@@ -55,7 +55,7 @@ struct Master {
 }
 
 fn parse(inv: &Invocation) -> Result<RawConf, CniError> {
-    parse_plugin_conf("macvlan", &inv.stdin)
+    parse_conf(inv, "macvlan")
 }
 
 /// Load the configuration: MAC precedence is runtimeConfig.mac, then CNI_ARGS MAC, then `mac`.

@@ -24,7 +24,7 @@
 //! the rule comments do not name the network. After ADD, the conntrack entries of UDP sent to a
 //! mapped host port are deleted (src/netlink/conntrack.rs), as the reference does.
 
-use crate::cni::config::parse_plugin_conf;
+use crate::cni::config::parse_conf;
 use crate::cni::result::CniResult;
 use crate::cni::{CniError, Invocation, PluginFns, version};
 use crate::firewall::iptables;
@@ -236,7 +236,7 @@ fn check_conditions(field: &str, conds: &Option<Vec<String>>) -> Result<(), CniE
 }
 
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    let mut raw: RawConf = parse_plugin_conf("portmap", &inv.stdin)?;
+    let mut raw: RawConf = parse_conf(inv, "portmap")?;
     // DEL and GC of a config ADD refused have nothing more to undo than those of a good one:
     // they go ahead, and only ADD and CHECK report what is wrong.
     let mut add_error = check_for_add(&raw).err();

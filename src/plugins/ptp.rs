@@ -5,7 +5,7 @@
 //! address as a /32 (/128) and a host route to the container's address.
 
 use super::iface::{self, Wording};
-use crate::cni::config::parse_plugin_conf;
+use crate::cni::config::parse_conf;
 use crate::cni::delegate::ipam;
 use crate::cni::result::Interface;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, version};
@@ -28,7 +28,7 @@ struct Conf {
 }
 
 fn load(inv: &Invocation) -> Result<Conf, CniError> {
-    parse_plugin_conf("ptp", &inv.stdin)
+    parse_conf(inv, "ptp")
 }
 
 fn host_prefix(ip: std::net::IpAddr) -> IpNet {

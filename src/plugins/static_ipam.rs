@@ -1,7 +1,7 @@
 //! static IPAM: the addresses, routes and DNS the config (or the runtime) names; nothing
 //! is reserved, so DEL has nothing to do.
 
-use crate::cni::config::parse_plugin_conf;
+use crate::cni::config::parse_conf;
 use crate::cni::result::{Dns, IpConfig, Route};
 use crate::cni::skel::noop;
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, SpecVersion, version};
@@ -91,7 +91,7 @@ fn parse_gateway(s: &str) -> Result<Option<IpAddr>, CniError> {
 
 impl Config {
     pub fn load(inv: &Invocation) -> Result<Config, CniError> {
-        let n: NetIn = parse_plugin_conf("static", &inv.stdin)?;
+        let n: NetIn = parse_conf(inv, "static")?;
         let ipam = n.ipam.ok_or_else(|| CniError::internal("IPAM config missing 'ipam' key"))?;
         let mut addresses = Vec::new();
         for a in ipam.addresses.unwrap_or_default() {

@@ -3,7 +3,7 @@
 //! attributes are kept in `<dataDir>/<containerID>_<ifname>.json` and restored on DEL.
 
 use super::iface;
-use crate::cni::config::{parse_plugin_conf, parse_plugin_conf_text};
+use crate::cni::config::{parse_conf, parse_plugin_conf_text};
 use crate::cni::{CniError, CniResult, Invocation, PluginFns, skel, version};
 use crate::netlink::{Link, Netlink, format_mac, parse_mac};
 use crate::netns::Netns;
@@ -173,7 +173,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
     // Duplicated sysctl keys are refused, as the reference refuses them; the rest is read as
     // Go's decoder reads it.
     let written: SysctlsAsWritten = parse_plugin_conf_text("tuning", &inv.stdin)?;
-    let raw: RawConf = parse_plugin_conf("tuning", &inv.stdin)?;
+    let raw: RawConf = parse_conf(inv, "tuning")?;
     let mut sysctls = written.sysctl.or(raw.sysctl).unwrap_or_default();
     let args_sysctls = written.args.and_then(|a| a.cni).and_then(|c| c.sysctl);
     let mut mac = Some(raw.mac).filter(|m| !m.is_empty());
@@ -398,7 +398,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
 /// directory is read: the runtime's DEL after an ADD refused for a bad MAC or MTU succeeds, as
 /// the reference's does.
 fn del(inv: &Invocation) -> Result<(), CniError> {
-    let dir: DataDirOnly = parse_plugin_conf("tuning", &inv.stdin)?;
+    let dir: DataDirOnly = parse_conf(inv, "tuning")?;
     let file = backup_file(&data_dir(dir.data_dir), &inv.container_id, &inv.ifname);
     let Ok(data) = std::fs::read(&file) else { return Ok(()) };
     let remove = match crate::cni::json::from_slice::<Backup>(&data) {
