@@ -585,6 +585,15 @@ fn gc_and_status_reach_ipam() {
     let mut gc: Value = serde_json::from_str(&conf).unwrap();
     gc["cni.dev/valid-attachments"] = json!([]);
     f.call("GC", "", "", "", &gc.to_string()).ok();
+    // A config ADD would refuse fails STATUS with ADD's error.
+    let bogus = f.conf("1.1.0", json!("10.88.0.0/24"), json!({"ipMasq": true, "ipMasqBackend": "bogus"}));
+    let r = f.call("STATUS", "", "", "", &bogus);
+    assert_eq!((r.code(), r.json()["msg"].as_str()), (7, Some("unknown ipmasq backend \"bogus\"")));
+    // An IPAM plugin that is not installed is not available.
+    let mut missing: Value = serde_json::from_str(&conf).unwrap();
+    missing["ipam"] = json!({"type": "cnibox-no-such-ipam"});
+    let r = f.call("STATUS", "", "", "", &missing.to_string());
+    assert_eq!(r.code(), 50, "{r:?}");
 }
 
 #[test]

@@ -125,11 +125,14 @@ pub mod ipam {
         }
     }
 
+    /// The IPAM's STATUS; an IPAM plugin that is not installed is "not available" (code 50), as
+    /// the plugin itself would be, so that the runtime holds pods back rather than failing them.
     pub fn status(inv: &Invocation) -> Result<(), CniError> {
-        match inv.conf.ipam_type() {
-            Some(t) => delegate(t, Command::Status, inv).map(|_| ()),
-            None => Ok(()),
+        let Some(t) = inv.conf.ipam_type() else { return Ok(()) };
+        if crate::applets::in_process_ipam(t).is_none() {
+            find_in_path(t, &inv.path).map_err(|e| CniError::new(crate::cni::error::code::NOT_AVAILABLE, e.msg))?;
         }
+        delegate(t, Command::Status, inv).map(|_| ())
     }
 }
 

@@ -50,7 +50,10 @@ pub fn is_iptables(backend: Option<&str>) -> bool {
 
 /// STATUS's part: iptables installed where `ipMasqBackend` asks for it.
 pub fn status(backend: Option<&str>) -> Result<(), CniError> {
-    if is_iptables(backend) { super::iptables::status("ipMasq") } else { Ok(()) }
+    match check_backend(backend)? {
+        Backend::Iptables => super::iptables::status("ipMasq"),
+        Backend::Nftables => Ok(()),
+    }
 }
 
 /// DEL's part in iptables: the container's chain, written here with `ipMasqBackend: "iptables"`

@@ -673,9 +673,10 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 
 // ---- GC -----------------------------------------------------------------------------------
 
-/// The IPAM's STATUS, after iptables for `ipMasqBackend: "iptables"`.
+/// A config ADD would take, iptables for `ipMasqBackend: "iptables"`, then the IPAM's STATUS.
 fn status(inv: &Invocation) -> Result<(), CniError> {
     let conf = Conf::load(inv)?;
+    conf.check_for_setup()?;
     // Masquerading needs addresses: without IPAM, ADD writes no rule.
     if conf.ip_masq && conf.layer3 {
         masq::status(conf.ip_masq_backend.as_deref())?;
