@@ -38,7 +38,11 @@ impl Host {
     }
 
     fn call(&self, plugin_name: &str, cmd: &str, cid: &str, netns: &str, conf: &str) -> Reply {
-        let env = call_env(cmd, cid, netns, "eth0", Some(&self.path));
+        self.call_if(plugin_name, cmd, cid, netns, "eth0", conf)
+    }
+
+    fn call_if(&self, plugin_name: &str, cmd: &str, cid: &str, netns: &str, ifname: &str, conf: &str) -> Reply {
+        let env = call_env(cmd, cid, netns, ifname, Some(&self.path));
         plugin(plugin_name, Some(&self.ns), &env, conf)
     }
 
@@ -630,6 +634,26 @@ fn portmap_errors_and_pass_through() {
     let t = h.table("ip", "cni_hostport");
     assert!(t.contains("ip saddr != { 10.1.0.0/16, 10.3.0.0/16 } fib daddr type local jump hostports_all"), "{t}");
     h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
+
+    // A failed ADD takes out what it wrote, and only that: here the IPv6 step fails after the
+    // IPv4 rules are in, while the same container has a mapping on another network.
+    let other = json!({"cniVersion": "1.0.0", "name": "pe-other", "type": "portmap", "prevResult": {
+        "cniVersion": "1.0.0", "interfaces": [{"name": "eth1", "sandbox": pod.path()}],
+        "ips": [{"address": "10.75.0.5/24", "interface": 0}]},
+        "runtimeConfig": {"portMappings": [{"hostPort": 9001, "containerPort": 91, "protocol": "tcp"}]}})
+    .to_string();
+    h.call_if("portmap", "ADD", "c2", &pod.path(), "eth1", &other).ok();
+    let mut dual: Value = serde_json::from_str(&conf(json!({"conditionsV6": ["foo bar baz"]}))).unwrap();
+    dual["prevResult"]["ips"] =
+        json!([{"address": "10.74.0.5/24", "interface": 0}, {"address": "fd74::5/64", "interface": 0}]);
+    let r = h.call("portmap", "ADD", "c2", &pod.path(), &dual.to_string());
+    assert_ne!(r.status, 0, "{r:?}");
+    let t = h.table("ip", "cni_hostport");
+    assert!(!t.contains("10.74.0.5"), "{t}");
+    assert!(t.contains("dnat to 10.75.0.5:91 comment \"c2\""), "{t}");
+    assert!(!std::path::Path::new("/run/cni/portmap/pe/c2").exists());
+    h.call_if("portmap", "DEL", "c2", &pod.path(), "eth1", &other).ok();
+    assert!(!h.table("ip", "cni_hostport").contains("c2"));
 
     // GC removes what this network recorded and is not valid any more.
     let c = conf(json!({"cniVersion": "1.1.0"}));

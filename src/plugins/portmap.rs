@@ -422,6 +422,22 @@ fn unforward(nft: &dyn Nft, container_id: &str) -> Result<(), CniError> {
     Ok(())
 }
 
+/// Delete the rules of `container_id` that name `cip` (its DNAT target, its masquerade match).
+fn unforward_addr(nft: &dyn Nft, container_id: &str, cip: IpAddr) -> Result<(), CniError> {
+    let t = table_for(&cip);
+    let Some(listing) = nft.list_table(t)? else { return Ok(()) };
+    let quoted = format!("\"{cip}\"");
+    let mut b = Batch::new();
+    for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING] {
+        for r in listing.rules_where(chain, |c| nft::comment_is(c, container_id)) {
+            if r.expr.to_string().contains(&quoted) {
+                b.delete_rule(t, chain, r.handle);
+            }
+        }
+    }
+    nft.apply(&b)
+}
+
 fn check_ports(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> Result<(), CniError> {
     let t = table_for(&cip);
     let host_ports = mappings_for(conf, &cip).count();
@@ -461,12 +477,16 @@ fn record_path(network: &str, container_id: &str) -> PathBuf {
     PathBuf::from(RECORDS).join(network).join(container_id)
 }
 
-fn record(network: &str, container_id: &str) {
+/// Note the container for GC: true if this call made the record.
+fn record(network: &str, container_id: &str) -> bool {
     let p = record_path(network, container_id);
+    if p.exists() {
+        return false;
+    }
     if let Some(dir) = p.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let _ = std::fs::write(p, b"");
+    std::fs::write(p, b"").is_ok()
 }
 
 fn unrecord(network: &str, container_id: &str) {
@@ -493,28 +513,48 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     if conf.backend == Backend::Nftables {
         nft::check_whole_comment("portmap", &inv.container_id)?;
     }
-    record(&inv.conf.name, &inv.container_id);
+    let recorded = record(&inv.conf.name, &inv.container_id);
+    // A failure takes out what this ADD wrote: the nftables rules for the addresses it
+    // forwarded (found by comment and address, so that the same container's mappings on another
+    // network stay); the iptables backend undoes its own writes.
+    let mut forwarded = Vec::new();
+    if let Err(e) = set_up(&conf, inv, &mut forwarded) {
+        for ip in forwarded {
+            let _ = unforward_addr(&System, &inv.container_id, ip);
+        }
+        if recorded {
+            unrecord(&inv.conf.name, &inv.container_id);
+        }
+        return Err(e);
+    }
+    Ok(prev)
+}
+
+/// ADD's writes; `forwarded` collects the addresses whose nftables rules were written.
+fn set_up(conf: &Conf, inv: &Invocation, forwarded: &mut Vec<IpAddr>) -> Result<(), CniError> {
     if conf.backend == Backend::Iptables {
-        host_ports(&conf, inv)
+        host_ports(conf, inv)
             .forward(conf.cont_v4, conf.cont_v6)
             .map_err(|e| CniError::internal(format!("unable to set up iptables rules for port mappings: {e}")))?;
     }
     if let Some(ip) = conf.cont_v4 {
         if conf.backend == Backend::Nftables {
-            forward(&System, &conf, ip.addr(), &inv.container_id)?;
+            forwarded.push(ip.addr());
+            forward(&System, conf, ip.addr(), &inv.container_id)?;
         }
-        forget_stale_udp_flows(&conf, false);
+        forget_stale_udp_flows(conf, false);
         if conf.snat {
             enable_localnet(ip.addr())?;
         }
     }
     if let Some(ip) = conf.cont_v6 {
         if conf.backend == Backend::Nftables {
-            forward(&System, &conf, ip.addr(), &inv.container_id)?;
+            forwarded.push(ip.addr());
+            forward(&System, conf, ip.addr(), &inv.container_id)?;
         }
-        forget_stale_udp_flows(&conf, true);
+        forget_stale_udp_flows(conf, true);
     }
-    Ok(prev)
+    Ok(())
 }
 
 /// The iptables backend's view of the config.
