@@ -203,6 +203,38 @@ fn refusals_and_args_overrides() {
     assert!(f.backup_files().is_empty());
 }
 
+#[test]
+fn a_failed_add_puts_back_what_it_changed() {
+    if !root() {
+        return;
+    }
+    let f = Fixture::new();
+    let ns = Netns::new("tuundo");
+    assert!(ns.exec("ip link add eth0 type veth peer name tupeer0").0);
+    let mac = read(&ns, "cat /sys/class/net/eth0/address");
+    let p = ns.path();
+    let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": p}]});
+    let env = cni_env("ADD", "u1", &p, "eth0");
+    for (what, extra) in [
+        (
+            "a link change",
+            json!({"mac": "02:00:00:00:00:01", "mtu": 99999, "sysctl": {"net.ipv4.conf.eth0.arp_ignore": "1"}}),
+        ),
+        ("a sysctl", json!({"sysctl": {"net.ipv4.conf.eth0.arp_ignore": "1", "net.ipv4.nosuch": "1"}})),
+    ] {
+        let mut conf = json!({"cniVersion": "1.0.0", "name": "tuundo", "type": "tuning",
+            "dataDir": f.backups.path(), "prevResult": prev});
+        for (k, v) in extra.as_object().unwrap() {
+            conf[k] = v.clone();
+        }
+        let r = plugin("tuning", Some(&f.host), &env, &conf.to_string());
+        assert_eq!(r.status, 1, "{what}: {r:?}");
+        assert_eq!(read(&ns, "cat /sys/class/net/eth0/address"), mac, "{what}");
+        assert_eq!(read(&ns, "cat /proc/sys/net/ipv4/conf/eth0/arp_ignore"), "0", "{what}");
+        assert!(f.backup_files().is_empty(), "{what}: {:?}", f.backup_files());
+    }
+}
+
 /// A node can switch between the reference tuning and ours with attachments in place: each
 /// restores what the other backed up.
 #[test]

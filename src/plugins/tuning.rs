@@ -296,7 +296,7 @@ fn backup_json(b: &Backup) -> Result<Vec<u8>, CniError> {
     Ok(out)
 }
 
-fn save_backup(conf: &Conf, link: &Link, file: &Path) -> Result<(), CniError> {
+fn save_backup(conf: &Conf, link: &Link, file: &Path) -> Result<Backup, CniError> {
     let b = Backup {
         mac: if conf.mac.is_some() { link.mac_string() } else { String::new() },
         promisc: conf.promisc.then_some(link.promisc),
@@ -320,7 +320,8 @@ fn save_backup(conf: &Conf, link: &Link, file: &Path) -> Result<(), CniError> {
         .mode(0o600)
         .open(file)
         .and_then(|mut f| std::io::Write::write_all(&mut f, &data))
-        .map_err(|e| bad(format!("failed to save file {}: {e}", file.display())))
+        .map_err(|e| bad(format!("failed to save file {}: {e}", file.display())))?;
+    Ok(b)
 }
 
 /// Put back what the backup holds; Ok(true) when the file may go.
@@ -361,37 +362,68 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let ifname = inv.ifname.as_str();
     let paths =
         conf.sysctls.iter().map(|(k, v)| Ok((sysctl_path(k, ifname)?, v))).collect::<Result<Vec<_>, CniError>>()?;
-    ns.run(|| -> Result<(), CniError> {
+    // A failure puts back what this ADD changed: sysctls to the values they had, the link to
+    // its backup (which then goes, so that a later ADD backs up the original values again).
+    let mut before = Vec::new();
+    let set = ns.run(|| -> Result<(), CniError> {
         for (path, value) in &paths {
+            let old = sysctl::get(path).ok();
             sysctl::set(path, value)?;
+            before.extend(old.map(|o| (path.as_str(), o)));
         }
         Ok(())
-    })??;
+    });
+    let undo_sysctls = |before: &[(&str, String)]| {
+        let _ = ns.run(|| before.iter().rev().for_each(|(path, old)| drop(sysctl::write(path, old))));
+    };
+    if let Err(e) = set.map_err(CniError::from).and_then(|r| r) {
+        undo_sysctls(&before);
+        return Err(e);
+    }
     if !conf.changes_link() {
         return Ok(result);
     }
-    let link = nl.link(ifname).map_err(|e| bad(format!("failed to get \"{ifname}\": {}", e.message)))?;
-    save_backup(&conf, &link, &backup_file(&conf.data_dir, &inv.container_id, ifname))?;
+    let file = backup_file(&conf.data_dir, &inv.container_id, ifname);
+    let changed = nl
+        .link(ifname)
+        .map_err(|e| bad(format!("failed to get \"{ifname}\": {}", e.message)))
+        .and_then(|link| Ok((save_backup(&conf, &link, &file)?, link)))
+        .and_then(|(backup, link)| {
+            change_link(&conf, &nl, &link, &mut result).inspect_err(|_| {
+                restore(&nl, ifname, &backup);
+                let _ = std::fs::remove_file(&file);
+            })
+        });
+    if let Err(e) = changed {
+        undo_sysctls(&before);
+        return Err(e);
+    }
+    Ok(result)
+}
+
+/// ADD's changes to the link, as configured.
+fn change_link(conf: &Conf, nl: &Netlink, link: &Link, result: &mut CniResult) -> Result<(), CniError> {
+    let ifname = link.name.as_str();
     if let Some(m) = &conf.mac {
         let mac = parse_mac(m).unwrap_or_default();
-        nl.set_mac(&link, &mac)?;
+        nl.set_mac(link, &mac)?;
         for i in result.interfaces.iter_mut().filter(|i| i.name == ifname) {
             i.mac = format_mac(&mac);
         }
     }
     if conf.promisc {
-        nl.set_promisc(&link, true)?;
+        nl.set_promisc(link, true)?;
     }
     if let Some(mtu) = conf.mtu {
-        nl.set_mtu(&link, mtu)?;
+        nl.set_mtu(link, mtu)?;
     }
     if let Some(a) = conf.allmulti {
-        nl.set_allmulti(&link, a)?;
+        nl.set_allmulti(link, a)?;
     }
     if let Some(q) = conf.txqlen {
-        nl.set_txqlen(&link, q)?;
+        nl.set_txqlen(link, q)?;
     }
-    Ok(result)
+    Ok(())
 }
 
 /// Restore the backed-up attributes; never fails once the configuration parses. Only the data
