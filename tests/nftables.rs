@@ -220,6 +220,12 @@ fn bridge_macspoofchk_drops_a_changed_mac() {
     assert!(t.contains(&format!("ether saddr {mac} return")), "{t}");
     assert!(t.contains("chain cni-br-iface-ca-eth0-mac"), "{t}");
     assert!(reach(&a.path(), &b.path(), ip_of(&rb, 0)));
+    // A second ADD of the same attachment into another namespace is refused, and its undo
+    // leaves the first pod's rules as they were.
+    let c = Netns::new("sc");
+    let r = h.call("bridge", "ADD", "ca", &c.path(), &conf);
+    assert_ne!(r.status, 0, "{r:?}");
+    assert_eq!(h.table("bridge", "nat"), t);
 
     // The pod takes another MAC: its frames no longer pass the bridge.
     assert!(a.exec("ip link set eth0 address 02:00:00:00:00:aa && ip neigh flush all").0);

@@ -300,10 +300,6 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
     // The host end is born a port of the bridge (`attach_port` does the rest).
     let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, conf.mtu, conf.mac()?, Some(&br))?;
     undo.host_veth = Some(pair.host.name.clone());
-    if conf.macspoofchk {
-        undo.spoofchk = true;
-        spoofcheck::setup(&System, &pair.host.name, &pair.container.mac_string(), &inv.container_id, &inv.ifname)?;
-    }
     attach_port(
         host,
         &br,
@@ -329,9 +325,23 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         ..Default::default()
     };
 
+    // After IPAM, which refuses a second ADD of an attachment that holds an address: the
+    // spoof-check rules are named by the attachment, and a failed duplicate's undo would
+    // otherwise take out the first one's. Still before the pod's end comes up.
+    let spoofchk = |undo: &mut Undo| -> Result<(), CniError> {
+        if conf.macspoofchk {
+            undo.spoofchk = true;
+            spoofcheck::setup(&System, &pair.host.name, &pair.container.mac_string(), &inv.container_id, &inv.ifname)?;
+        }
+        Ok(())
+    };
+    if !conf.layer3 {
+        spoofchk(undo)?;
+    }
     if conf.layer3 {
         let r = ipam::add(inv)?;
         undo.ipam = true;
+        spoofchk(undo)?;
         result.ips = r.ips;
         result.routes = r.routes;
         result.dns = r.dns;
