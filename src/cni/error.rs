@@ -56,7 +56,11 @@ impl CniError {
 
     /// Prefix the message with context, keeping code and details.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
-        self.msg = format!("{what}: {}", self.msg);
+        let what = what.to_string();
+        // An error that already says it (`failed to create bridge "cni0": …`) is not said twice.
+        if !self.msg.starts_with(&what) {
+            self.msg = format!("{what}: {}", self.msg);
+        }
         self
     }
 
@@ -93,5 +97,6 @@ mod tests {
         let e = CniError::new(7, "inner").context("outer");
         assert_eq!(e.code, 7);
         assert_eq!(e.msg, "outer: inner");
+        assert_eq!(e.context("outer").msg, "outer: inner", "not said twice");
     }
 }

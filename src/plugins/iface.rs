@@ -60,6 +60,10 @@ pub fn create_veth(
                 }
                 last = Some(e);
             }
+            // The kernel does not say which value it refused; an MTU out of range is the likely one.
+            Err(e) if e.errno == Some(nix::errno::Errno::EINVAL as i32) && mtu.is_some() => {
+                return Err(CniError::internal(format!("{e} (MTU {})", mtu.unwrap_or_default())));
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -322,7 +326,12 @@ pub fn configure_link(nl: &Netlink, link: &Link, result: &CniResult, arp_notify:
         spec.table = r.table;
         spec.scope = r.scope;
         spec.priority = Some(r.priority).filter(|p| *p != 0);
-        nl.add_route(&spec)?;
+        // Named by the interface, not its index.
+        let shown = RouteSpec::new(r.dst).via(gw);
+        nl.add_route(&spec).map_err(|e| crate::netlink::Error {
+            context: format!("failed to add route '{shown}' on \"{}\"", link.name),
+            ..e
+        })?;
     }
     Ok(())
 }
