@@ -409,10 +409,14 @@ mod tests {
     }
 
     #[test]
-    fn valid_attachments_read_as_go_reads_them() {
+    fn valid_attachments_need_both_keys() {
         let v: Vec<Attachment> =
-            crate::cni::json::from_slice(br#"[{"containerID":"a"},{"ifname":"eth1","containerID":"b"}]"#).unwrap();
-        assert_eq!((v[0].container_id.as_str(), v[0].ifname.as_str()), ("a", ""));
-        assert_eq!((v[1].container_id.as_str(), v[1].ifname.as_str()), ("b", "eth1"));
+            crate::cni::json::from_slice(br#"[{"ifname":"eth1","containerID":"b"},{"ContainerID":"c","IfName":"e"}]"#)
+                .unwrap();
+        assert_eq!((v[0].container_id.as_str(), v[0].ifname.as_str()), ("b", "eth1"));
+        assert_eq!((v[1].container_id.as_str(), v[1].ifname.as_str()), ("c", "e"));
+        // An entry without ifname would read as every attachment's stale sibling: refused.
+        let e = crate::cni::json::from_slice::<Vec<Attachment>>(br#"[{"containerID":"a"}]"#).err();
+        assert_eq!(e.map(|e| e.to_string()).as_deref(), Some("[0]: missing field `ifname`"));
     }
 }
