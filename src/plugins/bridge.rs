@@ -128,10 +128,10 @@ fn collect_trunk(trunk: &[VlanTrunk]) -> Result<Vec<u16>, CniError> {
         match (t.min_id, t.max_id) {
             (Some(min), Some(max)) => {
                 if !valid(min) {
-                    return Err(bad("incorrect trunk minID parameter"));
+                    return Err(CniError::invalid_config("incorrect trunk minID parameter"));
                 }
                 if !valid(max) {
-                    return Err(bad("incorrect trunk maxID parameter"));
+                    return Err(CniError::invalid_config("incorrect trunk maxID parameter"));
                 }
                 if max < min {
                     return Err(bad("minID is greater than maxID in trunk parameter"));
@@ -139,16 +139,20 @@ fn collect_trunk(trunk: &[VlanTrunk]) -> Result<Vec<u16>, CniError> {
                 out.extend((min..=max).map(|v| v as u16));
             }
             (None, Some(_)) => {
-                return Err(bad("minID and maxID should be configured simultaneously, minID is missing"));
+                return Err(CniError::invalid_config(
+                    "minID and maxID should be configured simultaneously, minID is missing",
+                ));
             }
             (Some(_), None) => {
-                return Err(bad("minID and maxID should be configured simultaneously, maxID is missing"));
+                return Err(CniError::invalid_config(
+                    "minID and maxID should be configured simultaneously, maxID is missing",
+                ));
             }
             (None, None) => {}
         }
         if let Some(id) = t.id {
             if !valid(id) {
-                return Err(bad("incorrect trunk id parameter"));
+                return Err(CniError::invalid_config("incorrect trunk id parameter"));
             }
             out.insert(id as u16);
         }
@@ -159,7 +163,7 @@ fn collect_trunk(trunk: &[VlanTrunk]) -> Result<Vec<u16>, CniError> {
 /// The access VLAN in range, and the trunk's VLANs.
 fn check_vlans(raw: &RawConf) -> Result<Vec<u16>, CniError> {
     if !(0..=4094).contains(&raw.vlan) {
-        return Err(bad(format!("invalid VLAN ID {} (must be between 0 and 4094)", raw.vlan)));
+        return Err(CniError::invalid_config(format!("invalid VLAN ID {} (must be between 0 and 4094)", raw.vlan)));
     }
     collect_trunk(raw.vlan_trunk.as_deref().unwrap_or_default())
 }
@@ -220,10 +224,10 @@ impl Conf {
         }
         self.mac()?;
         if self.hairpin_mode && self.promisc_mode {
-            return Err(bad("cannot set hairpin mode and promiscuous mode at the same time"));
+            return Err(CniError::invalid_config("cannot set hairpin mode and promiscuous mode at the same time"));
         }
         if self.disable_container_interface && self.layer3 {
-            return Err(bad("cannot use IPAM when disableContainerInterface flag is set"));
+            return Err(CniError::invalid_config("cannot use IPAM when disableContainerInterface flag is set"));
         }
         if self.ip_masq {
             masq::check_backend(self.ip_masq_backend.as_deref())?;
@@ -232,7 +236,8 @@ impl Conf {
     }
 
     fn mac(&self) -> Result<Option<[u8; 6]>, CniError> {
-        let parse = |m: &String| parse_mac(m).ok_or_else(|| bad(format!("invalid MAC address \"{m}\"")));
+        let parse =
+            |m: &String| parse_mac(m).ok_or_else(|| CniError::invalid_config(format!("invalid MAC address \"{m}\"")));
         self.mac_text.as_ref().map(parse).transpose()
     }
 

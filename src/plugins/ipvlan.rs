@@ -43,7 +43,8 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
         ),
         None => None,
     };
-    let mode = IpvlanMode::parse(&raw.mode).ok_or_else(|| bad(format!("unknown ipvlan mode: \"{}\"", raw.mode)))?;
+    let mode = IpvlanMode::parse(&raw.mode)
+        .ok_or_else(|| CniError::invalid_config(format!("unknown ipvlan mode: \"{}\"", raw.mode)))?;
     Ok(Conf { raw, mode, prev })
 }
 

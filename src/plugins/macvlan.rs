@@ -70,7 +70,8 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
     if let Some(m) = raw.runtime_config.as_ref().map(|r| r.mac.clone()).filter(|m| !m.is_empty()) {
         raw.mac = m;
     }
-    let mode = MacvlanMode::parse(&raw.mode).ok_or_else(|| bad(format!("unknown macvlan mode: \"{}\"", raw.mode)))?;
+    let mode = MacvlanMode::parse(&raw.mode)
+        .ok_or_else(|| CniError::invalid_config(format!("unknown macvlan mode: \"{}\"", raw.mode)))?;
     let mac = match raw.mac.as_str() {
         "" => None,
         m => Some(parse_mac(m).ok_or_else(|| bad(format!("invalid args {m} for MAC addr: invalid MAC address")))?),
@@ -90,7 +91,10 @@ fn master(conf: &mut Conf, cont_ns: &Netns) -> Result<Master, CniError> {
     let link =
         nl.link_by_name(name)?.ok_or_else(|| bad(format!("failed to lookup master \"{name}\": Link not found")))?;
     if conf.raw.mtu < 0 || conf.raw.mtu > i64::from(link.mtu) {
-        return Err(bad(format!("invalid MTU {}, must be [0, master MTU({})]", conf.raw.mtu, link.mtu)));
+        return Err(CniError::invalid_config(format!(
+            "invalid MTU {}, must be [0, master MTU({})]",
+            conf.raw.mtu, link.mtu
+        )));
     }
     Ok(Master { nl, link })
 }

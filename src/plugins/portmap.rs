@@ -125,7 +125,7 @@ enum Backend {
 
 /// The backend, and options only the other backend understands refused.
 fn check_backend(raw: &RawConf) -> Result<Backend, CniError> {
-    let bad = |m: String| CniError::internal(format!("failed to parse config: {m}"));
+    let bad = |m: String| CniError::invalid_config(format!("failed to parse config: {m}"));
     let (mut iptables_only, mut nftables_only) = (Vec::new(), Vec::new());
     if raw.external_set_mark_chain.is_some() {
         iptables_only.push("externalSetMarkChain");
@@ -160,7 +160,7 @@ fn check_backend(raw: &RawConf) -> Result<Backend, CniError> {
 
 /// The port mappings, validated.
 fn parse_mappings(raw: Vec<RawMapping>) -> Result<Vec<Mapping>, CniError> {
-    let bad = |m: String| CniError::internal(format!("failed to parse config: {m}"));
+    let bad = |m: String| CniError::invalid_config(format!("failed to parse config: {m}"));
     let mut mappings = Vec::new();
     for m in raw {
         if m.container_port <= 0 || m.container_port > 65535 {
@@ -192,7 +192,7 @@ fn parse_mappings(raw: Vec<RawMapping>) -> Result<Vec<Mapping>, CniError> {
 
 /// What only ADD and CHECK need to be right: the backend, the mark bit and the mappings.
 fn check_for_add(raw: &RawConf) -> Result<(), CniError> {
-    let bad = |m: &str| CniError::internal(format!("failed to parse config: {m}"));
+    let bad = |m: &str| CniError::invalid_config(format!("failed to parse config: {m}"));
     if raw.mark_masq_bit.is_some() && raw.external_set_mark_chain.is_some() {
         return Err(bad("Cannot specify externalSetMarkChain and markMasqBit"));
     }

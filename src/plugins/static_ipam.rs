@@ -69,12 +69,12 @@ pub struct Config {
 fn parse_cidr(s: &str) -> Result<IpNet, CniError> {
     let s = s.trim();
     let net: IpNet =
-        s.parse().map_err(|_| CniError::internal(format!("invalid CIDR {s}: invalid CIDR address: {s}")))?;
+        s.parse().map_err(|_| CniError::invalid_config(format!("invalid CIDR {s}: invalid CIDR address: {s}")))?;
     let addr = canonical_ip(net.addr());
     if addr != net.addr() {
         // An IPv4-mapped IPv6 address counts as IPv4, with the mask's IPv4 part.
         let prefix = net.prefix_len().saturating_sub(96);
-        return IpNet::new(addr, prefix).map_err(|_| CniError::internal(format!("invalid CIDR {s}")));
+        return IpNet::new(addr, prefix).map_err(|_| CniError::invalid_config(format!("invalid CIDR {s}")));
     }
     Ok(net)
 }
@@ -86,7 +86,7 @@ fn parse_gateway(s: &str) -> Result<Option<IpAddr>, CniError> {
     }
     s.parse::<IpAddr>()
         .map(|ip| Some(canonical_ip(ip)))
-        .map_err(|_| CniError::internal(format!("invalid gateway address: {s}")))
+        .map_err(|_| CniError::invalid_config(format!("invalid gateway address: {s}")))
 }
 
 impl Config {
@@ -108,7 +108,8 @@ impl Config {
             addresses.push(Address { address: parse_cidr(s)?, gateway: None });
         }
         for s in inv.args.get("GATEWAY").filter(|v| !v.is_empty()).into_iter().flat_map(|v| v.split(',')) {
-            let gw = parse_gateway(s)?.ok_or_else(|| CniError::internal(format!("invalid gateway address: {s}")))?;
+            let gw =
+                parse_gateway(s)?.ok_or_else(|| CniError::invalid_config(format!("invalid gateway address: {s}")))?;
             for a in addresses[from_args..].iter_mut().filter(|a| a.address.contains(&gw)) {
                 a.gateway = Some(gw);
             }

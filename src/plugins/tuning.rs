@@ -165,7 +165,7 @@ fn bad(msg: impl Into<String>) -> CniError {
 }
 
 fn non_negative(what: &str, v: i64) -> Result<u32, CniError> {
-    u32::try_from(v).map_err(|_| bad(format!("invalid {what} {v}")))
+    u32::try_from(v).map_err(|_| CniError::invalid_config(format!("invalid {what} {v}")))
 }
 
 /// MAC precedence, lowest first: `mac`, CNI_ARGS `MAC`, `runtimeConfig.mac`, `args.cni.mac`.
@@ -237,7 +237,7 @@ fn sysctl_path(key: &str, ifname: &str) -> Result<String, CniError> {
     }
     let rel = parts.join("/");
     if parts.len() < 2 || parts[0] != "net" {
-        return Err(bad(format!("invalid net sysctl key: \"{key}\"")));
+        return Err(CniError::invalid_config(format!("invalid net sysctl key: \"{key}\"")));
     }
     Ok(rel)
 }
