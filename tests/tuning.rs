@@ -235,6 +235,35 @@ fn a_failed_add_puts_back_what_it_changed() {
     }
 }
 
+#[test]
+fn gc_removes_backups_of_attachments_no_longer_valid() {
+    if !root() {
+        return;
+    }
+    let f = Fixture::new();
+    let ns = Netns::new("tugc");
+    let p = ns.path();
+    for ifname in ["eth1", "eth2"] {
+        assert!(ns.exec(&format!("ip link add {ifname} type veth peer name p{ifname}")).0);
+    }
+    let conf = |net: &str, ifname: &str| {
+        json!({"cniVersion": "1.1.0", "name": net, "type": "tuning", "dataDir": f.backups.path(), "mtu": 1400,
+            "prevResult": {"cniVersion": "1.1.0", "interfaces": [{"name": ifname, "sandbox": p}]}})
+        .to_string()
+    };
+    plugin("tuning", Some(&f.host), &cni_env("ADD", "g_1", &p, "eth1"), &conf("tugc", "eth1")).ok();
+    plugin("tuning", Some(&f.host), &cni_env("ADD", "g2", &p, "eth2"), &conf("tugc", "eth2")).ok();
+    plugin("tuning", Some(&f.host), &cni_env("ADD", "o1", &p, "eth2"), &conf("tugc-other", "eth2")).ok();
+    // The reference's backups name no owner: left to their DEL.
+    std::fs::write(f.backups.path().join("ref_eth0.json"), r#"{"mtu": 1500}"#).unwrap();
+    let mut gc: Value = serde_json::from_str(&conf("tugc", "eth1")).unwrap();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "g2", "ifname": "eth2"}]);
+    plugin("tuning", Some(&f.host), &[("CNI_COMMAND", "GC"), ("CNI_PATH", "/opt/cni/bin")], &gc.to_string()).ok();
+    let mut left = f.backup_files();
+    left.sort();
+    assert_eq!(left, ["g2_eth2.json", "o1_eth2.json", "ref_eth0.json"]);
+}
+
 /// A node can switch between the reference tuning and ours with attachments in place: each
 /// restores what the other backed up.
 #[test]

@@ -14,8 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub static PLUGIN: PluginFns =
-    PluginFns { add, del, check, gc: skel::noop, status: skel::noop, versions: version::ALL };
+pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status: skel::noop, versions: version::ALL };
 
 const DEFAULT_DATA_DIR: &str = "/run/cni/tuning";
 const ALLOWLIST: &str = "/etc/cni/tuning/allowlist.conf";
@@ -277,6 +276,19 @@ struct Backup {
     allmulti: Option<bool>,
     #[serde(rename = "txQLen", default, skip_serializing_if = "Option::is_none")]
     txqlen: Option<u32>,
+    /// Whose backup this is, for GC: the file's name does not say which network (and a
+    /// container ID or ifname may hold the `_` that joins them). The reference ignores the
+    /// key, and writes none: its backups are left to DEL.
+    #[serde(rename = "cniboxAttachment", default, skip_serializing_if = "Option::is_none")]
+    owner: Option<Owner>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Owner {
+    network: String,
+    #[serde(rename = "containerID")]
+    container_id: String,
+    ifname: String,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -296,8 +308,9 @@ fn backup_json(b: &Backup) -> Result<Vec<u8>, CniError> {
     Ok(out)
 }
 
-fn save_backup(conf: &Conf, link: &Link, file: &Path) -> Result<Backup, CniError> {
+fn save_backup(conf: &Conf, link: &Link, file: &Path, owner: Owner) -> Result<Backup, CniError> {
     let b = Backup {
+        owner: Some(owner),
         mac: if conf.mac.is_some() { link.mac_string() } else { String::new() },
         promisc: conf.promisc.then_some(link.promisc),
         mtu: if conf.mtu.is_some() { link.mtu } else { 0 },
@@ -387,7 +400,11 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let changed = nl
         .link(ifname)
         .map_err(|e| bad(format!("failed to get \"{ifname}\": {}", e.message)))
-        .and_then(|link| Ok((save_backup(&conf, &link, &file)?, link)))
+        .and_then(|link| {
+            let owner =
+                Owner { network: inv.conf.name.clone(), container_id: inv.container_id.clone(), ifname: ifname.into() };
+            Ok((save_backup(&conf, &link, &file, owner)?, link))
+        })
         .and_then(|(backup, link)| {
             change_link(&conf, &nl, &link, &mut result).inspect_err(|_| {
                 restore(&nl, ifname, &backup);
@@ -444,6 +461,31 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     };
     if remove {
         let _ = std::fs::remove_file(&file);
+    }
+    Ok(())
+}
+
+/// Remove the backups this network's attachments left that are no longer valid (their DEL
+/// never came: nothing is left to restore them to). Backups without an owner (the
+/// reference's) are left alone.
+fn gc(inv: &Invocation) -> Result<(), CniError> {
+    let Some(valid) = crate::cni::gc::valid_attachments(&inv.stdin)? else { return Ok(()) };
+    let dir: DataDirOnly = parse_conf(inv, "tuning")?;
+    let dir = data_dir(dir.data_dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Ok(Backup { owner: Some(o), .. }) = std::fs::read(&path)
+            .map_err(|_| ())
+            .and_then(|data| crate::cni::json::from_slice::<Backup>(&data).map_err(|_| ()))
+        else {
+            continue;
+        };
+        if o.network == inv.conf.name && !valid.iter().any(|(id, i)| *id == o.container_id && *i == o.ifname) {
+            let _ = std::fs::remove_file(&path);
+        }
     }
     Ok(())
 }
@@ -564,12 +606,19 @@ mod tests {
             mtu: 1500,
             allmulti: None,
             txqlen: Some(1000),
+            owner: None,
         };
         let s = String::from_utf8(backup_json(&b).unwrap()).unwrap();
         assert_eq!(
             s,
             "{\n \"mac\": \"02:00:00:00:00:01\",\n \"promisc\": false,\n \"mtu\": 1500,\n \"txQLen\": 1000\n}"
         );
+        // Ours name their owner, for GC, in a key the reference ignores.
+        let owner = Owner { network: "n".into(), container_id: "c_1".into(), ifname: "eth0".into() };
+        let s = String::from_utf8(backup_json(&Backup { owner: Some(owner), ..b }).unwrap()).unwrap();
+        assert!(s.ends_with(
+            "\"txQLen\": 1000,\n \"cniboxAttachment\": {\n  \"network\": \"n\",\n  \"containerID\": \"c_1\",\n  \"ifname\": \"eth0\"\n }\n}"
+        ), "{s}");
         let back: Backup = serde_json::from_str(r#"{"mtu":9000,"allmulti":true}"#).unwrap();
         assert_eq!(back, Backup { mtu: 9000, allmulti: Some(true), ..Default::default() });
     }
