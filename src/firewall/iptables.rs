@@ -239,6 +239,14 @@ fn programs(table: &str, chains: Option<&[&str]>) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A backend failure as a CNI error: one where the xtables lock stayed held (another program
+/// rewriting its rules the whole wait) is code 11, try again later.
+pub fn cni_error(context: &str, msg: &str) -> crate::cni::CniError {
+    use crate::cni::error::code;
+    let code = if msg.contains("xtables lock") { code::TRY_AGAIN_LATER } else { code::INTERNAL };
+    crate::cni::CniError::new(code, format!("{context}: {msg}"))
+}
+
 /// Run one iptables command on `table`, waiting `wait` seconds at most for the xtables lock:
 /// its stdout, or an error naming the command.
 fn run_checked(prog: &PathBuf, table: &str, args: &[&str], wait: &str) -> Result<String, String> {
@@ -748,6 +756,13 @@ fn split(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_xtables_lock_is_try_again_later() {
+        let held = "iptables -t nat -S: Another app is currently holding the xtables lock. Stopped waiting after 60s.";
+        assert_eq!(cni_error("ipMasq", held).code, 11);
+        assert_eq!(cni_error("ipMasq", "iptables -t nat: No chain/target/match by that name").code, 999);
+    }
 
     #[test]
     fn chain_names_match_the_reference() {

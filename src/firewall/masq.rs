@@ -63,7 +63,7 @@ pub fn teardown_iptables(backend: Option<&str>, inv: &crate::cni::Invocation) ->
     use super::iptables::{Removal, teardown_masq};
     let how = if is_iptables(backend) { Removal::Ours } else { Removal::Leftovers };
     teardown_masq(&inv.conf.name, &inv.container_id, how)
-        .map_err(|e| CniError::internal(format!("failed to remove the ipMasq chain: {e}")))
+        .map_err(|e| super::iptables::cni_error("failed to remove the ipMasq chain", &e))
 }
 
 /// Masquerade traffic from each of `ips` leaving its subnet, with `backend`'s rules.
@@ -77,7 +77,7 @@ pub fn setup_with(
     match backend {
         Backend::Nftables => setup(&nft::System, ips, network, ifname, container_id),
         Backend::Iptables => super::iptables::setup_masq(network, container_id, ips)
-            .map_err(|e| CniError::internal(format!("failed to set up ipMasq (iptables): {e}"))),
+            .map_err(|e| super::iptables::cni_error("failed to set up ipMasq (iptables)", &e)),
     }
 }
 

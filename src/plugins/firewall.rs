@@ -343,7 +343,7 @@ fn iptables_rules(conf: &Conf, add: bool) -> Result<CniResult, CniError> {
     };
     let done = if add { rules.add() } else { rules.check().map_err(iptables::Failure::from) };
     done.map_err(|e| {
-        let mut err = CniError::internal(format!("firewall (iptables): {}", e.msg));
+        let mut err = iptables::cni_error("firewall (iptables)", &e.msg);
         if e.unavailable {
             err.details = UNAVAILABLE.into();
         }
@@ -492,7 +492,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
             _ => iptables::Removal::Leftovers,
         };
         iptables::teardown_firewall(&prev_ips(prev), how)
-            .map_err(|e| CniError::internal(format!("firewall (iptables): {e}")))?;
+            .map_err(|e| iptables::cni_error("firewall (iptables)", &e))?;
     }
     del_with(&System, inv)
 }

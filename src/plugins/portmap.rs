@@ -535,7 +535,7 @@ fn set_up(conf: &Conf, inv: &Invocation, forwarded: &mut Vec<IpAddr>) -> Result<
     if conf.backend == Backend::Iptables {
         host_ports(conf, inv)
             .forward(conf.cont_v4, conf.cont_v6)
-            .map_err(|e| CniError::internal(format!("unable to set up iptables rules for port mappings: {e}")))?;
+            .map_err(|e| iptables::cni_error("unable to set up iptables rules for port mappings", &e))?;
     }
     if let Some(ip) = conf.cont_v4 {
         if conf.backend == Backend::Nftables {
@@ -595,7 +595,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
         return Ok(());
     }
     iptables::teardown_portmap(&inv.conf.name, &inv.container_id, removal(&conf))
-        .map_err(|e| CniError::internal(format!("could not teardown iptables dnat: {e}")))?;
+        .map_err(|e| iptables::cni_error("could not teardown iptables dnat", &e))?;
     unforward(&System, &inv.container_id)?;
     unrecord(&inv.conf.name, &inv.container_id);
     Ok(())
