@@ -182,15 +182,12 @@ fn run(
 
     let out = match command {
         Command::Add => {
-            let result = (plugin.add)(&inv)?;
-            let text = result.to_json(version)?;
             check_netns_not_own(&inv, var)?;
-            text
+            (plugin.add)(&inv)?.to_json(version)?
         }
         Command::Del => {
-            (plugin.del)(&inv)?;
             check_netns_not_own(&inv, var)?;
-            String::new()
+            (plugin.del)(&inv).map(|_| String::new())?
         }
         Command::Check => (plugin.check)(&inv).map(|_| String::new())?,
         Command::Gc => (plugin.gc)(&inv).map(|_| String::new())?,
@@ -229,7 +226,10 @@ pub fn validate_ifname(name: &str) -> Result<(), CniError> {
     Ok(())
 }
 
-/// After ADD and DEL the reference refuses a CNI_NETNS that is the plugin's own namespace.
+/// ADD and DEL refuse a CNI_NETNS that is the plugin's own namespace (the node's, as a rule)
+/// unless CNI_NETNS_OVERRIDE says so, before they change anything: a DEL would delete the
+/// node's interface named CNI_IFNAME. The reference makes the same check only after the
+/// plugin has acted.
 fn check_netns_not_own(inv: &Invocation, var: &dyn Fn(&str) -> String) -> Result<(), CniError> {
     let over = var("CNI_NETNS_OVERRIDE");
     if over == "1" || over.eq_ignore_ascii_case("true") {
@@ -402,6 +402,12 @@ mod tests {
     #[test]
     fn own_netns_is_refused() {
         let o = call(&P, &with(&[("CNI_NETNS", "/proc/self/ns/net")]), CONF);
+        assert_eq!(err(&o).code, 8);
+        // Before the plugin acts.
+        fn acts(_: &Invocation) -> Result<CniResult, CniError> {
+            Err(CniError::new(100, "acted"))
+        }
+        let o = call(&PluginFns { add: acts, ..P }, &with(&[("CNI_NETNS", "/proc/self/ns/net")]), CONF);
         assert_eq!(err(&o).code, 8);
         let o = call(&P, &with(&[("CNI_NETNS", "/proc/self/ns/net"), ("CNI_NETNS_OVERRIDE", "1")]), CONF);
         assert_eq!(o.status, 0);
