@@ -71,10 +71,8 @@ pub fn parse_plugin_conf<T: for<'de> Deserialize<'de>>(plugin: &str, stdin: &[u8
 /// (`json::from_slice_lenient`: a member of the wrong type reads as absent), so that the
 /// runtime's cleanup of an ADD refused for such a config succeeds.
 pub fn parse_conf<T: for<'de> Deserialize<'de>>(inv: &crate::cni::Invocation, plugin: &str) -> Result<T, CniError> {
-    if inv.command == crate::cni::Command::Del {
-        return crate::cni::json::from_slice_lenient(&inv.stdin).map_err(|e| load_error(plugin, e));
-    }
-    parse_plugin_conf(plugin, &inv.stdin)
+    let lenient = inv.command == crate::cni::Command::Del;
+    crate::cni::json::from_slice_lenient(&inv.stdin, lenient).map_err(|e| load_error(plugin, e))
 }
 
 /// As `parse_plugin_conf`, but read from the text itself rather than through a map that keeps

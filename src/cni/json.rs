@@ -28,43 +28,57 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::R
 /// An error names the member it arose at (`ipam.routes[0].dst: invalid IP address syntax:
 /// "foo"`), and a struct expected as "an object", not by its type's name.
 pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> serde_json::Result<T> {
-    T::deserialize(Objects(value)).map_err(de::Error::custom)
+    T::deserialize(Objects(value)).map_err(Error::into_json)
 }
 
-/// As `from_slice`, for a DEL: a member that does not read as its field (a string where a number
-/// belongs, say) reads as absent, so as its default, one after the other; the ADD it would undo
-/// refused it, so set nothing up by it. Other errors (not JSON, not an object) stay.
-pub fn from_slice_lenient<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+/// As `from_slice`, and, with `lenient` (for a DEL), a member that does not read as its field
+/// (a string where a number belongs, say) reads as absent, so as its default, one after the
+/// other: the ADD it would undo refused it, so set nothing up by it. Other errors (not JSON, not
+/// an object) stay. One function for both, so that each config type has one reader.
+pub fn from_slice_lenient<T: serde::de::DeserializeOwned>(bytes: &[u8], lenient: bool) -> serde_json::Result<T> {
     let mut value: Value = serde_json::from_slice(bytes)?;
     loop {
-        match T::deserialize(Objects(value.clone())) {
+        let attempt = if lenient { value.clone() } else { std::mem::take(&mut value) };
+        match T::deserialize(Objects(attempt)) {
             Ok(t) => return Ok(t),
-            Err(e) if drop_member(&mut value, &e.path) => {}
-            Err(e) => return Err(de::Error::custom(e)),
+            Err(e) if lenient && drop_member(&mut value, &e.path) => {}
+            Err(e) => return Err(e.into_json()),
         }
     }
 }
 
-/// Remove the member at `path` (an object key in any case, as fields match keys; an array
-/// element): true if there was one.
+/// Make the member at `path` absent: an object's key (in any case, as fields match keys) null,
+/// which reads as absent; an array's element removed. False if there was none to drop.
 fn drop_member(value: &mut Value, path: &[Member]) -> bool {
     let Some((last, parents)) = path.split_last() else { return false };
     let mut v = value;
     for m in parents {
-        v = match (m, v) {
-            (Member::Key(k), Value::Object(o)) => match o.keys().find(|key| key.eq_ignore_ascii_case(k)).cloned() {
-                Some(key) => &mut o[&key],
-                None => return false,
-            },
-            (Member::Index(i), Value::Array(a)) if *i < a.len() => &mut a[*i],
-            _ => return false,
+        let next = match (m, v) {
+            (Member::Key(k), Value::Object(o)) => {
+                match o.keys().find(|key| *key == k).or_else(|| o.keys().find(|key| key.eq_ignore_ascii_case(k))) {
+                    Some(key) => {
+                        let key = key.clone();
+                        o.get_mut(&key)
+                    }
+                    None => None,
+                }
+            }
+            (Member::Index(i), Value::Array(a)) => a.get_mut(*i),
+            _ => None,
         };
+        let Some(next) = next else { return false };
+        v = next;
     }
     match (last, v) {
         (Member::Key(k), Value::Object(o)) => {
-            let before = o.len();
-            o.retain(|key, _| !key.eq_ignore_ascii_case(k));
-            o.len() < before
+            let mut dropped = false;
+            for (key, member) in o.iter_mut() {
+                if key.eq_ignore_ascii_case(k) && !member.is_null() {
+                    *member = Value::Null;
+                    dropped = true;
+                }
+            }
+            dropped
         }
         (Member::Index(i), Value::Array(a)) if *i < a.len() => {
             a.remove(*i);
@@ -78,12 +92,29 @@ use serde::de::{self, DeserializeSeed, Deserializer, Expected, IntoDeserializer,
 use serde_json::Value;
 use std::fmt;
 
-/// A reading error and the path of the member it arose at, innermost last.
+/// A reading error and the path of the member it arose at. Boxed: every field reader passes
+/// it up through a `Result`, which stays a pointer wide.
 #[derive(Debug)]
-struct Error {
+struct Error(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     /// Outermost first.
     path: Vec<Member>,
     msg: String,
+}
+
+impl std::ops::Deref for Error {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Error {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.0
+    }
 }
 
 #[derive(Debug)]
@@ -92,19 +123,36 @@ enum Member {
     Index(usize),
 }
 
+// The error paths below are out of line and cold: each struct's reader calls them from every
+// field it reads, and inlined there they grew the program by tens of kilobytes.
 impl Error {
+    /// As the callers' error type: one conversion out of line, not one per type read.
+    #[cold]
+    #[inline(never)]
+    fn into_json(self) -> serde_json::Error {
+        de::Error::custom(self)
+    }
+    fn new(msg: String) -> Error {
+        Error(Box::new(Inner { path: Vec::new(), msg }))
+    }
     /// The same error, one member further out: `key` of an object.
+    #[cold]
+    #[inline(never)]
     fn in_key(mut self, key: &str) -> Error {
         self.path.insert(0, Member::Key(key.to_string()));
         self
     }
     /// The same error, one member further out: element `i` of an array.
+    #[cold]
+    #[inline(never)]
     fn in_index(mut self, i: usize) -> Error {
         self.path.insert(0, Member::Index(i));
         self
     }
     /// A string that failed to read as what it should be (an address, say) is quoted, unless
     /// the message shows it already.
+    #[cold]
+    #[inline(never)]
     fn of_str(mut self, s: &str) -> Error {
         if !self.msg.contains(s) {
             self.msg = format!("{}: {s:?}", self.msg);
@@ -133,23 +181,39 @@ impl std::error::Error for Error {}
 
 impl de::Error for Error {
     fn custom<T: fmt::Display>(msg: T) -> Error {
-        Error { path: Vec::new(), msg: msg.to_string() }
+        Error::new(msg.to_string())
     }
+    #[cold]
+    #[inline(never)]
     fn invalid_type(unexp: Unexpected<'_>, exp: &dyn Expected) -> Error {
-        de::Error::custom(format_args!("invalid type: {}, expected {}", json_word(unexp), Plain(exp)))
+        de::Error::custom(format_args!("invalid type: {}, expected {}", Found(unexp), Plain(exp)))
     }
+    #[cold]
+    #[inline(never)]
     fn invalid_value(unexp: Unexpected<'_>, exp: &dyn Expected) -> Error {
-        de::Error::custom(format_args!("invalid value: {}, expected {}", json_word(unexp), Plain(exp)))
+        de::Error::custom(format_args!("invalid value: {}, expected {}", Found(unexp), Plain(exp)))
     }
 }
 
-/// What was found, in JSON's words.
-fn json_word(unexp: Unexpected<'_>) -> Unexpected<'_> {
-    match unexp {
-        Unexpected::Unit => Unexpected::Other("null"),
-        Unexpected::Map => Unexpected::Other("object"),
-        Unexpected::Seq => Unexpected::Other("array"),
-        other => other,
+/// What was found, in JSON's words. Written here rather than by `Unexpected`'s own Display,
+/// whose floating-point case would take the float formatter (9 KB) into the program.
+struct Found<'a>(Unexpected<'a>);
+
+impl fmt::Display for Found<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Unexpected::Bool(b) => write!(f, "boolean `{b}`"),
+            Unexpected::Unsigned(n) => write!(f, "integer `{n}`"),
+            Unexpected::Signed(n) => write!(f, "integer `{n}`"),
+            Unexpected::Float(_) => f.write_str("a number with a fraction"),
+            Unexpected::Str(s) => write!(f, "string {s:?}"),
+            Unexpected::Char(c) => write!(f, "character `{c}`"),
+            Unexpected::Unit | Unexpected::Option => f.write_str("null"),
+            Unexpected::Seq => f.write_str("array"),
+            Unexpected::Map => f.write_str("object"),
+            Unexpected::Other(o) => f.write_str(o),
+            _ => f.write_str("value"),
+        }
     }
 }
 
@@ -168,8 +232,10 @@ impl fmt::Display for Plain<'_> {
 }
 
 /// serde_json's value reader answers in its own error type.
+#[cold]
+#[inline(never)]
 fn from_json(e: serde_json::Error) -> Error {
-    de::Error::custom(e)
+    Error::new(e.to_string())
 }
 
 /// A `Value` whose nested structs are read through the same rule.
@@ -202,7 +268,7 @@ fn seq<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::Value, 
 
 fn map<'de, V: Visitor<'de>>(entries: serde_json::Map<String, Value>, visitor: V) -> Result<V::Value, Error> {
     let len = entries.len();
-    let mut access = Entries { iter: entries.into_iter(), value: None };
+    let mut access = Entries { iter: entries.into_iter(), value: None, key: String::new() };
     let out = visitor.visit_map(&mut access)?;
     match access.iter.len() {
         0 => Ok(out),
@@ -255,7 +321,10 @@ impl<'de> de::SeqAccess<'de> for Items {
 
 struct Entries {
     iter: <serde_json::Map<String, Value> as IntoIterator>::IntoIter,
-    value: Option<(String, Value)>,
+    value: Option<Value>,
+    /// The current member's key, for an error's path (kept here, not dropped in each field's
+    /// reader).
+    key: String,
 }
 
 impl<'de> de::MapAccess<'de> for Entries {
@@ -263,16 +332,16 @@ impl<'de> de::MapAccess<'de> for Entries {
     fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
         match self.iter.next() {
             Some((key, value)) => {
-                let read = seed.deserialize(key.as_str().into_deserializer()).map(Some);
-                self.value = Some((key, value));
-                read
+                self.key = key;
+                self.value = Some(value);
+                seed.deserialize(self.key.as_str().into_deserializer()).map(Some)
             }
             None => Ok(None),
         }
     }
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, Error> {
         match self.value.take() {
-            Some((key, v)) => seed.deserialize(Objects(v)).map_err(|e| e.in_key(&key)),
+            Some(v) => seed.deserialize(Objects(v)).map_err(|e| e.in_key(&self.key)),
             None => Err(de::Error::custom("value is missing")),
         }
     }
@@ -449,11 +518,13 @@ mod tests {
     #[test]
     fn lenient_reading_drops_what_does_not_read() {
         let o: Outer =
-            from_slice_lenient(br#"{"name":"n","Inner":{"a":"x"},"list":[{"a":1},{"a":-1},{"a":3}],"raw":5}"#).unwrap();
+            from_slice_lenient(br#"{"name":"n","Inner":{"a":"x"},"list":[{"a":1},{"a":-1},{"a":3}],"raw":5}"#, true)
+                .unwrap();
         assert_eq!((o.inner, o.list.len(), o.raw), (None, 2, Value::from(5)));
         // What is not about a member stays an error.
-        assert!(from_slice_lenient::<Outer>(br#"{"list":[]}"#).is_err());
-        assert!(from_slice_lenient::<Outer>(b"[1]").is_err());
+        assert!(from_slice_lenient::<Outer>(br#"{"list":[]}"#, true).is_err());
+        assert!(from_slice_lenient::<Outer>(b"[1]", true).is_err());
+        assert!(from_slice_lenient::<Outer>(br#"{"name":"n","inner":{"a":"x"}}"#, false).is_err());
     }
 
     #[test]
