@@ -657,9 +657,18 @@ fn portmap_errors_and_pass_through() {
     let t = h.table("ip", "cni_hostport");
     assert!(!t.contains("10.74.0.5"), "{t}");
     assert!(t.contains("dnat to 10.75.0.5:91 comment \"c2\""), "{t}");
-    assert!(!std::path::Path::new("/run/cni/portmap/pe/c2").exists());
+    // So does a failed second ADD of a pod whose first ADD succeeded: its rules stay.
+    let mut good = dual.clone();
+    good["conditionsV6"] = Value::Null;
+    h.call("portmap", "ADD", "c2", &pod.path(), &good.to_string()).ok();
+    let t = h.table("ip", "cni_hostport");
+    assert_ne!(h.call("portmap", "ADD", "c2", &pod.path(), &dual.to_string()).status, 0);
+    assert_eq!(h.table("ip", "cni_hostport"), t);
+    // The runtime's DELs remove the rest, and the GC records.
+    h.call("portmap", "DEL", "c2", &pod.path(), &good.to_string()).ok();
     h.call_if("portmap", "DEL", "c2", &pod.path(), "eth1", &other).ok();
     assert!(!h.table("ip", "cni_hostport").contains("c2"));
+    assert!(!std::path::Path::new("/run/cni/portmap/pe/c2").exists());
 
     // GC removes what this network recorded and is not valid any more.
     let c = conf(json!({"cniVersion": "1.1.0"}));

@@ -422,15 +422,22 @@ fn unforward(nft: &dyn Nft, container_id: &str) -> Result<(), CniError> {
     Ok(())
 }
 
-/// Delete the rules of `container_id` that name `cip` (its DNAT target, its masquerade match).
-fn unforward_addr(nft: &dyn Nft, container_id: &str, cip: IpAddr) -> Result<(), CniError> {
-    let t = table_for(&cip);
-    let Some(listing) = nft.list_table(t)? else { return Ok(()) };
-    let quoted = format!("\"{cip}\"");
+/// The handles of `container_id`'s rules in table `t` (none when it cannot be listed).
+fn rule_handles(nft: &dyn Nft, t: Table, container_id: &str) -> Vec<u64> {
+    let Ok(Some(listing)) = nft.list_rules(t) else { return Vec::new() };
+    [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING]
+        .into_iter()
+        .flat_map(|chain| listing.rules_where(chain, |c| nft::comment_is(c, container_id)).map(|r| r.handle))
+        .collect()
+}
+
+/// Delete `container_id`'s rules in table `t` but those in `before`: what one ADD wrote.
+fn unforward_new(nft: &dyn Nft, t: Table, container_id: &str, before: &[u64]) -> Result<(), CniError> {
+    let Some(listing) = nft.list_rules(t)? else { return Ok(()) };
     let mut b = Batch::new();
     for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING] {
         for r in listing.rules_where(chain, |c| nft::comment_is(c, container_id)) {
-            if r.expr.to_string().contains(&quoted) {
+            if !before.contains(&r.handle) {
                 b.delete_rule(t, chain, r.handle);
             }
         }
@@ -477,16 +484,14 @@ fn record_path(network: &str, container_id: &str) -> PathBuf {
     PathBuf::from(RECORDS).join(network).join(container_id)
 }
 
-/// Note the container for GC: true if this call made the record.
-fn record(network: &str, container_id: &str) -> bool {
+/// Note the container for GC. A failed ADD leaves its record: the runtime's DEL, or else the
+/// next GC, removes it with whatever rules the container has.
+fn record(network: &str, container_id: &str) {
     let p = record_path(network, container_id);
-    if p.exists() {
-        return false;
-    }
     if let Some(dir) = p.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    std::fs::write(p, b"").is_ok()
+    let _ = std::fs::write(p, b"");
 }
 
 fn unrecord(network: &str, container_id: &str) {
@@ -513,48 +518,39 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     if conf.backend == Backend::Nftables {
         nft::check_whole_comment("portmap", &inv.container_id)?;
     }
-    let recorded = record(&inv.conf.name, &inv.container_id);
-    // A failure takes out what this ADD wrote: the nftables rules for the addresses it
-    // forwarded (found by comment and address, so that the same container's mappings on another
-    // network stay); the iptables backend undoes its own writes.
-    let mut forwarded = Vec::new();
-    if let Err(e) = set_up(&conf, inv, &mut forwarded) {
-        for ip in forwarded {
-            let _ = unforward_addr(&System, &inv.container_id, ip);
-        }
-        if recorded {
-            unrecord(&inv.conf.name, &inv.container_id);
-        }
-        return Err(e);
+    record(&inv.conf.name, &inv.container_id);
+    // Whatever can fail without writing a rule goes first.
+    if let Some(ip) = conf.cont_v4.filter(|_| conf.snat) {
+        enable_localnet(ip.addr())?;
     }
-    Ok(prev)
-}
-
-/// ADD's writes; `forwarded` collects the addresses whose nftables rules were written.
-fn set_up(conf: &Conf, inv: &Invocation, forwarded: &mut Vec<IpAddr>) -> Result<(), CniError> {
     if conf.backend == Backend::Iptables {
-        host_ports(conf, inv)
+        // All or nothing: the iptables backend undoes its own writes.
+        host_ports(&conf, inv)
             .forward(conf.cont_v4, conf.cont_v6)
             .map_err(|e| iptables::cni_error("unable to set up iptables rules for port mappings", &e))?;
-    }
-    if let Some(ip) = conf.cont_v4 {
-        if conf.backend == Backend::Nftables {
-            forwarded.push(ip.addr());
-            forward(&System, conf, ip.addr(), &inv.container_id)?;
+    } else {
+        // A failure for the second family takes out the first family's rules, and only the
+        // rules this ADD wrote: the container's rules already there (its mappings on another
+        // network, or those of an earlier ADD) are known by their handles.
+        let mut written: Vec<(IpAddr, Vec<u64>)> = Vec::new();
+        for ip in [conf.cont_v4, conf.cont_v6].into_iter().flatten().map(|ip| ip.addr()) {
+            let before = rule_handles(&System, table_for(&ip), &inv.container_id);
+            if let Err(e) = forward(&System, &conf, ip, &inv.container_id) {
+                for (ip, before) in &written {
+                    let _ = unforward_new(&System, table_for(ip), &inv.container_id, before);
+                }
+                return Err(e);
+            }
+            written.push((ip, before));
         }
-        forget_stale_udp_flows(conf, false);
-        if conf.snat {
-            enable_localnet(ip.addr())?;
-        }
     }
-    if let Some(ip) = conf.cont_v6 {
-        if conf.backend == Backend::Nftables {
-            forwarded.push(ip.addr());
-            forward(&System, conf, ip.addr(), &inv.container_id)?;
-        }
-        forget_stale_udp_flows(conf, true);
+    if conf.cont_v4.is_some() {
+        forget_stale_udp_flows(&conf, false);
     }
-    Ok(())
+    if conf.cont_v6.is_some() {
+        forget_stale_udp_flows(&conf, true);
+    }
+    Ok(prev)
 }
 
 /// The iptables backend's view of the config.
@@ -652,7 +648,7 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
             continue;
         }
         if let Err(e) = iptables::teardown_portmap(&inv.conf.name, &id, removal(&conf)) {
-            first_err.get_or_insert(CniError::internal(format!("could not teardown iptables dnat: {e}")));
+            first_err.get_or_insert(iptables::cni_error("could not teardown iptables dnat", &e));
             continue;
         }
         match unforward(&System, &id) {
