@@ -36,8 +36,9 @@ pub struct IpamHeader {
 }
 
 impl NetConf {
-    pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
-        crate::cni::json::from_slice(stdin)
+    /// `lenient` for a DEL, as `parse_conf` reads a plugin's own fields.
+    pub fn parse(stdin: &[u8], lenient: bool) -> Result<NetConf, CniError> {
+        crate::cni::json::from_slice_lenient(stdin, lenient)
             .map_err(|e| CniError::decoding(format!("failed to parse network configuration: {e}")))
     }
 
@@ -143,15 +144,22 @@ mod tests {
         let c = NetConf::parse(
             br#"{"cniVersion":"1.0.0","name":"n","type":"bridge","ipam":{"type":"host-local"},
                 "args":{"cni":{"mac":"aa:bb:cc:dd:ee:ff"}},"unknown":1,"capabilities":{"mac":true}}"#,
+            false,
         )
         .unwrap();
         assert_eq!(c.ipam_type(), Some("host-local"));
         assert_eq!(c.cni_arg("mac").and_then(Value::as_str), Some("aa:bb:cc:dd:ee:ff"));
-        assert_eq!(NetConf::parse(br#"{"name":"n","ipam":{}}"#).unwrap().ipam_type(), None);
+        assert_eq!(NetConf::parse(br#"{"name":"n","ipam":{}}"#, false).unwrap().ipam_type(), None);
         let c = NetConf::parse(
             br#"{"name":"n","cniVersion":null,"runtimeConfig":null,"capabilities":null,"dns":{"nameservers":null}}"#,
+            false,
         )
         .unwrap();
         assert!(c.runtime_config.is_empty() && c.cni_version.is_empty());
+        // DEL reads a header of the wrong types as far as it can.
+        let bad = br#"{"name":"n","capabilities":"x","runtimeConfig":5,"dns":[],"ipam":{"type":7}}"#;
+        assert_eq!(NetConf::parse(bad, false).unwrap_err().code, 6);
+        let c = NetConf::parse(bad, true).unwrap();
+        assert_eq!((c.name.as_str(), c.ipam_type()), ("n", None));
     }
 }

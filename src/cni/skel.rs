@@ -173,7 +173,7 @@ fn run(
         }
     }
     let version = version::reconcile(&stdin, plugin.versions)?;
-    let conf = NetConf::parse(&stdin)?;
+    let conf = NetConf::parse(&stdin, command == Command::Del)?;
     let args_raw = var("CNI_ARGS");
     let args = CniArgs::parse(&args_raw);
     let netns = Some(var("CNI_NETNS")).filter(|s| !s.is_empty()).map(PathBuf::from);
@@ -263,7 +263,7 @@ pub fn test_invocation(stdin: &str, args: &str) -> Invocation {
         path: vec![],
         stdin: stdin.as_bytes().to_vec(),
         version: SpecVersion::V1_0_0,
-        conf: NetConf::parse(stdin.as_bytes()).unwrap(),
+        conf: NetConf::parse(stdin.as_bytes(), false).unwrap(),
     }
 }
 
