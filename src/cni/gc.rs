@@ -4,14 +4,23 @@
 use super::error::CniError;
 use serde::{Deserialize, Serialize};
 
-/// One attachment as the runtime writes it. Both keys are required: Go's decoder would read
-/// a missing `ifname` as empty, and GC would then free the addresses of an attachment the
+/// One attachment as the runtime writes it. Both keys are required, and not empty: Go's
+/// decoder would read a missing `ifname` as empty, and GC would then free the addresses of an attachment the
 /// runtime meant to keep; such a list fails GC, and nothing is collected.
 #[derive(Deserialize, Serialize, Clone, PartialEq, Eq)]
 pub struct Attachment {
-    #[serde(rename = "containerID")]
+    #[serde(rename = "containerID", deserialize_with = "non_empty")]
     pub container_id: String,
+    #[serde(deserialize_with = "non_empty")]
     pub ifname: String,
+}
+
+fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Err(serde::de::Error::custom("is empty"));
+    }
+    Ok(s)
 }
 
 /// Both keys as written; a key that is absent or null is None.
@@ -63,5 +72,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.code, 6);
         assert!(e.msg.ends_with("cni.dev/valid-attachments[1]: missing field `ifname`"), "{}", e.msg);
+        let e = valid_attachments(br#"{"cni.dev/valid-attachments":[{"containerID":"c","ifname":""}]}"#).unwrap_err();
+        assert!(e.msg.ends_with("cni.dev/valid-attachments[0].ifname: is empty"), "{}", e.msg);
     }
 }
