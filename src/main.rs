@@ -55,9 +55,10 @@ fn front(name: &str, argv: &[String]) -> i32 {
         return applets::run(applet, &argv[1..]);
     }
     let cmd = if name.is_empty() { "cnibox" } else { name };
-    // A runtime exec'ing a link whose name is no applet (a `dhcp` linked here by mistake, say)
-    // must see a failure, not an empty reply that reads as success.
-    if std::env::var_os("CNI_COMMAND").is_some() {
+    // A runtime exec'ing a link whose name is no applet (a `dhcp` linked here by mistake, say),
+    // without arguments as runtimes exec plugins, must see a failure, not an empty reply that
+    // reads as success.
+    if rest.is_empty() && std::env::var_os("CNI_COMMAND").is_some() {
         let e = CniError::invalid_config(format!(
             "cnibox has no plugin \"{cmd}\" (run as {}); its applets: {}",
             argv.first().map_or("?", String::as_str),

@@ -58,7 +58,7 @@ impl CniError {
     pub fn context(mut self, what: impl fmt::Display) -> Self {
         let what = what.to_string();
         // An error that already says it (`failed to create bridge "cni0": …`) is not said twice.
-        if !self.msg.starts_with(&what) {
+        if !self.msg.strip_prefix(what.as_str()).is_some_and(|rest| rest.starts_with(':')) {
             self.msg = format!("{what}: {}", self.msg);
         }
         self

@@ -48,7 +48,9 @@ pub fn from_slice_lenient<T: serde::de::DeserializeOwned>(bytes: &[u8], lenient:
 }
 
 /// Make the member at `path` absent: an object's key (in any case, as fields match keys) null,
-/// which reads as absent; an array's element removed. False if there was none to drop.
+/// which reads as absent for a struct's field; an array's element removed. False if there was
+/// none to drop. (A value of a typed map would read null as itself, fail again and end the
+/// reading with its error: no config read leniently has one.)
 fn drop_member(value: &mut Value, path: &[Member]) -> bool {
     let Some((last, parents)) = path.split_last() else { return false };
     let mut v = value;
@@ -154,7 +156,7 @@ impl Error {
     #[cold]
     #[inline(never)]
     fn of_str(mut self, s: &str) -> Error {
-        if !self.msg.contains(s) {
+        if !self.msg.contains(&format!("{s:?}")) {
             self.msg = format!("{}: {s:?}", self.msg);
         }
         self

@@ -240,10 +240,13 @@ fn programs(table: &str, chains: Option<&[&str]>) -> Vec<PathBuf> {
 }
 
 /// A backend failure as a CNI error: one where the xtables lock stayed held (another program
-/// rewriting its rules the whole wait) is code 11, try again later.
+/// rewriting its rules the whole wait: iptables's "Another app is currently holding the xtables
+/// lock. Stopped waiting after 60s.", not its progress lines while it waits) is code 11, try
+/// again later.
 pub fn cni_error(context: &str, msg: &str) -> crate::cni::CniError {
     use crate::cni::error::code;
-    let code = if msg.contains("xtables lock") { code::TRY_AGAIN_LATER } else { code::INTERNAL };
+    let held = msg.contains("xtables lock") && msg.contains("Stopped waiting after");
+    let code = if held { code::TRY_AGAIN_LATER } else { code::INTERNAL };
     crate::cni::CniError::new(code, format!("{context}: {msg}"))
 }
 
@@ -762,6 +765,8 @@ mod tests {
         let held = "iptables -t nat -S: Another app is currently holding the xtables lock. Stopped waiting after 60s.";
         assert_eq!(cni_error("ipMasq", held).code, 11);
         assert_eq!(cni_error("ipMasq", "iptables -t nat: No chain/target/match by that name").code, 999);
+        let waited = "Another app is currently holding the xtables lock; still 9s 0us time ahead to have a chance to grab the lock...\niptables: No chain/target/match by that name.";
+        assert_eq!(cni_error("ipMasq", waited).code, 999);
     }
 
     #[test]

@@ -41,7 +41,10 @@ impl std::error::Error for IpamError {}
 
 impl From<IpamError> for CniError {
     fn from(e: IpamError) -> CniError {
-        CniError::internal(e.to_string())
+        match e {
+            IpamError::Config(_) => CniError::invalid_config(e.to_string()),
+            _ => CniError::internal(e.to_string()),
+        }
     }
 }
 

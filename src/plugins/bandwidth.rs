@@ -114,10 +114,7 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
             .err()
     });
     let prev = match &inv.conf.prev_result {
-        Some(v) => Some(
-            CniResult::from_prev(v, inv.version)
-                .map_err(|e| CniError::internal(format!("could not parse prevResult: {}", e.msg)))?,
-        ),
+        Some(v) => Some(CniResult::from_prev(v, inv.version).map_err(|e| e.context("could not parse prevResult"))?),
         None => None,
     };
     let valid_attachments = crate::cni::json::from_value::<GcAttachments>(Value::Object(raw)).map_err(bad)?.union();

@@ -134,7 +134,7 @@ fn collect_trunk(trunk: &[VlanTrunk]) -> Result<Vec<u16>, CniError> {
                     return Err(CniError::invalid_config("incorrect trunk maxID parameter"));
                 }
                 if max < min {
-                    return Err(bad("minID is greater than maxID in trunk parameter"));
+                    return Err(CniError::invalid_config("minID is greater than maxID in trunk parameter"));
                 }
                 out.extend((min..=max).map(|v| v as u16));
             }

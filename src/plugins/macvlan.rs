@@ -72,10 +72,13 @@ fn load(inv: &Invocation) -> Result<Conf, CniError> {
     }
     let mode = MacvlanMode::parse(&raw.mode)
         .ok_or_else(|| CniError::invalid_config(format!("unknown macvlan mode: \"{}\"", raw.mode)))?;
-    let mac = match raw.mac.as_str() {
-        "" => None,
-        m => Some(parse_mac(m).ok_or_else(|| bad(format!("invalid args {m} for MAC addr: invalid MAC address")))?),
-    };
+    let mac =
+        match raw.mac.as_str() {
+            "" => None,
+            m => Some(parse_mac(m).ok_or_else(|| {
+                CniError::invalid_config(format!("invalid args {m} for MAC addr: invalid MAC address"))
+            })?),
+        };
     let layer3 = inv.conf.ipam_type().is_some();
     Ok(Conf { raw, mode, mac, layer3 })
 }
