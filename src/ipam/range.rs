@@ -67,6 +67,12 @@ impl Range {
             return Err("IP <nil> not v4 nor v6".to_string());
         }
         let subnet: IpNet = text.parse().map_err(|_| format!("invalid CIDR address: {text}"))?;
+        // Go reads an IPv4-mapped address as IPv4, which a 128-bit mask does not fit.
+        if let IpNet::V6(n) = subnet
+            && n.addr().to_ipv4_mapped().is_some()
+        {
+            return Err("IPNet IP and Mask version mismatch".into());
+        }
         if subnet.prefix_len() > subnet.max_prefix_len().saturating_sub(2) {
             return Err(format!("Network {subnet} too small to allocate from"));
         }
@@ -236,6 +242,7 @@ mod tests {
         let e = |c: RangeConf| Range::canonicalize(&c).unwrap_err();
         assert_eq!(e(rc("10.0.0.0/31", None, None, None)), "Network 10.0.0.0/31 too small to allocate from");
         assert_eq!(e(rc("2001:db8::/127", None, None, None)), "Network 2001:db8::/127 too small to allocate from");
+        assert_eq!(e(rc("::ffff:10.80.0.0/124", None, None, None)), "IPNet IP and Mask version mismatch");
         assert_eq!(
             e(rc("10.0.0.5/24", None, None, None)),
             "Network has host bits set. For a subnet mask of length 24 the network address is 10.0.0.0"
