@@ -346,3 +346,34 @@ fn reference_and_cnibox_agree_on_firewalld() {
         assert!(bus.sources().is_empty());
     }
 }
+
+#[test]
+fn gc_takes_out_the_sources_of_attachments_no_longer_valid() {
+    if !root() || !have_dbus() {
+        return;
+    }
+    let bus = Bus::new().with_firewalld(json!({}));
+    let host = Netns::new("fwd");
+    let call_as = |cid: &str, cmd: &str, conf: &str| {
+        let mut env = cni_env(cmd, cid, "/var/run/netns/x", "eth0");
+        env.push(("DBUS_SYSTEM_BUS_ADDRESS", &bus.address));
+        plugin("firewall", Some(&host), &env, conf)
+    };
+    let pod = |ip: &str| {
+        conf(json!({"cniVersion": "1.1.0", "name": "fwdgc", "prevResult": {"cniVersion": "1.0.0",
+            "interfaces": [{"name": "eth0", "sandbox": "/var/run/netns/x"}],
+            "ips": [{"address": format!("{ip}/24"), "interface": 0}]}}))
+    };
+    call_as("gone", "ADD", &pod("10.78.0.5")).ok();
+    call_as("kept", "ADD", &pod("10.78.0.6")).ok();
+    let mut gc: Value = serde_json::from_str(&pod("10.78.0.5")).unwrap();
+    gc.as_object_mut().unwrap().remove("prevResult");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "kept", "ifname": "eth0"}]);
+    let mut env = vec![("CNI_COMMAND", "GC"), ("CNI_PATH", "/opt/cni/bin")];
+    env.push(("DBUS_SYSTEM_BUS_ADDRESS", &bus.address));
+    plugin("firewall", Some(&host), &env, &gc.to_string()).ok();
+    assert_eq!(bus.sources(), pairs(&[("10.78.0.6/32", "trusted")]));
+    call_as("kept", "DEL", &pod("10.78.0.6")).ok();
+    assert!(bus.sources().is_empty());
+    assert!(!std::path::Path::new("/run/cni/firewall/fwdgc").exists());
+}

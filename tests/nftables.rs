@@ -960,7 +960,17 @@ fn firewall_iptables_backend_opens_a_drop_forward_policy() {
     assert!(!rules.contains(&format!("{ip}/32")) && rules.contains(&format!("{}/32", ip_of(&r2, 0))), "{rules}");
     let c = h.call("firewall", "CHECK", "fi1", &pod.path(), &f);
     assert!(c.status != 0 && c.stdout.contains("not found"), "{c:?}");
+
+    // A pod whose DEL never came: GC removes its rules, found by the note its ADD left.
+    h.call("firewall", "ADD", "fi1", &pod.path(), &f).ok();
+    let gc = json!({"cniVersion": "1.1.0", "name": "fwi", "type": "firewall",
+        "cni.dev/valid-attachments": [{"containerID": "fi2", "ifname": "eth0"}]});
+    plugin("firewall", Some(&h.ns), &[("CNI_COMMAND", "GC"), ("CNI_PATH", h.path.as_str())], &gc.to_string()).ok();
+    let rules = h.ns.sh("iptables -S CNI-FORWARD");
+    assert!(!rules.contains(&format!("{ip}/32")) && rules.contains(&format!("{}/32", ip_of(&r2, 0))), "{rules}");
+    assert_eq!(std::fs::read_dir("/run/cni/firewall/fwi").map(|d| d.count()).unwrap_or(0), 1);
     h.call("firewall", "DEL", "fi2", &pod2.path(), &f2).ok();
+    assert!(!std::path::Path::new("/run/cni/firewall/fwi").exists());
     h.call("bridge", "DEL", "fi1", &pod.path(), &conf).ok();
     h.call("bridge", "DEL", "fi2", &pod2.path(), &conf).ok();
 }

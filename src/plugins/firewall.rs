@@ -46,8 +46,10 @@ use crate::firewall::firewalld::{self, Firewalld};
 use crate::firewall::iptables;
 use crate::firewall::masq::{instance_comment, network_hash};
 use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::net::IpAddr;
+use std::path::PathBuf;
 
 pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status, versions: version::FROM_0_4_0 };
 
@@ -445,21 +447,127 @@ fn del_firewalld(fw: &mut Firewalld, conf: &Conf, prev: &CniResult) -> Result<()
     Ok(())
 }
 
+// ---- records for GC ---------------------------------------------------------------------
+//
+// The iptables layout and firewalld's sources name addresses, not attachments (as the
+// reference's do), so GC could not tell which are stale. ADD therefore notes, per network and
+// attachment, the addresses it gave rules or sources to; DEL removes the note, and GC removes
+// the rules and sources of the notes whose attachment is no longer valid.
+
+const RECORDS: &str = "/run/cni/firewall";
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    #[serde(rename = "containerID")]
+    container_id: String,
+    ifname: String,
+    ips: Vec<IpAddr>,
+    /// The firewalld zone of the sources; none for iptables rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    zone: Option<String>,
+}
+
+fn record_path(network: &str, container_id: &str, ifname: &str) -> PathBuf {
+    let key = crate::util::sha512::hex(format!("{container_id}\n{ifname}").as_bytes());
+    PathBuf::from(RECORDS).join(network).join(&key[..32])
+}
+
+/// Note an ADD's addresses (best effort: without the note only GC misses them).
+fn record(inv: &Invocation, ips: Vec<IpAddr>, zone: Option<&str>) {
+    let r = Record {
+        container_id: inv.container_id.clone(),
+        ifname: inv.ifname.clone(),
+        ips,
+        zone: zone.map(str::to_string),
+    };
+    let path = record_path(&inv.conf.name, &inv.container_id, &inv.ifname);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&path, crate::cni::json::to_string_pretty(&r)));
+    if let Err(e) = written {
+        crate::logger::warn(format_args!("firewall: could not note {} for GC: {e}", path.display()));
+    }
+}
+
+fn unrecord(inv: &Invocation) {
+    let path = record_path(&inv.conf.name, &inv.container_id, &inv.ifname);
+    let _ = std::fs::remove_file(&path);
+    // The network's directory goes with its last record (fails harmlessly otherwise).
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// Remove the rules and sources of this network's noted attachments that are not in `valid`,
+/// but for addresses a valid attachment's note also holds (an address freed and given again).
+fn gc_records(network: &str, valid: &[(String, String)]) -> Result<(), CniError> {
+    let dir = PathBuf::from(RECORDS).join(network);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    let mut stale = Vec::new();
+    let mut kept = Vec::new();
+    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        let Ok(r) =
+            std::fs::read(&path).map_err(drop).and_then(|d| crate::cni::json::from_slice::<Record>(&d).map_err(drop))
+        else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        if valid.iter().any(|(id, ifname)| *id == r.container_id && *ifname == r.ifname) {
+            kept.extend(r.ips);
+        } else {
+            stale.push((path, r));
+        }
+    }
+    let mut first_err = None;
+    for (path, r) in stale {
+        let ips: Vec<IpAddr> = r.ips.into_iter().filter(|ip| !kept.contains(ip)).collect();
+        let done = match &r.zone {
+            None => iptables::teardown_firewall(&ips, iptables::Removal::Ours)
+                .map_err(|e| iptables::cni_error("firewall (iptables)", &e)),
+            // Not running: its runtime sources went when it stopped.
+            Some(zone) => Firewalld::running().map_or(Ok(()), |mut fw| {
+                ips.iter().map(|ip| crate::firewall::host_net(*ip)).try_for_each(|src| {
+                    fw.remove_source(zone, &src)
+                        .map(drop)
+                        .map_err(|e| fwd_error(format!("failed to remove the address {src} from {zone} zone: {e}")))
+                })
+            }),
+        };
+        match done {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(&dir);
+    first_err.map_or(Ok(()), Err)
+}
+
 // ---- verbs --------------------------------------------------------------------------------
 
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
     let backend = conf.backend.clone()?;
     if let Some(mut fw) = firewalld_for(backend)? {
-        return add_firewalld(&mut fw, &conf, inv);
+        let r = add_firewalld(&mut fw, &conf, inv)?;
+        record(inv, prev_ips(&r), Some(&conf.zone));
+        return Ok(r);
     }
+    let noted = |r: CniResult| {
+        record(inv, prev_ips(&r), None);
+        r
+    };
     match (backend, resolve(backend, conf.prev.as_ref())) {
-        (Backend::Iptables, _) => add_iptables(&conf),
+        (Backend::Iptables, _) => add_iptables(&conf).map(noted),
         // Chosen for the node, not by the config: where iptables cannot be used at all (no
         // program for a family of the pod, or a table it refuses to list, one nft wrote under
         // iptables' names, say) the pod gets the nftables rules; a write that failed or timed
         // out is an error.
-        (_, Backend::Iptables) => add_iptables(&conf).or_else(|e| {
+        (_, Backend::Iptables) => add_iptables(&conf).map(noted).or_else(|e| {
             if e.details != UNAVAILABLE {
                 return Err(e);
             }
@@ -471,6 +579,12 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
 }
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
+    del_rules(inv)?;
+    unrecord(inv);
+    Ok(())
+}
+
+fn del_rules(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
     // Sources in firewalld's zone, where it runs (for a config that asks for it, or may use
     // it); a failure other than a source already gone makes the runtime retry.
@@ -536,7 +650,7 @@ fn status(inv: &Invocation) -> Result<(), CniError> {
 fn gc(inv: &Invocation) -> Result<(), CniError> {
     let _conf = load(inv)?;
     match crate::cni::gc::valid_attachments(&inv.stdin)? {
-        Some(valid) => gc_with(&System, &inv.conf.name, &valid),
+        Some(valid) => gc_with(&System, &inv.conf.name, &valid).and(gc_records(&inv.conf.name, &valid)),
         None => Ok(()),
     }
 }
