@@ -125,12 +125,24 @@ impl Drop for Bus {
         }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
+        // The test's GC notes, whatever its end.
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/run/cni/firewall").join(net()));
     }
+}
+
+thread_local! {
+    /// Each test's own network (tests run on threads of their own), so that the GC notes of
+    /// parallel tests (`/run/cni/firewall/<network>`) stay apart.
+    static NET: String = unique("fwdnet");
+}
+
+fn net() -> String {
+    NET.with(String::clone)
 }
 
 fn conf(extra: Value) -> String {
     let mut c = json!({
-        "cniVersion": "1.0.0", "name": "fwdnet", "type": "firewall",
+        "cniVersion": "1.0.0", "name": net(), "type": "firewall",
         "prevResult": {"cniVersion": "1.0.0",
             "interfaces": [{"name": "cni0"}, {"name": "eth0", "sandbox": "/var/run/netns/x"}],
             "ips": [{"address": "10.77.0.5/24", "interface": 1}, {"address": "fd77::5/64", "interface": 1}]}
@@ -354,6 +366,7 @@ fn gc_takes_out_the_sources_of_attachments_no_longer_valid() {
     }
     let bus = Bus::new().with_firewalld(json!({}));
     let host = Netns::new("fwd");
+    let _notes = TempDir("/run/cni/firewall/fwdgc".into());
     let call_as = |cid: &str, cmd: &str, conf: &str| {
         let mut env = cni_env(cmd, cid, "/var/run/netns/x", "eth0");
         env.push(("DBUS_SYSTEM_BUS_ADDRESS", &bus.address));

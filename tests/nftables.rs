@@ -961,6 +961,16 @@ fn firewall_iptables_backend_opens_a_drop_forward_policy() {
     let c = h.call("firewall", "CHECK", "fi1", &pod.path(), &f);
     assert!(c.status != 0 && c.stdout.contains("not found"), "{c:?}");
 
+    // Without prevResult (a runtime that lost its cache), DEL finds the addresses in the note
+    // ADD left.
+    let _notes = TempDir("/run/cni/firewall/fwi".into());
+    h.call("firewall", "ADD", "fi1", &pod.path(), &f).ok();
+    let mut no_prev: Value = serde_json::from_str(&f).unwrap();
+    no_prev.as_object_mut().unwrap().remove("prevResult");
+    h.call("firewall", "DEL", "fi1", &pod.path(), &no_prev.to_string()).ok();
+    let rules = h.ns.sh("iptables -S CNI-FORWARD");
+    assert!(!rules.contains(&format!("{ip}/32")) && rules.contains(&format!("{}/32", ip_of(&r2, 0))), "{rules}");
+
     // A pod whose DEL never came: GC removes its rules, found by the note its ADD left.
     h.call("firewall", "ADD", "fi1", &pod.path(), &f).ok();
     let gc = json!({"cniVersion": "1.1.0", "name": "fwi", "type": "firewall",

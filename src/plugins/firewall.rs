@@ -40,7 +40,7 @@
 //! (other containers may still use the bridge).
 
 use crate::cni::config::parse_conf;
-use crate::cni::result::CniResult;
+use crate::cni::result::{CniResult, IpConfig};
 use crate::cni::{CniError, Command, Invocation, PluginFns, version};
 use crate::firewall::firewalld::{self, Firewalld};
 use crate::firewall::iptables;
@@ -472,8 +472,13 @@ fn record_path(network: &str, container_id: &str, ifname: &str) -> PathBuf {
     PathBuf::from(RECORDS).join(network).join(&key[..32])
 }
 
-/// Note an ADD's addresses (best effort: without the note only GC misses them).
+/// Note an ADD's addresses (best effort: without the note only GC misses them). Written
+/// whole under a temp name, then renamed into place, so that GC never reads half a note; a
+/// network directory removed meanwhile (its last note's DEL) is made again.
 fn record(inv: &Invocation, ips: Vec<IpAddr>, zone: Option<&str>) {
+    if ips.is_empty() {
+        return;
+    }
     let r = Record {
         container_id: inv.container_id.clone(),
         ifname: inv.ifname.clone(),
@@ -481,13 +486,27 @@ fn record(inv: &Invocation, ips: Vec<IpAddr>, zone: Option<&str>) {
         zone: zone.map(str::to_string),
     };
     let path = record_path(&inv.conf.name, &inv.container_id, &inv.ifname);
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&path, crate::cni::json::to_string_pretty(&r)));
+    let Some(dir) = path.parent() else { return };
+    let temp = dir.join(format!(".tmp.{}", std::process::id()));
+    let text = crate::cni::json::to_string_pretty(&r);
+    let mut written = Ok(());
+    for _ in 0..3 {
+        written = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&temp, &text))
+            .and_then(|()| std::fs::rename(&temp, &path));
+        if !written.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            break;
+        }
+    }
     if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
         crate::logger::warn(format_args!("firewall: could not note {} for GC: {e}", path.display()));
     }
+}
+
+fn read_record(path: &std::path::Path) -> Option<Record> {
+    let data = std::fs::read(path).ok()?;
+    crate::cni::json::from_slice(&data).ok()
 }
 
 fn unrecord(inv: &Invocation) {
@@ -499,25 +518,37 @@ fn unrecord(inv: &Invocation) {
     }
 }
 
+/// The notes in `dir` (temp files and unreadable ones skipped), with their paths.
+fn records_in(dir: &std::path::Path) -> Vec<(PathBuf, Record)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| read_record(&e.path()).map(|r| (e.path(), r)))
+        .collect()
+}
+
 /// Remove the rules and sources of this network's noted attachments that are not in `valid`,
-/// but for addresses a valid attachment's note also holds (an address freed and given again).
+/// but for addresses another note holds: a valid attachment's of this network (an address
+/// freed and given again), or any of another network's (the rules and sources name only the
+/// address, and two networks may hand out the same one).
 fn gc_records(network: &str, valid: &[(String, String)]) -> Result<(), CniError> {
     let dir = PathBuf::from(RECORDS).join(network);
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
     let mut stale = Vec::new();
     let mut kept = Vec::new();
-    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
-        let Ok(r) =
-            std::fs::read(&path).map_err(drop).and_then(|d| crate::cni::json::from_slice::<Record>(&d).map_err(drop))
-        else {
-            let _ = std::fs::remove_file(&path);
-            continue;
-        };
+    for (path, r) in records_in(&dir) {
         if valid.iter().any(|(id, ifname)| *id == r.container_id && *ifname == r.ifname) {
             kept.extend(r.ips);
         } else {
             stale.push((path, r));
         }
+    }
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let others = std::fs::read_dir(RECORDS).into_iter().flatten().filter_map(|e| e.ok());
+    for other in others.filter(|e| e.file_name() != network) {
+        kept.extend(records_in(&other.path()).into_iter().flat_map(|(_, r)| r.ips));
     }
     let mut first_err = None;
     for (path, r) in stale {
@@ -525,14 +556,7 @@ fn gc_records(network: &str, valid: &[(String, String)]) -> Result<(), CniError>
         let done = match &r.zone {
             None => iptables::teardown_firewall(&ips, iptables::Removal::Ours)
                 .map_err(|e| iptables::cni_error("firewall (iptables)", &e)),
-            // Not running: its runtime sources went when it stopped.
-            Some(zone) => Firewalld::running().map_or(Ok(()), |mut fw| {
-                ips.iter().map(|ip| crate::firewall::host_net(*ip)).try_for_each(|src| {
-                    fw.remove_source(zone, &src)
-                        .map(drop)
-                        .map_err(|e| fwd_error(format!("failed to remove the address {src} from {zone} zone: {e}")))
-                })
-            }),
+            Some(zone) => remove_sources(zone, &ips),
         };
         match done {
             Ok(()) => {
@@ -545,6 +569,21 @@ fn gc_records(network: &str, valid: &[(String, String)]) -> Result<(), CniError>
     }
     let _ = std::fs::remove_dir(&dir);
     first_err.map_or(Ok(()), Err)
+}
+
+/// Take `ips` out of firewalld's `zone`. firewalld not running is done (its runtime sources went
+/// when it stopped); another error of the bus is one, and the note stays for the next GC.
+fn remove_sources(zone: &str, ips: &[IpAddr]) -> Result<(), CniError> {
+    let mut fw = match Firewalld::connect() {
+        Ok(fw) => fw,
+        Err(crate::dbus::DbusError::NotRunning(_)) => return Ok(()),
+        Err(e) => return Err(fwd_error(format!("firewalld: {e}"))),
+    };
+    for src in ips.iter().map(|ip| crate::firewall::host_net(*ip)) {
+        fw.remove_source(zone, &src)
+            .map_err(|e| fwd_error(format!("failed to remove the address {src} from {zone} zone: {e}")))?;
+    }
+    Ok(())
 }
 
 // ---- verbs --------------------------------------------------------------------------------
@@ -579,13 +618,23 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
 }
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
-    del_rules(inv)?;
+    let note = read_record(&record_path(&inv.conf.name, &inv.container_id, &inv.ifname));
+    del_rules(inv, note)?;
     unrecord(inv);
     Ok(())
 }
 
-fn del_rules(inv: &Invocation) -> Result<(), CniError> {
-    let conf = load(inv)?;
+/// DEL's removals. Without prevResult (a runtime that lost its cache may send none), the
+/// addresses come from ADD's note; a note of iptables rules makes their removal a must.
+fn del_rules(inv: &Invocation, note: Option<Record>) -> Result<(), CniError> {
+    let mut conf = load(inv)?;
+    let noted_iptables = note.as_ref().is_some_and(|n| n.zone.is_none());
+    if conf.prev.is_none()
+        && let Some(n) = note
+    {
+        let ips = n.ips.into_iter().map(|ip| IpConfig { interface: None, address: ip.into(), gateway: None });
+        conf.prev = Some(CniResult { ips: ips.collect(), ..Default::default() });
+    }
     // Sources in firewalld's zone, where it runs (for a config that asks for it, or may use
     // it); a failure other than a source already gone makes the runtime retry.
     if let (Some(prev), Ok(b @ (Backend::Firewalld | Backend::Auto))) = (&conf.prev, &conf.backend)
@@ -603,6 +652,7 @@ fn del_rules(inv: &Invocation) -> Result<(), CniError> {
         // reference's, on a node that no longer uses iptables, are removed best effort.
         let how = match conf.backend.as_ref().map(|b| resolve(*b, Some(prev))) {
             Ok(Backend::Iptables) => iptables::Removal::Ours,
+            _ if noted_iptables => iptables::Removal::Ours,
             _ => iptables::Removal::Leftovers,
         };
         iptables::teardown_firewall(&prev_ips(prev), how)

@@ -488,10 +488,14 @@ fn record_path(network: &str, container_id: &str) -> PathBuf {
 /// next GC, removes it with whatever rules the container has.
 fn record(network: &str, container_id: &str) {
     let p = record_path(network, container_id);
-    if let Some(dir) = p.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    let Some(dir) = p.parent() else { return };
+    // Again if the network's directory went meanwhile (its last record's DEL).
+    for _ in 0..3 {
+        let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&p, b""));
+        if !written.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            break;
+        }
     }
-    let _ = std::fs::write(p, b"");
 }
 
 fn unrecord(network: &str, container_id: &str) {
