@@ -641,6 +641,14 @@ fn portmap_errors_and_pass_through() {
     assert!(t.contains("ip saddr != { 10.1.0.0/16, 10.3.0.0/16 } fib daddr type local jump hostports_all"), "{t}");
     h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
 
+    // A hostIP of the family the container lacks maps nothing, and says so.
+    let c = conf(
+        json!({"runtimeConfig": {"portMappings": [{"hostPort": 9002, "containerPort": 92, "hostIP": "fd00::1"}]}}),
+    );
+    let r = h.call("portmap", "ADD", "c1", &pod.path(), &c);
+    assert!(r.status == 0 && r.stderr.contains("host port 9002 (an IPv6 hostIP) is not mapped"), "{r:?}");
+    h.call("portmap", "DEL", "c1", &pod.path(), &c).ok();
+
     // A failed ADD takes out what it wrote, and only that: here the IPv6 step fails after the
     // IPv4 rules are in, while the same container has a mapping on another network.
     let other = json!({"cniVersion": "1.0.0", "name": "pe-other", "type": "portmap", "prevResult": {

@@ -523,6 +523,18 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         nft::check_whole_comment("portmap", &inv.container_id)?;
     }
     record(&inv.conf.name, &inv.container_id);
+    // A host address of one family maps only to the container's address of that family.
+    for m in &conf.mappings {
+        if let Some(v6) = m.v6_only
+            && (if v6 { conf.cont_v6.is_none() } else { conf.cont_v4.is_none() })
+        {
+            let family = if v6 { 6 } else { 4 };
+            crate::logger::warn(format_args!(
+                "portmap: host port {} (an IPv{family} hostIP) is not mapped: the container has no IPv{family} address",
+                m.host_port
+            ));
+        }
+    }
     // Whatever can fail without writing a rule goes first.
     if let Some(ip) = conf.cont_v4.filter(|_| conf.snat) {
         enable_localnet(ip.addr())?;
