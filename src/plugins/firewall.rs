@@ -591,28 +591,40 @@ fn remove_sources(zone: &str, ips: &[IpAddr]) -> Result<(), CniError> {
 fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     let conf = load(inv)?;
     let backend = conf.backend.clone()?;
-    if let Some(mut fw) = firewalld_for(backend)? {
-        let r = add_firewalld(&mut fw, &conf, inv)?;
-        record(inv, prev_ips(&r), Some(&conf.zone));
-        return Ok(r);
-    }
-    let noted = |r: CniResult| {
-        record(inv, prev_ips(&r), None);
+    // The note of the addresses goes down before the rules or sources (a plugin killed between
+    // the two leaves nothing GC cannot find), and goes again when this ADD leaves none of them;
+    // a note an earlier ADD of the attachment left stays.
+    let had_note = record_path(&inv.conf.name, &inv.container_id, &inv.ifname).exists();
+    let ips = conf.prev.as_ref().map(prev_ips).unwrap_or_default();
+    let unnoted = |r: Result<CniResult, CniError>| {
+        if r.is_err() && !had_note {
+            unrecord(inv);
+        }
         r
     };
+    if let Some(mut fw) = firewalld_for(backend)? {
+        record(inv, ips, Some(&conf.zone));
+        return unnoted(add_firewalld(&mut fw, &conf, inv));
+    }
     match (backend, resolve(backend, conf.prev.as_ref())) {
-        (Backend::Iptables, _) => add_iptables(&conf).map(noted),
+        (Backend::Iptables, _) => {
+            record(inv, ips, None);
+            unnoted(add_iptables(&conf))
+        }
         // Chosen for the node, not by the config: where iptables cannot be used at all (no
         // program for a family of the pod, or a table it refuses to list, one nft wrote under
         // iptables' names, say) the pod gets the nftables rules; a write that failed or timed
         // out is an error.
-        (_, Backend::Iptables) => add_iptables(&conf).map(noted).or_else(|e| {
-            if e.details != UNAVAILABLE {
-                return Err(e);
-            }
-            crate::logger::warn(format_args!("{}; using the nftables backend", e.msg));
-            add_with(&System, &conf, inv)
-        }),
+        (_, Backend::Iptables) => {
+            record(inv, ips, None);
+            unnoted(add_iptables(&conf)).or_else(|e| {
+                if e.details != UNAVAILABLE {
+                    return Err(e);
+                }
+                crate::logger::warn(format_args!("{}; using the nftables backend", e.msg));
+                add_with(&System, &conf, inv)
+            })
+        }
         _ => add_with(&System, &conf, inv),
     }
 }
