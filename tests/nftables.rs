@@ -672,8 +672,17 @@ fn portmap_errors_and_pass_through() {
     let t = h.table("ip", "cni_hostport");
     assert_ne!(h.call("portmap", "ADD", "c2", &pod.path(), &dual.to_string()).status, 0);
     assert_eq!(h.table("ip", "cni_hostport"), t);
-    // The runtime's DELs remove the rest, and the GC records.
+    // The runtime's DELs remove the rest, and the GC records; the DEL on one network leaves the
+    // container's mappings on the other.
     h.call("portmap", "DEL", "c2", &pod.path(), &good.to_string()).ok();
+    let t = h.table("ip", "cni_hostport");
+    assert!(!t.contains("10.74.0.5") && t.contains("dnat to 10.75.0.5:91 comment \"c2\""), "{t}");
+    // A DEL that lost both prevResult and the mappings still removes them, by the record.
+    let mut bare: Value = serde_json::from_str(&other).unwrap();
+    bare.as_object_mut().unwrap().remove("prevResult");
+    bare.as_object_mut().unwrap().remove("runtimeConfig");
+    h.call_if("portmap", "DEL", "c2", &pod.path(), "eth1", &bare.to_string()).ok();
+    assert!(!h.table("ip", "cni_hostport").contains("c2"));
     h.call_if("portmap", "DEL", "c2", &pod.path(), "eth1", &other).ok();
     assert!(!h.table("ip", "cni_hostport").contains("c2"));
     assert!(!std::path::Path::new("/run/cni/portmap/pe/c2").exists());

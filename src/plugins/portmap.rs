@@ -406,15 +406,21 @@ fn forward(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> Resul
     nft::apply_listed(nft, listing, |l| forward_batch(conf, cip, container_id, l)).map_err(err)
 }
 
-/// Delete every rule of `container_id` in both families.
-fn unforward(nft: &dyn Nft, container_id: &str) -> Result<(), CniError> {
+/// Delete the rules of `container_id` in both families that name one of `ips` (its DNAT
+/// target, its masquerade match), or, with no addresses known, all of them. The comment names
+/// only the container, as the reference's nftables backend writes it: a container on two
+/// networks has both networks' rules under it, and a DEL on one must leave the other's.
+fn unforward(nft: &dyn Nft, container_id: &str, ips: &[IpAddr]) -> Result<(), CniError> {
     for t in [V4, V6] {
-        let listing = nft.list_rules(t).map_err(|e| e.context(format!("could not list rules in table {}", t.name)))?;
+        let listed = if ips.is_empty() { nft.list_rules(t) } else { nft.list_table(t) };
+        let listing = listed.map_err(|e| e.context(format!("could not list rules in table {}", t.name)))?;
         let Some(listing) = listing else { continue };
         let mut b = Batch::new();
         for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING] {
             for r in listing.rules_where(chain, |c| nft::comment_is(c, container_id)) {
-                b.delete_rule(t, chain, r.handle);
+                if ips.is_empty() || mentions(&r.expr, ips) {
+                    b.delete_rule(t, chain, r.handle);
+                }
             }
         }
         nft.apply(&b).map_err(|e| e.context("error deleting nftables rules"))?;
@@ -443,6 +449,16 @@ fn unforward_new(nft: &dyn Nft, t: Table, container_id: &str, before: &[u64]) ->
         }
     }
     nft.apply(&b)
+}
+
+/// Whether an expression names one of `ips` (compared as addresses, not as text).
+fn mentions(expr: &Value, ips: &[IpAddr]) -> bool {
+    match expr {
+        Value::String(s) => s.parse::<IpAddr>().is_ok_and(|ip| ips.contains(&ip)),
+        Value::Array(a) => a.iter().any(|v| mentions(v, ips)),
+        Value::Object(o) => o.values().any(|v| mentions(v, ips)),
+        _ => false,
+    }
 }
 
 fn check_ports(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> Result<(), CniError> {
@@ -484,18 +500,27 @@ fn record_path(network: &str, container_id: &str) -> PathBuf {
     PathBuf::from(RECORDS).join(network).join(container_id)
 }
 
-/// Note the container for GC. A failed ADD leaves its record: the runtime's DEL, or else the
-/// next GC, removes it with whatever rules the container has.
-fn record(network: &str, container_id: &str) {
+/// Note the container for GC, with the addresses its rules name on this network, one a line
+/// (DEL without prevResult or mappings, and GC, remove only the rules naming them). A failed
+/// ADD leaves its record: the runtime's DEL, or else the next GC, removes it with the rules.
+fn record(network: &str, container_id: &str, ips: &[IpAddr]) {
     let p = record_path(network, container_id);
     let Some(dir) = p.parent() else { return };
+    let text: String = ips.iter().map(|ip| format!("{ip}\n")).collect();
     // Again if the network's directory went meanwhile (its last record's DEL).
     for _ in 0..3 {
-        let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&p, b""));
+        let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&p, &text));
         if !written.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
             break;
         }
     }
+}
+
+/// The addresses a record notes; None without a record (an empty list: one of an older
+/// release, which noted none).
+fn noted_ips(network: &str, container_id: &str) -> Option<Vec<IpAddr>> {
+    let text = std::fs::read_to_string(record_path(network, container_id)).ok()?;
+    Some(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
 fn unrecord(network: &str, container_id: &str) {
@@ -522,7 +547,8 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     if conf.backend == Backend::Nftables {
         nft::check_whole_comment("portmap", &inv.container_id)?;
     }
-    record(&inv.conf.name, &inv.container_id);
+    let ips: Vec<IpAddr> = [conf.cont_v4, conf.cont_v6].into_iter().flatten().map(|ip| ip.addr()).collect();
+    record(&inv.conf.name, &inv.container_id, &ips);
     // A host address of one family maps only to the container's address of that family.
     for m in &conf.mappings {
         if let Some(v6) = m.v6_only
@@ -601,14 +627,22 @@ fn forget_stale_udp_flows(conf: &Conf, v6: bool) {
     }
 }
 
+/// Remove the container's rules on this network. Without mappings (a runtime that lost them)
+/// a record of an ADD that had some is still acted on; the addresses come from prevResult,
+/// else from the record.
 fn del(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
-    if !conf.has_mappings {
+    let noted = noted_ips(&inv.conf.name, &inv.container_id);
+    if !conf.has_mappings && noted.is_none() {
         return Ok(());
     }
     iptables::teardown_portmap(&inv.conf.name, &inv.container_id, removal(&conf))
         .map_err(|e| iptables::cni_error("could not teardown iptables dnat", &e))?;
-    unforward(&System, &inv.container_id)?;
+    let mut ips: Vec<IpAddr> = [conf.cont_v4, conf.cont_v6].into_iter().flatten().map(|ip| ip.addr()).collect();
+    if ips.is_empty() {
+        ips = noted.unwrap_or_default();
+    }
+    unforward(&System, &inv.container_id, &ips)?;
     unrecord(&inv.conf.name, &inv.container_id);
     Ok(())
 }
@@ -667,7 +701,8 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
             first_err.get_or_insert(iptables::cni_error("could not teardown iptables dnat", &e));
             continue;
         }
-        match unforward(&System, &id) {
+        let ips = noted_ips(&inv.conf.name, &id).unwrap_or_default();
+        match unforward(&System, &id, &ips) {
             Ok(()) => unrecord(&inv.conf.name, &id),
             Err(e) => {
                 first_err.get_or_insert(e);
@@ -840,7 +875,7 @@ mod tests {
         };
         let fake = Fake::with_table(V4, &listing("ip"));
         fake.tables.borrow_mut().push((V6, Listing::parse(&listing("ip6")).unwrap()));
-        unforward(&fake, "cid").unwrap();
+        unforward(&fake, "cid", &[]).unwrap();
         let dels: Vec<(String, u64)> = fake
             .commands()
             .iter()
@@ -853,7 +888,23 @@ mod tests {
             .collect();
         assert_eq!(dels, vec![("ip".into(), 3), ("ip".into(), 8), ("ip6".into(), 3), ("ip6".into(), 8)]);
         // Nothing there at all is fine.
-        unforward(&Fake::default(), "cid").unwrap();
+        unforward(&Fake::default(), "cid", &[]).unwrap();
+    }
+
+    #[test]
+    fn unforward_by_address_leaves_the_container_s_other_networks() {
+        let dnat = |ip: &str| json!([{"dnat": {"addr": ip, "port": 80}}]);
+        let listing = json!({"nftables": [
+            {"rule": {"family": "ip", "table": "cni_hostport", "chain": "hostports", "handle": 3, "comment": "cid", "expr": dnat("10.0.0.5")}},
+            {"rule": {"family": "ip", "table": "cni_hostport", "chain": "hostports", "handle": 4, "comment": "cid", "expr": dnat("10.1.0.5")}},
+            {"rule": {"family": "ip", "table": "cni_hostport", "chain": "masquerading", "handle": 8, "comment": "cid",
+                      "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "10.0.0.5"}}]}},
+        ]})
+        .to_string();
+        let fake = Fake::with_table(V4, &listing);
+        unforward(&fake, "cid", &["10.0.0.5".parse().unwrap()]).unwrap();
+        let handles: Vec<_> = fake.commands().iter().map(|c| c["delete"]["rule"]["handle"].clone()).collect();
+        assert_eq!(handles, vec![json!(3), json!(8)]);
     }
 
     #[test]
@@ -866,7 +917,7 @@ mod tests {
         ]})
         .to_string();
         let fake = Fake::with_table(V4, &listing);
-        unforward(&fake, &long).unwrap();
+        unforward(&fake, &long, &[]).unwrap();
         let handles: Vec<_> = fake.commands().iter().map(|c| c["delete"]["rule"]["handle"].clone()).collect();
         assert_eq!(handles, vec![json!(3)]);
         assert!(nft::check_whole_comment("portmap", &long).is_err());
