@@ -672,8 +672,16 @@ fn portmap_errors_and_pass_through() {
     let t = h.table("ip", "cni_hostport");
     assert_ne!(h.call("portmap", "ADD", "c2", &pod.path(), &dual.to_string()).status, 0);
     assert_eq!(h.table("ip", "cni_hostport"), t);
+    // GC of one network (its DEL never came) leaves the container's mappings on the other.
+    let gc = json!({"cniVersion": "1.1.0", "name": "pe", "type": "portmap", "cni.dev/valid-attachments": []});
+    let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", h.path.as_str())];
+    plugin("portmap", Some(&h.ns), &env, &gc.to_string()).ok();
+    let t = h.table("ip", "cni_hostport");
+    assert!(!t.contains("10.74.0.5") && t.contains("dnat to 10.75.0.5:91 comment \"c2\""), "{t}");
+    assert!(!h.table("ip6", "cni_hostport").contains("fd74::5"));
     // The runtime's DELs remove the rest, and the GC records; the DEL on one network leaves the
     // container's mappings on the other.
+    h.call("portmap", "ADD", "c2", &pod.path(), &good.to_string()).ok();
     h.call("portmap", "DEL", "c2", &pod.path(), &good.to_string()).ok();
     let t = h.table("ip", "cni_hostport");
     assert!(!t.contains("10.74.0.5") && t.contains("dnat to 10.75.0.5:91 comment \"c2\""), "{t}");

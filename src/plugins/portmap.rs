@@ -15,13 +15,15 @@
 //! ```
 //!
 //! ADD rewrites the base chains unless they already hold what they should; DEL deletes the
-//! rules whose comment is the container ID in both families, and the reference's iptables
-//! chains of the container
+//! rules whose comment is the container ID and that name the attachment's addresses (a
+//! container on two networks has both networks' rules under its ID), in both families, and the
+//! reference's iptables chains of the container
 //! (`CNI-DN-`/`CNI-SN-` + hash) where iptables is installed. `conditionsV4`/`conditionsV6`
 //! are nft syntax and are applied as text in a transaction of their own, before any rule of
 //! the container is written; entries that could leave their rule are refused.
-//! GC only collects container IDs this network's ADD recorded under `/run/cni/portmap`, since
-//! the rule comments do not name the network. After ADD, the conntrack entries of UDP sent to a
+//! GC only collects attachments this network's ADD recorded under `/run/cni/portmap` (one file
+//! per container, a line `<ifname> <address>` per address), since the rule comments do not
+//! name the network. After ADD, the conntrack entries of UDP sent to a
 //! mapped host port are deleted (src/netlink/conntrack.rs), as the reference does.
 
 use crate::cni::config::parse_conf;
@@ -412,13 +414,22 @@ fn forward(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> Resul
 /// networks has both networks' rules under it, and a DEL on one must leave the other's.
 fn unforward(nft: &dyn Nft, container_id: &str, ips: &[IpAddr]) -> Result<(), CniError> {
     for t in [V4, V6] {
-        let listed = if ips.is_empty() { nft.list_rules(t) } else { nft.list_table(t) };
+        // Expressions are needed only to match addresses. Where they cannot be read (no nf_tables,
+        // a rule neither netlink here nor an installed `nft` can show), the rules are found by
+        // comment alone: no nf_tables means no rules, and otherwise all the container's go.
+        let (listed, by_address) = match ips.is_empty() {
+            true => (nft.list_rules(t), false),
+            false => match nft.list_table(t) {
+                Ok(l) => (Ok(l), true),
+                Err(_) => (nft.list_rules(t), false),
+            },
+        };
         let listing = listed.map_err(|e| e.context(format!("could not list rules in table {}", t.name)))?;
         let Some(listing) = listing else { continue };
         let mut b = Batch::new();
         for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING] {
             for r in listing.rules_where(chain, |c| nft::comment_is(c, container_id)) {
-                if ips.is_empty() || mentions(&r.expr, ips) {
+                if !by_address || mentions(&r.expr, ips) {
                     b.delete_rule(t, chain, r.handle);
                 }
             }
@@ -471,7 +482,9 @@ fn check_ports(nft: &dyn Nft, conf: &Conf, cip: IpAddr, container_id: &str) -> R
     };
     let listing = nft.list_table(t)?.unwrap_or_default();
     for (chain, want) in [(HOSTPORTS, host_ports), (MASQUERADING, masq)] {
-        if want > 0 && listing.rules_where(chain, |c| nft::comment_is(c, container_id)).count() < want {
+        let found =
+            listing.rules_where(chain, |c| nft::comment_is(c, container_id)).filter(|r| mentions(&r.expr, &[cip]));
+        if want > 0 && found.count() < want {
             return Err(CniError::internal(format!("missing hostport rules in \"{chain}\" chain")));
         }
     }
@@ -500,27 +513,45 @@ fn record_path(network: &str, container_id: &str) -> PathBuf {
     PathBuf::from(RECORDS).join(network).join(container_id)
 }
 
-/// Note the container for GC, with the addresses its rules name on this network, one a line
-/// (DEL without prevResult or mappings, and GC, remove only the rules naming them). A failed
-/// ADD leaves its record: the runtime's DEL, or else the next GC, removes it with the rules.
-fn record(network: &str, container_id: &str, ips: &[IpAddr]) {
+/// A record's lines: the attachments (ifname) and the addresses their rules name. None
+/// without a record; an empty one is an older release's, which noted no addresses.
+fn read_record(network: &str, container_id: &str) -> Option<Vec<(String, IpAddr)>> {
+    let text = std::fs::read_to_string(record_path(network, container_id)).ok()?;
+    let line = |l: &str| l.split_once(' ').and_then(|(i, a)| Some((i.to_string(), a.trim().parse().ok()?)));
+    Some(text.lines().filter_map(line).collect())
+}
+
+/// Write the container's record (whole, under a temp name renamed into place, so that no reader
+/// sees half of it; made again if its directory went meanwhile); no lines: no record.
+fn write_record(network: &str, container_id: &str, lines: &[(String, IpAddr)]) {
     let p = record_path(network, container_id);
+    if lines.is_empty() {
+        return unrecord(network, container_id);
+    }
     let Some(dir) = p.parent() else { return };
-    let text: String = ips.iter().map(|ip| format!("{ip}\n")).collect();
-    // Again if the network's directory went meanwhile (its last record's DEL).
+    let temp = dir.join(format!(".tmp.{}", std::process::id()));
+    let text: String = lines.iter().map(|(ifname, ip)| format!("{ifname} {ip}\n")).collect();
     for _ in 0..3 {
-        let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&p, &text));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&temp, &text))
+            .and_then(|()| std::fs::rename(&temp, &p));
         if !written.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
             break;
         }
     }
+    let _ = std::fs::remove_file(&temp);
 }
 
-/// The addresses a record notes; None without a record (an empty list: one of an older
-/// release, which noted none).
-fn noted_ips(network: &str, container_id: &str) -> Option<Vec<IpAddr>> {
-    let text = std::fs::read_to_string(record_path(network, container_id)).ok()?;
-    Some(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+/// Note the attachment's addresses for GC (with the container's others on this network). A
+/// failed ADD leaves them: the runtime's DEL, or else the next GC, removes them with the rules.
+fn record(network: &str, container_id: &str, ifname: &str, ips: &[IpAddr]) {
+    if ips.is_empty() {
+        return;
+    }
+    let mut lines = read_record(network, container_id).unwrap_or_default();
+    lines.retain(|(i, _)| i != ifname);
+    lines.extend(ips.iter().map(|ip| (ifname.to_string(), *ip)));
+    write_record(network, container_id, &lines);
 }
 
 fn unrecord(network: &str, container_id: &str) {
@@ -548,7 +579,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         nft::check_whole_comment("portmap", &inv.container_id)?;
     }
     let ips: Vec<IpAddr> = [conf.cont_v4, conf.cont_v6].into_iter().flatten().map(|ip| ip.addr()).collect();
-    record(&inv.conf.name, &inv.container_id, &ips);
+    record(&inv.conf.name, &inv.container_id, &inv.ifname, &ips);
     // A host address of one family maps only to the container's address of that family.
     for m in &conf.mappings {
         if let Some(v6) = m.v6_only
@@ -627,23 +658,24 @@ fn forget_stale_udp_flows(conf: &Conf, v6: bool) {
     }
 }
 
-/// Remove the container's rules on this network. Without mappings (a runtime that lost them)
-/// a record of an ADD that had some is still acted on; the addresses come from prevResult,
-/// else from the record.
+/// Remove the attachment's rules on this network: those naming its addresses in prevResult or
+/// in the record (both: either may lack one). Without mappings (a runtime that lost them) a
+/// record is still acted on.
 fn del(inv: &Invocation) -> Result<(), CniError> {
     let conf = load(inv)?;
-    let noted = noted_ips(&inv.conf.name, &inv.container_id);
-    if !conf.has_mappings && noted.is_none() {
+    let record = read_record(&inv.conf.name, &inv.container_id);
+    let mine = |l: &(String, IpAddr)| l.0 == inv.ifname;
+    if !conf.has_mappings && !record.as_ref().is_some_and(|r| r.is_empty() || r.iter().any(mine)) {
         return Ok(());
     }
     iptables::teardown_portmap(&inv.conf.name, &inv.container_id, removal(&conf))
         .map_err(|e| iptables::cni_error("could not teardown iptables dnat", &e))?;
     let mut ips: Vec<IpAddr> = [conf.cont_v4, conf.cont_v6].into_iter().flatten().map(|ip| ip.addr()).collect();
-    if ips.is_empty() {
-        ips = noted.unwrap_or_default();
-    }
+    let lines = record.unwrap_or_default();
+    ips.extend(lines.iter().filter(|l| mine(l)).map(|(_, ip)| *ip));
     unforward(&System, &inv.container_id, &ips)?;
-    unrecord(&inv.conf.name, &inv.container_id);
+    let rest: Vec<(String, IpAddr)> = lines.into_iter().filter(|l| !mine(l)).collect();
+    write_record(&inv.conf.name, &inv.container_id, &rest);
     Ok(())
 }
 
@@ -694,16 +726,30 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
     let mut first_err = None;
     for e in entries.flatten() {
         let id = e.file_name().to_string_lossy().into_owned();
-        if valid.iter().any(|(v, _)| *v == id) {
+        if id.starts_with('.') {
             continue;
         }
-        if let Err(e) = iptables::teardown_portmap(&inv.conf.name, &id, removal(&conf)) {
+        // Gone meanwhile (a DEL): nothing to judge.
+        let Some(lines) = read_record(&inv.conf.name, &id) else { continue };
+        let is_valid = |ifname: &str| valid.iter().any(|(v, i)| *v == id && i == ifname);
+        let (kept, stale): (Vec<_>, Vec<_>) = lines.iter().cloned().partition(|(i, _)| is_valid(i));
+        // An older release's record names no attachment: stale when the container is in no
+        // valid attachment of this network.
+        let legacy = lines.is_empty() && !valid.iter().any(|(v, _)| *v == id);
+        if stale.is_empty() && !legacy {
+            continue;
+        }
+        // The reference's chains are named after network and container: they go with the
+        // container's last attachment here.
+        if kept.is_empty()
+            && let Err(e) = iptables::teardown_portmap(&inv.conf.name, &id, removal(&conf))
+        {
             first_err.get_or_insert(iptables::cni_error("could not teardown iptables dnat", &e));
             continue;
         }
-        let ips = noted_ips(&inv.conf.name, &id).unwrap_or_default();
+        let ips: Vec<IpAddr> = stale.iter().map(|(_, ip)| *ip).collect();
         match unforward(&System, &id, &ips) {
-            Ok(()) => unrecord(&inv.conf.name, &id),
+            Ok(()) => write_record(&inv.conf.name, &id, &kept),
             Err(e) => {
                 first_err.get_or_insert(e);
             }
