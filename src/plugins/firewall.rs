@@ -485,15 +485,18 @@ fn record(inv: &Invocation, ips: Vec<IpAddr>, zone: Option<&str>) {
         ips,
         zone: zone.map(str::to_string),
     };
-    let path = record_path(&inv.conf.name, &inv.container_id, &inv.ifname);
+    write_note(&record_path(&inv.conf.name, &inv.container_id, &inv.ifname), &r);
+}
+
+fn write_note(path: &std::path::Path, r: &Record) {
     let Some(dir) = path.parent() else { return };
     let temp = dir.join(format!(".tmp.{}", std::process::id()));
-    let text = crate::cni::json::to_string_pretty(&r);
+    let text = crate::cni::json::to_string_pretty(r);
     let mut written = Ok(());
     for _ in 0..3 {
         written = std::fs::create_dir_all(dir)
             .and_then(|()| std::fs::write(&temp, &text))
-            .and_then(|()| std::fs::rename(&temp, &path));
+            .and_then(|()| std::fs::rename(&temp, path));
         if !written.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
             break;
         }
@@ -517,6 +520,10 @@ fn unrecord(inv: &Invocation) {
         let _ = std::fs::remove_dir(dir);
     }
 }
+
+// A GC that runs while an ADD of an attachment not yet in the runtime's valid list is between
+// its note and its rules takes the note for a stale one: the spec has runtimes not GC a
+// network's attachments while they are being added.
 
 /// The notes in `dir` (temp files and unreadable ones skipped), with their paths.
 fn records_in(dir: &std::path::Path) -> Vec<(PathBuf, Record)> {
@@ -594,11 +601,15 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     // The note of the addresses goes down before the rules or sources (a plugin killed between
     // the two leaves nothing GC cannot find), and goes again when this ADD leaves none of them;
     // a note an earlier ADD of the attachment left stays.
-    let had_note = record_path(&inv.conf.name, &inv.container_id, &inv.ifname).exists();
+    let note_path = record_path(&inv.conf.name, &inv.container_id, &inv.ifname);
+    let earlier = read_record(&note_path);
     let ips = conf.prev.as_ref().map(prev_ips).unwrap_or_default();
     let unnoted = |r: Result<CniResult, CniError>| {
-        if r.is_err() && !had_note {
-            unrecord(inv);
+        if r.is_err() {
+            match &earlier {
+                Some(note) => write_note(&note_path, note),
+                None => unrecord(inv),
+            }
         }
         r
     };
@@ -641,11 +652,18 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 fn del_rules(inv: &Invocation, note: Option<Record>) -> Result<(), CniError> {
     let mut conf = load(inv)?;
     let noted_iptables = note.as_ref().is_some_and(|n| n.zone.is_none());
-    if conf.prev.is_none()
-        && let Some(n) = note
-    {
-        let ips = n.ips.into_iter().map(|ip| IpConfig { interface: None, address: ip.into(), gateway: None });
-        conf.prev = Some(CniResult { ips: ips.collect(), ..Default::default() });
+    // prevResult's addresses and the note's: either may lack one (a runtime that lost its
+    // cache sends no prevResult). The note's zone is the one ADD used.
+    if let Some(n) = note {
+        let prev = conf.prev.get_or_insert_with(CniResult::default);
+        for ip in n.ips {
+            if !prev.ips.iter().any(|c| c.address.addr() == ip) {
+                prev.ips.push(IpConfig { interface: None, address: ip.into(), gateway: None });
+            }
+        }
+        if let Some(zone) = n.zone {
+            conf.zone = zone;
+        }
     }
     // Sources in firewalld's zone, where it runs (for a config that asks for it, or may use
     // it); a failure other than a source already gone makes the runtime retry.
