@@ -204,13 +204,19 @@ fn firewalld_restart_and_a_changed_zone() {
     assert!(r.stdout.contains("the address 10.77.0.5/32 is not in trusted zone"), "{}", r.stdout);
     call(&host, &bus.address, "DEL", &c).ok();
 
-    // The config's zone changed between ADD and DEL: firewalld answers ZONE_CONFLICT, and the
-    // source, not in the zone DEL names, stays (with a warning); the DEL succeeds.
+    // The config's zone changed between ADD and DEL: firewalld answers ZONE_CONFLICT for the
+    // zone DEL names (a warning), and the sources go from the zone ADD's note names.
     call(&host, &bus.address, "ADD", &c).ok();
     let moved = conf(json!({"firewalldZone": "work"}));
     let r = call(&host, &bus.address, "DEL", &moved);
     r.ok();
     assert!(r.stderr.contains("ZONE_CONFLICT"), "{r:?}");
+    assert!(bus.sources().is_empty());
+    // Without the note (an ADD the reference made), the source stays, with the warning.
+    call(&host, &bus.address, "ADD", &c).ok();
+    let _ = std::fs::remove_dir_all(std::path::Path::new("/run/cni/firewall").join(net()));
+    let r = call(&host, &bus.address, "DEL", &moved);
+    assert!(r.ok().stderr.contains("ZONE_CONFLICT"));
     assert_eq!(bus.sources(), pairs(&[("10.77.0.5/32", "trusted"), ("fd77::5/128", "trusted")]));
     // A zone that does not exist: ADD fails naming it; DEL succeeds.
     let gone = conf(json!({"firewalldZone": "nosuchzone"}));

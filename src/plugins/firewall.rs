@@ -431,16 +431,15 @@ fn check_firewalld(fw: &mut Firewalld, conf: &Conf, inv: &Invocation) -> Result<
 
 /// Take the container's addresses out of the zone; an address bound to another zone by now (or
 /// a zone since removed) is left as it is, with a warning.
-fn del_firewalld(fw: &mut Firewalld, conf: &Conf, prev: &CniResult) -> Result<(), CniError> {
+fn del_firewalld(fw: &mut Firewalld, zone: &str, prev: &CniResult) -> Result<(), CniError> {
     for src in sources(prev) {
-        match fw.remove_source(&conf.zone, &src) {
+        match fw.remove_source(zone, &src) {
             Ok(None) => {}
             Ok(Some(why)) => crate::logger::warn(format_args!(
-                "firewall (firewalld): the address {src} was not in {} zone, left as it is: {why}",
-                conf.zone
+                "firewall (firewalld): the address {src} was not in {zone} zone, left as it is: {why}"
             )),
             Err(e) => {
-                return Err(fwd_error(format!("failed to remove the address {src} from {} zone: {e}", conf.zone)));
+                return Err(fwd_error(format!("failed to remove the address {src} from {zone} zone: {e}")));
             }
         }
     }
@@ -653,7 +652,10 @@ fn del_rules(inv: &Invocation, note: Option<Record>) -> Result<(), CniError> {
     let mut conf = load(inv)?;
     let noted_iptables = note.as_ref().is_some_and(|n| n.zone.is_none());
     // prevResult's addresses and the note's: either may lack one (a runtime that lost its
-    // cache sends no prevResult). The note's zone is the one ADD used.
+    // cache sends no prevResult). The note's zone, the one ADD used, is emptied too where the
+    // config now names another (the config's first: a note can be stale, left by an ADD whose
+    // DEL the reference made).
+    let mut noted_zone = None;
     if let Some(n) = note {
         let prev = conf.prev.get_or_insert_with(CniResult::default);
         for ip in n.ips {
@@ -661,16 +663,17 @@ fn del_rules(inv: &Invocation, note: Option<Record>) -> Result<(), CniError> {
                 prev.ips.push(IpConfig { interface: None, address: ip.into(), gateway: None });
             }
         }
-        if let Some(zone) = n.zone {
-            conf.zone = zone;
-        }
+        noted_zone = n.zone.filter(|z| *z != conf.zone);
     }
     // Sources in firewalld's zone, where it runs (for a config that asks for it, or may use
     // it); a failure other than a source already gone makes the runtime retry.
     if let (Some(prev), Ok(b @ (Backend::Firewalld | Backend::Auto))) = (&conf.prev, &conf.backend)
         && let Some(mut fw) = Firewalld::running()
     {
-        del_firewalld(&mut fw, &conf, prev)?;
+        del_firewalld(&mut fw, &conf.zone, prev)?;
+        if let Some(zone) = &noted_zone {
+            del_firewalld(&mut fw, zone, prev)?;
+        }
         if *b == Backend::Firewalld {
             return del_with(&System, inv);
         }
