@@ -695,6 +695,27 @@ fn portmap_errors_and_pass_through() {
     assert!(!h.table("ip", "cni_hostport").contains("c2"));
     assert!(!std::path::Path::new("/run/cni/portmap/pe/c2").exists());
 
+    // Two attachments of one container on this network: a DEL of one, repeated and without
+    // prevResult, leaves the other's rules.
+    let on = |ifname: &str, ip: &str| {
+        let mut c: Value = serde_json::from_str(&conf(json!({}))).unwrap();
+        c["prevResult"] = json!({"cniVersion": "1.0.0", "interfaces": [{"name": ifname, "sandbox": pod.path()}],
+            "ips": [{"address": format!("{ip}/24"), "interface": 0}]});
+        c.to_string()
+    };
+    h.call_if("portmap", "ADD", "c3", &pod.path(), "eth0", &on("eth0", "10.74.0.7")).ok();
+    h.call_if("portmap", "ADD", "c3", &pod.path(), "eth1", &on("eth1", "10.74.0.8")).ok();
+    let mut no_prev: Value = serde_json::from_str(&on("eth1", "10.74.0.8")).unwrap();
+    no_prev.as_object_mut().unwrap().remove("prevResult");
+    for _ in 0..2 {
+        h.call_if("portmap", "DEL", "c3", &pod.path(), "eth1", &no_prev.to_string()).ok();
+        let t = h.table("ip", "cni_hostport");
+        assert!(!t.contains("10.74.0.8") && t.contains("dnat to 10.74.0.7:90 comment \"c3\""), "{t}");
+    }
+    h.call_if("portmap", "DEL", "c3", &pod.path(), "eth0", &on("eth0", "10.74.0.7")).ok();
+    assert!(!h.table("ip", "cni_hostport").contains("c3"));
+    assert!(!std::path::Path::new("/run/cni/portmap/pe/c3").exists());
+
     // GC removes what this network recorded and is not valid any more.
     let c = conf(json!({"cniVersion": "1.1.0"}));
     h.call("portmap", "ADD", "gc1", &pod.path(), &c).ok();

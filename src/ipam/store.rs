@@ -62,21 +62,6 @@ pub const LINE_BREAK: &str = "\r\n";
 const LAST_IP_PREFIX: &str = "last_reserved_ip.";
 const LOCK_FILE: &str = "lock";
 const TEMP_PREFIX: &str = ".cnibox-tmp.";
-
-/// This process's part of its temp files' names: its PID and 64 random bits. The PID alone
-/// is not unique on a shared store: a runtime in another PID namespace has its own PIDs, and
-/// a plugin there with the same one would replace this one's prepared file before it is
-/// linked, giving this container's address the other's content.
-fn temp_token() -> &'static str {
-    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TOKEN.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        // std's hasher keys come from the kernel's random source, once per process.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        format!("{}.{:016x}", std::process::id(), h.finish())
-    })
-}
 const OWNER_PREFIX: &str = ".cnibox-owner.";
 
 /// The tag of an owner in its owner links' names (see the module's notes): 32 hex digits of
@@ -267,7 +252,7 @@ impl Store {
     /// any other: a crash leaves it to release or GC.
     pub fn prepare(&self, id: &str, ifname: &str) -> Result<(), IpamError> {
         self.discard_prepared();
-        let path = self.dir.join(format!("{TEMP_PREFIX}{}.prepared", temp_token()));
+        let path = self.dir.join(format!("{TEMP_PREFIX}{}.prepared", crate::util::temp_token()));
         let content = content(id, ifname);
         write_file(&path, content.as_bytes(), false)?;
         fault("ipam-after-write");
@@ -436,7 +421,7 @@ impl Locked<'_> {
     }
 
     fn temp_path(&self, suffix: &str) -> PathBuf {
-        self.dir().join(format!("{TEMP_PREFIX}{}{suffix}", temp_token()))
+        self.dir().join(format!("{TEMP_PREFIX}{}{suffix}", crate::util::temp_token()))
     }
 
     /// Every reservation: each file whose name is an address.
@@ -828,7 +813,7 @@ mod tests {
         let dir = t.0.join("n");
         s.lock().unwrap().reserve("c1", "eth0", ip("10.0.0.2"), 0).unwrap();
         // A crash between the link and the temp's removal, and a later process with that pid.
-        let temp = dir.join(format!(".cnibox-tmp.{}.prepared", temp_token()));
+        let temp = dir.join(format!(".cnibox-tmp.{}.prepared", crate::util::temp_token()));
         fs::hard_link(dir.join("10.0.0.2"), &temp).unwrap();
         s.prepare("c2", "eth0").unwrap();
         assert_eq!(fs::read(dir.join("10.0.0.2")).unwrap(), b"c1\r\neth0");

@@ -489,7 +489,7 @@ fn record(inv: &Invocation, ips: Vec<IpAddr>, zone: Option<&str>) {
 
 fn write_note(path: &std::path::Path, r: &Record) {
     let Some(dir) = path.parent() else { return };
-    let temp = dir.join(format!(".tmp.{}", std::process::id()));
+    let temp = dir.join(format!(".tmp.{}", crate::util::temp_token()));
     let text = crate::cni::json::to_string_pretty(r);
     let mut written = Ok(());
     for _ in 0..3 {
@@ -651,30 +651,35 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 fn del_rules(inv: &Invocation, note: Option<Record>) -> Result<(), CniError> {
     let mut conf = load(inv)?;
     let noted_iptables = note.as_ref().is_some_and(|n| n.zone.is_none());
-    // prevResult's addresses and the note's: either may lack one (a runtime that lost its
-    // cache sends no prevResult). The note's zone, the one ADD used, is emptied too where the
-    // config now names another (the config's first: a note can be stale, left by an ADD whose
-    // DEL the reference made).
+    // The addresses: prevResult's, else the note's (a runtime that lost its cache sends no
+    // prevResult; a note can be stale, left by an ADD whose DEL the reference made, and its
+    // addresses given since to other pods). The note's zone, the one ADD used, is emptied too
+    // where the config now names another, the config's first.
     let mut noted_zone = None;
     if let Some(n) = note {
         let prev = conf.prev.get_or_insert_with(CniResult::default);
-        for ip in n.ips {
-            if !prev.ips.iter().any(|c| c.address.addr() == ip) {
-                prev.ips.push(IpConfig { interface: None, address: ip.into(), gateway: None });
-            }
+        if prev.ips.is_empty() {
+            prev.ips =
+                n.ips.into_iter().map(|ip| IpConfig { interface: None, address: ip.into(), gateway: None }).collect();
         }
         noted_zone = n.zone.filter(|z| *z != conf.zone);
     }
     // Sources in firewalld's zone, where it runs (for a config that asks for it, or may use
-    // it); a failure other than a source already gone makes the runtime retry.
-    if let (Some(prev), Ok(b @ (Backend::Firewalld | Backend::Auto))) = (&conf.prev, &conf.backend)
+    // it, or a zone ADD's note names); a failure other than a source already gone makes the
+    // runtime retry.
+    let config_zone = matches!(conf.backend, Ok(Backend::Firewalld | Backend::Auto));
+    if let Some(prev) = &conf.prev
+        && (config_zone || noted_zone.is_some())
         && let Some(mut fw) = Firewalld::running()
     {
-        del_firewalld(&mut fw, &conf.zone, prev)?;
+        if config_zone {
+            del_firewalld(&mut fw, &conf.zone, prev)?;
+        }
         if let Some(zone) = &noted_zone {
             del_firewalld(&mut fw, zone, prev)?;
         }
-        if *b == Backend::Firewalld {
+        // Rules of the other backends only where the note says ADD wrote iptables rules.
+        if matches!(conf.backend, Ok(Backend::Firewalld)) && !noted_iptables {
             return del_with(&System, inv);
         }
     }

@@ -421,7 +421,13 @@ fn unforward(nft: &dyn Nft, container_id: &str, ips: &[IpAddr]) -> Result<(), Cn
             true => (nft.list_rules(t), false),
             false => match nft.list_table(t) {
                 Ok(l) => (Ok(l), true),
-                Err(_) => (nft.list_rules(t), false),
+                Err(e) => {
+                    crate::logger::warn(format_args!(
+                        "portmap: the rules of table {} cannot be read ({}); removing every rule of container {container_id}",
+                        t.name, e.msg
+                    ));
+                    (nft.list_rules(t), false)
+                }
             },
         };
         let listing = listed.map_err(|e| e.context(format!("could not list rules in table {}", t.name)))?;
@@ -529,7 +535,7 @@ fn write_record(network: &str, container_id: &str, lines: &[(String, IpAddr)]) {
         return unrecord(network, container_id);
     }
     let Some(dir) = p.parent() else { return };
-    let temp = dir.join(format!(".tmp.{}", std::process::id()));
+    let temp = dir.join(format!(".tmp.{}", crate::util::temp_token()));
     let text: String = lines.iter().map(|(ifname, ip)| format!("{ifname} {ip}\n")).collect();
     for _ in 0..3 {
         let written = std::fs::create_dir_all(dir)
@@ -668,15 +674,48 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     if !conf.has_mappings && !record.as_ref().is_some_and(|r| r.is_empty() || r.iter().any(mine)) {
         return Ok(());
     }
-    iptables::teardown_portmap(&inv.conf.name, &inv.container_id, removal(&conf))
-        .map_err(|e| iptables::cni_error("could not teardown iptables dnat", &e))?;
     let mut ips: Vec<IpAddr> = [conf.cont_v4, conf.cont_v6].into_iter().flatten().map(|ip| ip.addr()).collect();
     let lines = record.unwrap_or_default();
     ips.extend(lines.iter().filter(|l| mine(l)).map(|(_, ip)| *ip));
-    unforward(&System, &inv.container_id, &ips)?;
     let rest: Vec<(String, IpAddr)> = lines.into_iter().filter(|l| !mine(l)).collect();
+    // A record that names the container's other attachments but not this one, with no address
+    // from prevResult either (a repeated DEL): nothing here is known to be this attachment's.
+    if ips.is_empty() && !rest.is_empty() {
+        return Ok(());
+    }
+    // The reference's chains are named after network and container: they go with the
+    // container's last attachment here.
+    if rest.is_empty() {
+        iptables::teardown_portmap(&inv.conf.name, &inv.container_id, removal(&conf))
+            .map_err(|e| iptables::cni_error("could not teardown iptables dnat", &e))?;
+    }
+    if ips.is_empty() {
+        // Nothing says which rules are this attachment's (no prevResult, no record or an older
+        // release's): all the container's go, as before records named addresses.
+        unforward(&System, &inv.container_id, &[])?;
+    } else {
+        // An address one of the container's other attachments (on this network or another)
+        // still holds keeps its rules.
+        let held = held_elsewhere(&inv.conf.name, &inv.container_id, &rest);
+        ips.retain(|ip| !held.contains(ip));
+        if !ips.is_empty() {
+            unforward(&System, &inv.container_id, &ips)?;
+        }
+    }
     write_record(&inv.conf.name, &inv.container_id, &rest);
     Ok(())
+}
+
+/// The addresses the container's other attachments hold: `rest` of this network's record, and
+/// every line of its records on other networks.
+fn held_elsewhere(network: &str, container_id: &str, rest: &[(String, IpAddr)]) -> Vec<IpAddr> {
+    let mut held: Vec<IpAddr> = rest.iter().map(|(_, ip)| *ip).collect();
+    let others = std::fs::read_dir(RECORDS).into_iter().flatten().filter_map(|e| e.ok());
+    for other in others.filter(|e| e.file_name() != network) {
+        let name = other.file_name().to_string_lossy().into_owned();
+        held.extend(read_record(&name, container_id).unwrap_or_default().into_iter().map(|(_, ip)| ip));
+    }
+    held
 }
 
 fn check(inv: &Invocation) -> Result<(), CniError> {
@@ -747,7 +786,12 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
             first_err.get_or_insert(iptables::cni_error("could not teardown iptables dnat", &e));
             continue;
         }
-        let ips: Vec<IpAddr> = stale.iter().map(|(_, ip)| *ip).collect();
+        let held = held_elsewhere(&inv.conf.name, &id, &kept);
+        let ips: Vec<IpAddr> = stale.iter().map(|(_, ip)| *ip).filter(|ip| !held.contains(ip)).collect();
+        if ips.is_empty() && !legacy {
+            write_record(&inv.conf.name, &id, &kept);
+            continue;
+        }
         match unforward(&System, &id, &ips) {
             Ok(()) => write_record(&inv.conf.name, &id, &kept),
             Err(e) => {
