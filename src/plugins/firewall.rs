@@ -46,6 +46,7 @@ use crate::firewall::firewalld::{self, Firewalld};
 use crate::firewall::iptables;
 use crate::firewall::masq::{instance_comment, network_hash};
 use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
+use crate::util::records;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::net::IpAddr;
@@ -488,20 +489,7 @@ fn record(inv: &Invocation, ips: Vec<IpAddr>, zone: Option<&str>) {
 }
 
 fn write_note(path: &std::path::Path, r: &Record) {
-    let Some(dir) = path.parent() else { return };
-    let temp = dir.join(format!(".tmp.{}", crate::util::temp_token()));
-    let text = crate::cni::json::to_string_pretty(r);
-    let mut written = Ok(());
-    for _ in 0..3 {
-        written = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&temp, &text))
-            .and_then(|()| std::fs::rename(&temp, path));
-        if !written.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-            break;
-        }
-    }
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
+    if let Err(e) = records::write(path, crate::cni::json::to_string_pretty(r).as_bytes()) {
         crate::logger::warn(format_args!("firewall: could not note {} for GC: {e}", path.display()));
     }
 }
@@ -512,12 +500,7 @@ fn read_record(path: &std::path::Path) -> Option<Record> {
 }
 
 fn unrecord(inv: &Invocation) {
-    let path = record_path(&inv.conf.name, &inv.container_id, &inv.ifname);
-    let _ = std::fs::remove_file(&path);
-    // The network's directory goes with its last record (fails harmlessly otherwise).
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::remove_dir(dir);
-    }
+    records::remove(&record_path(&inv.conf.name, &inv.container_id, &inv.ifname));
 }
 
 // A GC that runs while an ADD of an attachment not yet in the runtime's valid list is between
@@ -552,9 +535,8 @@ fn gc_records(network: &str, valid: &[(String, String)]) -> Result<(), CniError>
     if stale.is_empty() {
         return Ok(());
     }
-    let others = std::fs::read_dir(RECORDS).into_iter().flatten().filter_map(|e| e.ok());
-    for other in others.filter(|e| e.file_name() != network) {
-        kept.extend(records_in(&other.path()).into_iter().flat_map(|(_, r)| r.ips));
+    for other in records::other_networks(RECORDS, network) {
+        kept.extend(records_in(&other).into_iter().flat_map(|(_, r)| r.ips));
     }
     let mut first_err = None;
     for (path, r) in stale {

@@ -33,6 +33,7 @@ use crate::firewall::iptables;
 use crate::firewall::nft::{self, Batch, Hook, Listing, Nft, System, Table};
 use crate::netlink::Netlink;
 use crate::sysctl;
+use crate::util::records;
 // A mapping, validated: one type for both backends.
 use crate::firewall::iptables::PortMap as Mapping;
 use ipnet::IpNet;
@@ -527,25 +528,14 @@ fn read_record(network: &str, container_id: &str) -> Option<Vec<(String, IpAddr)
     Some(text.lines().filter_map(line).collect())
 }
 
-/// Write the container's record (whole, under a temp name renamed into place, so that no reader
-/// sees half of it; made again if its directory went meanwhile); no lines: no record.
+/// Write the container's record whole (`util::records`); no lines: no record.
 fn write_record(network: &str, container_id: &str, lines: &[(String, IpAddr)]) {
     let p = record_path(network, container_id);
     if lines.is_empty() {
-        return unrecord(network, container_id);
+        return records::remove(&p);
     }
-    let Some(dir) = p.parent() else { return };
-    let temp = dir.join(format!(".tmp.{}", crate::util::temp_token()));
     let text: String = lines.iter().map(|(ifname, ip)| format!("{ifname} {ip}\n")).collect();
-    for _ in 0..3 {
-        let written = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&temp, &text))
-            .and_then(|()| std::fs::rename(&temp, &p));
-        if !written.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-            break;
-        }
-    }
-    let _ = std::fs::remove_file(&temp);
+    let _ = records::write(&p, text.as_bytes());
 }
 
 /// Note the attachment's addresses for GC (with the container's others on this network). A
@@ -558,15 +548,6 @@ fn record(network: &str, container_id: &str, ifname: &str, ips: &[IpAddr]) {
     lines.retain(|(i, _)| i != ifname);
     lines.extend(ips.iter().map(|ip| (ifname.to_string(), *ip)));
     write_record(network, container_id, &lines);
-}
-
-fn unrecord(network: &str, container_id: &str) {
-    let p = record_path(network, container_id);
-    let _ = std::fs::remove_file(&p);
-    // The network's directory goes with its last record (fails harmlessly otherwise).
-    if let Some(dir) = p.parent() {
-        let _ = std::fs::remove_dir(dir);
-    }
 }
 
 // ---- verbs --------------------------------------------------------------------------------
@@ -710,9 +691,8 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 /// every line of its records on other networks.
 fn held_elsewhere(network: &str, container_id: &str, rest: &[(String, IpAddr)]) -> Vec<IpAddr> {
     let mut held: Vec<IpAddr> = rest.iter().map(|(_, ip)| *ip).collect();
-    let others = std::fs::read_dir(RECORDS).into_iter().flatten().filter_map(|e| e.ok());
-    for other in others.filter(|e| e.file_name() != network) {
-        let name = other.file_name().to_string_lossy().into_owned();
+    for other in records::other_networks(RECORDS, network) {
+        let name = other.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         held.extend(read_record(&name, container_id).unwrap_or_default().into_iter().map(|(_, ip)| ip));
     }
     held

@@ -1,6 +1,7 @@
 //! Small self-contained helpers.
 pub mod base64;
 pub mod pattern;
+pub mod records;
 #[cfg(test)]
 pub mod scratch;
 pub mod sha512;
