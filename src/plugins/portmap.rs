@@ -112,6 +112,13 @@ struct Conf {
     add_error: Option<CniError>,
 }
 
+impl Conf {
+    /// The container's addresses on this interface (the first of each family).
+    fn addrs(&self) -> impl Iterator<Item = IpAddr> {
+        [self.cont_v4, self.cont_v6].into_iter().flatten().map(|ip| ip.addr())
+    }
+}
+
 /// iptables syntax starts with `-` or `!`; nft syntax never does.
 fn is_iptables_syntax(c: &Option<Vec<String>>) -> bool {
     c.as_ref().and_then(|v| v.first()).is_some_and(|s| s.starts_with('-') || s.starts_with('!'))
@@ -433,40 +440,44 @@ fn unforward(nft: &dyn Nft, container_id: &str, ips: &[IpAddr]) -> Result<(), Cn
         };
         let listing = listed.map_err(|e| e.context(format!("could not list rules in table {}", t.name)))?;
         let Some(listing) = listing else { continue };
-        let mut b = Batch::new();
-        for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING] {
-            for r in listing.rules_where(chain, |c| nft::comment_is(c, container_id)) {
-                if !by_address || mentions(&r.expr, ips) {
-                    b.delete_rule(t, chain, r.handle);
-                }
-            }
-        }
-        nft.apply(&b).map_err(|e| e.context("error deleting nftables rules"))?;
+        delete_rules(nft, t, &listing, container_id, |r| !by_address || mentions(&r.expr, ips))
+            .map_err(|e| e.context("error deleting nftables rules"))?;
     }
     Ok(())
+}
+
+/// `container_id`'s rules in a listed table, chain by chain.
+fn container_rules<'a>(listing: &'a Listing, container_id: &'a str) -> impl Iterator<Item = &'a nft::ListedRule> + 'a {
+    [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING]
+        .into_iter()
+        .flat_map(move |chain| listing.rules_where(chain, move |c| nft::comment_is(c, container_id)))
+}
+
+/// Delete those of `container_id`'s rules in table `t` that `pick` picks, in one batch.
+fn delete_rules(
+    nft: &dyn Nft,
+    t: Table,
+    listing: &Listing,
+    container_id: &str,
+    pick: impl Fn(&nft::ListedRule) -> bool,
+) -> Result<(), CniError> {
+    let mut b = Batch::new();
+    for r in container_rules(listing, container_id).filter(|r| pick(r)) {
+        b.delete_rule(t, &r.chain, r.handle);
+    }
+    nft.apply(&b)
 }
 
 /// The handles of `container_id`'s rules in table `t` (none when it cannot be listed).
 fn rule_handles(nft: &dyn Nft, t: Table, container_id: &str) -> Vec<u64> {
     let Ok(Some(listing)) = nft.list_rules(t) else { return Vec::new() };
-    [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING]
-        .into_iter()
-        .flat_map(|chain| listing.rules_where(chain, |c| nft::comment_is(c, container_id)).map(|r| r.handle))
-        .collect()
+    container_rules(&listing, container_id).map(|r| r.handle).collect()
 }
 
 /// Delete `container_id`'s rules in table `t` but those in `before`: what one ADD wrote.
 fn unforward_new(nft: &dyn Nft, t: Table, container_id: &str, before: &[u64]) -> Result<(), CniError> {
     let Some(listing) = nft.list_rules(t)? else { return Ok(()) };
-    let mut b = Batch::new();
-    for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING] {
-        for r in listing.rules_where(chain, |c| nft::comment_is(c, container_id)) {
-            if !before.contains(&r.handle) {
-                b.delete_rule(t, chain, r.handle);
-            }
-        }
-    }
-    nft.apply(&b)
+    delete_rules(nft, t, &listing, container_id, |r| !before.contains(&r.handle))
 }
 
 /// Whether an expression names one of `ips` (compared as addresses, not as text).
@@ -565,7 +576,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
     if conf.backend == Backend::Nftables {
         nft::check_whole_comment("portmap", &inv.container_id)?;
     }
-    let ips: Vec<IpAddr> = [conf.cont_v4, conf.cont_v6].into_iter().flatten().map(|ip| ip.addr()).collect();
+    let ips: Vec<IpAddr> = conf.addrs().collect();
     record(&inv.conf.name, &inv.container_id, &inv.ifname, &ips);
     // A host address of one family maps only to the container's address of that family.
     for m in &conf.mappings {
@@ -593,7 +604,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         // rules this ADD wrote: the container's rules already there (its mappings on another
         // network, or those of an earlier ADD) are known by their handles.
         let mut written: Vec<(IpAddr, Vec<u64>)> = Vec::new();
-        for ip in [conf.cont_v4, conf.cont_v6].into_iter().flatten().map(|ip| ip.addr()) {
+        for ip in conf.addrs() {
             let before = rule_handles(&System, table_for(&ip), &inv.container_id);
             if let Err(e) = forward(&System, &conf, ip, &inv.container_id) {
                 for (ip, before) in &written {
@@ -655,7 +666,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
     if !conf.has_mappings && !record.as_ref().is_some_and(|r| r.is_empty() || r.iter().any(mine)) {
         return Ok(());
     }
-    let mut ips: Vec<IpAddr> = [conf.cont_v4, conf.cont_v6].into_iter().flatten().map(|ip| ip.addr()).collect();
+    let mut ips: Vec<IpAddr> = conf.addrs().collect();
     let lines = record.unwrap_or_default();
     ips.extend(lines.iter().filter(|l| mine(l)).map(|(_, ip)| *ip));
     let rest: Vec<(String, IpAddr)> = lines.into_iter().filter(|l| !mine(l)).collect();
