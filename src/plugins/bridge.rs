@@ -330,23 +330,21 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
         ..Default::default()
     };
 
+    let leased = if conf.layer3 {
+        let r = ipam::add(inv)?;
+        undo.ipam = true;
+        Some(r)
+    } else {
+        None
+    };
     // After IPAM, which refuses a second ADD of an attachment that holds an address: the
     // spoof-check rules are named by the attachment, and a failed duplicate's undo would
     // otherwise take out the first one's. Still before the pod's end comes up.
-    let spoofchk = |undo: &mut Undo| -> Result<(), CniError> {
-        if conf.macspoofchk {
-            undo.spoofchk = true;
-            spoofcheck::setup(&System, &pair.host.name, &pair.container.mac_string(), &inv.container_id, &inv.ifname)?;
-        }
-        Ok(())
-    };
-    if !conf.layer3 {
-        spoofchk(undo)?;
+    if conf.macspoofchk {
+        undo.spoofchk = true;
+        spoofcheck::setup(&System, &pair.host.name, &pair.container.mac_string(), &inv.container_id, &inv.ifname)?;
     }
-    if conf.layer3 {
-        let r = ipam::add(inv)?;
-        undo.ipam = true;
-        spoofchk(undo)?;
+    if let Some(r) = leased {
         result.ips = r.ips;
         result.routes = r.routes;
         result.dns = r.dns;
