@@ -432,8 +432,8 @@ fn check_firewalld(fw: &mut Firewalld, conf: &Conf, inv: &Invocation) -> Result<
 
 /// Take the container's addresses out of the zone; an address bound to another zone by now (or
 /// a zone since removed) is left as it is, with a warning.
-fn del_firewalld(fw: &mut Firewalld, zone: &str, prev: &CniResult) -> Result<(), CniError> {
-    for src in sources(prev) {
+fn del_firewalld(fw: &mut Firewalld, zone: &str, ips: &[IpAddr]) -> Result<(), CniError> {
+    for src in ips.iter().map(|ip| crate::firewall::host_net(*ip)) {
         match fw.remove_source(zone, &src) {
             Ok(None) => {}
             Ok(Some(why)) => crate::logger::warn(format_args!(
@@ -562,16 +562,11 @@ fn gc_records(network: &str, valid: &[(String, String)]) -> Result<(), CniError>
 /// Take `ips` out of firewalld's `zone`. firewalld not running is done (its runtime sources went
 /// when it stopped); another error of the bus is one, and the note stays for the next GC.
 fn remove_sources(zone: &str, ips: &[IpAddr]) -> Result<(), CniError> {
-    let mut fw = match Firewalld::connect() {
-        Ok(fw) => fw,
-        Err(crate::dbus::DbusError::NotRunning(_)) => return Ok(()),
-        Err(e) => return Err(fwd_error(format!("firewalld: {e}"))),
-    };
-    for src in ips.iter().map(|ip| crate::firewall::host_net(*ip)) {
-        fw.remove_source(zone, &src)
-            .map_err(|e| fwd_error(format!("failed to remove the address {src} from {zone} zone: {e}")))?;
+    match Firewalld::connect() {
+        Ok(mut fw) => del_firewalld(&mut fw, zone, ips),
+        Err(crate::dbus::DbusError::NotRunning(_)) => Ok(()),
+        Err(e) => Err(fwd_error(format!("firewalld: {e}"))),
     }
-    Ok(())
 }
 
 // ---- verbs --------------------------------------------------------------------------------
@@ -655,10 +650,10 @@ fn del_rules(inv: &Invocation, note: Option<Record>) -> Result<(), CniError> {
         && let Some(mut fw) = Firewalld::running()
     {
         if config_zone {
-            del_firewalld(&mut fw, &conf.zone, prev)?;
+            del_firewalld(&mut fw, &conf.zone, &prev_ips(prev))?;
         }
         if let Some(zone) = &noted_zone {
-            del_firewalld(&mut fw, zone, prev)?;
+            del_firewalld(&mut fw, zone, &prev_ips(prev))?;
         }
         // Rules of the other backends only where the note says ADD wrote iptables rules.
         if matches!(conf.backend, Ok(Backend::Firewalld)) && !noted_iptables {
