@@ -154,7 +154,12 @@ fn conf(extra: Value) -> String {
 }
 
 fn call(host: &Netns, address: &str, cmd: &str, conf: &str) -> Reply {
-    let mut env = cni_env(cmd, "fwd-ctr", "/var/run/netns/x", "eth0");
+    call_as(host, address, "fwd-ctr", cmd, conf)
+}
+
+/// `call` for container `cid`.
+fn call_as(host: &Netns, address: &str, cid: &str, cmd: &str, conf: &str) -> Reply {
+    let mut env = cni_env(cmd, cid, "/var/run/netns/x", "eth0");
     env.push(("DBUS_SYSTEM_BUS_ADDRESS", address));
     plugin("firewall", Some(host), &env, conf)
 }
@@ -373,11 +378,7 @@ fn gc_takes_out_the_sources_of_attachments_no_longer_valid() {
     let bus = Bus::new().with_firewalld(json!({}));
     let host = Netns::new("fwd");
     let _notes = TempDir("/run/cni/firewall/fwdgc".into());
-    let call_as = |cid: &str, cmd: &str, conf: &str| {
-        let mut env = cni_env(cmd, cid, "/var/run/netns/x", "eth0");
-        env.push(("DBUS_SYSTEM_BUS_ADDRESS", &bus.address));
-        plugin("firewall", Some(&host), &env, conf)
-    };
+    let call_as = |cid: &str, cmd: &str, conf: &str| call_as(&host, &bus.address, cid, cmd, conf);
     let pod = |ip: &str| {
         conf(json!({"cniVersion": "1.1.0", "name": "fwdgc", "prevResult": {"cniVersion": "1.0.0",
             "interfaces": [{"name": "eth0", "sandbox": "/var/run/netns/x"}],
