@@ -107,14 +107,6 @@ impl Fixture {
     }
 }
 
-fn merge(into: &mut Value, extra: Value) {
-    if let Value::Object(m) = extra {
-        for (k, v) in m {
-            into[k] = v;
-        }
-    }
-}
-
 /// The host veth of a bridge result: the interface without a sandbox named veth*.
 fn host_veth(result: &Value) -> String {
     result["interfaces"]

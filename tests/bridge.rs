@@ -34,11 +34,7 @@ impl Fixture {
             s => ipam["subnet"] = s,
         }
         let mut c = json!({"cniVersion": version, "name": "brnet", "type": "bridge", "ipam": ipam});
-        if let Value::Object(m) = extra {
-            for (k, v) in m {
-                c[k] = v;
-            }
-        }
+        merge(&mut c, extra);
         c.to_string()
     }
 

@@ -147,9 +147,7 @@ fn conf(extra: Value) -> String {
             "interfaces": [{"name": "cni0"}, {"name": "eth0", "sandbox": "/var/run/netns/x"}],
             "ips": [{"address": "10.77.0.5/24", "interface": 1}, {"address": "fd77::5/64", "interface": 1}]}
     });
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        c[k] = v;
-    }
+    merge(&mut c, extra);
     c.to_string()
 }
 

@@ -50,9 +50,7 @@ impl Host {
         let mut c = json!({"cniVersion": version, "name": net, "type": "bridge", "bridge": bridge,
             "isDefaultGateway": true,
             "ipam": {"type": "host-local", "subnet": subnet, "dataDir": self.data.path()}});
-        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-            c[k] = v;
-        }
+        merge(&mut c, extra);
         c.to_string()
     }
 
@@ -568,9 +566,7 @@ fn portmap_errors_and_pass_through() {
     let conf = |extra: Value| {
         let mut c = json!({"cniVersion": "1.0.0", "name": "pe", "type": "portmap", "prevResult": prev,
             "runtimeConfig": {"portMappings": [{"hostPort": 9000, "containerPort": 90, "protocol": "udp"}]}});
-        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-            c[k] = v;
-        }
+        merge(&mut c, extra);
         c.to_string()
     };
     // No mappings: the previous result passes through, nothing is written.
@@ -958,9 +954,7 @@ fn firewall_iptables_backend_opens_a_drop_forward_policy() {
 
     let fw = |prev: &Value, extra: Value| {
         let mut c = json!({"cniVersion": "1.0.0", "name": "fwi", "type": "firewall", "prevResult": prev});
-        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-            c[k] = v;
-        }
+        merge(&mut c, extra);
         c.to_string()
     };
     // Explicitly nftables: the rules go to nftables, and the DROP policy still wins.

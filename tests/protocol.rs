@@ -174,9 +174,7 @@ fn del_of_a_config_add_refused_succeeds() {
     let path = pod.path();
     for (plugin_name, extra) in cases {
         let mut conf = serde_json::json!({"cniVersion": "1.0.0", "name": "delref", "type": plugin_name});
-        for (k, v) in extra.as_object().unwrap() {
-            conf[k] = v.clone();
-        }
+        merge(&mut conf, extra);
         let conf = conf.to_string();
         let add = plugin(plugin_name, Some(&host), &cni_env("ADD", "d1", &path, "eth0"), &conf);
         assert_ne!(add.status, 0, "{plugin_name} ADD should refuse {conf}: {add:?}");

@@ -25,11 +25,7 @@ impl Fixture {
         let mut c = json!({"cniVersion": version, "name": "ptpnet", "type": "ptp",
             "ipam": {"type": "host-local", "dataDir": self.data.path(), "ranges": ranges,
                      "routes": [{"dst": "0.0.0.0/0"}]}});
-        if let Value::Object(m) = extra {
-            for (k, v) in m {
-                c[k] = v;
-            }
-        }
+        merge(&mut c, extra);
         c.to_string()
     }
 

@@ -26,11 +26,7 @@ impl Fixture {
     /// Write the network `name`: bridge with host-local, then tuning with `tuning` merged in.
     fn network(&self, name: &str, version: &str, tuning: Value) -> String {
         let mut t = json!({"type": "tuning", "dataDir": self.backups.path()});
-        if let Value::Object(m) = tuning {
-            for (k, v) in m {
-                t[k] = v;
-            }
-        }
+        merge(&mut t, tuning);
         let list = json!({
             "cniVersion": version,
             "name": name,
@@ -224,9 +220,7 @@ fn a_failed_add_puts_back_what_it_changed() {
     ] {
         let mut conf = json!({"cniVersion": "1.0.0", "name": "tuundo", "type": "tuning",
             "dataDir": f.backups.path(), "prevResult": prev});
-        for (k, v) in extra.as_object().unwrap() {
-            conf[k] = v.clone();
-        }
+        merge(&mut conf, extra);
         let r = plugin("tuning", Some(&f.host), &env, &conf.to_string());
         assert_eq!(r.status, 1, "{what}: {r:?}");
         assert_eq!(read(&ns, "cat /sys/class/net/eth0/address"), mac, "{what}");

@@ -361,3 +361,12 @@ pub fn leases(data: &Path, net: &str) -> Vec<String> {
         .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
         .collect()
 }
+
+/// Set each member of `extra` (an object) on `into`, replacing what is there.
+pub fn merge(into: &mut serde_json::Value, extra: serde_json::Value) {
+    if let serde_json::Value::Object(m) = extra {
+        for (k, v) in m {
+            into[k] = v;
+        }
+    }
+}
