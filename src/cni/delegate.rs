@@ -5,7 +5,7 @@ use super::error::CniError;
 use super::result::CniResult;
 use super::skel::{Command, Invocation};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
 /// Find `plugin` in the CNI_PATH directories, as libcni's FindInPath does.
@@ -41,8 +41,12 @@ pub fn delegate(plugin_type: &str, command: Command, inv: &Invocation) -> Result
 }
 
 fn exec(plugin_type: &str, command: Command, inv: &Invocation) -> Result<Option<CniResult>, CniError> {
-    let bin = find_in_path(plugin_type, &inv.path)?;
-    let mut cmd = Process::new(&bin);
+    exec_found(&find_in_path(plugin_type, &inv.path)?, command, inv)
+}
+
+/// `exec` of the plugin at `bin`.
+fn exec_found(bin: &Path, command: Command, inv: &Invocation) -> Result<Option<CniResult>, CniError> {
+    let mut cmd = Process::new(bin);
     cmd.env("CNI_COMMAND", command.as_str());
     let stdout = run_plugin(&mut cmd, &inv.stdin)?;
     match command {
@@ -129,10 +133,12 @@ pub mod ipam {
     /// the plugin itself would be, so that the runtime holds pods back rather than failing them.
     pub fn status(inv: &Invocation) -> Result<(), CniError> {
         let Some(t) = inv.conf.ipam_type() else { return Ok(()) };
-        if crate::applets::in_process_ipam(t).is_none() {
-            find_in_path(t, &inv.path).map_err(|e| CniError::new(crate::cni::error::code::NOT_AVAILABLE, e.msg))?;
+        if crate::applets::in_process_ipam(t).is_some() {
+            return delegate(t, Command::Status, inv).map(|_| ());
         }
-        delegate(t, Command::Status, inv).map(|_| ())
+        let bin =
+            find_in_path(t, &inv.path).map_err(|e| CniError::new(crate::cni::error::code::NOT_AVAILABLE, e.msg))?;
+        exec_found(&bin, Command::Status, inv).map(|_| ())
     }
 }
 
