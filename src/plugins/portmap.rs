@@ -40,7 +40,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub static PLUGIN: PluginFns = PluginFns { add, del, check, gc, status, versions: version::ALL };
 
@@ -531,22 +531,26 @@ fn record_path(network: &str, container_id: &str) -> PathBuf {
     PathBuf::from(RECORDS).join(network).join(container_id)
 }
 
-/// A record's lines: the attachments (ifname) and the addresses their rules name. None
-/// without a record; an empty one is an older release's, which noted no addresses.
-fn read_record(network: &str, container_id: &str) -> Option<Vec<(String, IpAddr)>> {
-    let text = std::fs::read_to_string(record_path(network, container_id)).ok()?;
+/// A record's lines: the attachments (ifname) and the addresses their rules name.
+fn parse_record(text: &str) -> Vec<(String, IpAddr)> {
     let line = |l: &str| l.split_once(' ').and_then(|(i, a)| Some((i.to_string(), a.trim().parse().ok()?)));
-    Some(text.lines().filter_map(line).collect())
+    text.lines().filter_map(line).collect()
 }
 
-/// Write the container's record whole (`util::records`); no lines: no record.
-fn write_record(network: &str, container_id: &str, lines: &[(String, IpAddr)]) {
-    let p = record_path(network, container_id);
-    if lines.is_empty() {
-        return records::remove(&p);
-    }
-    let text: String = lines.iter().map(|(ifname, ip)| format!("{ifname} {ip}\n")).collect();
-    let _ = records::write(&p, text.as_bytes());
+/// A record's lines, None without a record; an empty one is an older release's, which noted
+/// no addresses.
+fn read_record(network: &str, container_id: &str) -> Option<Vec<(String, IpAddr)>> {
+    std::fs::read_to_string(record_path(network, container_id)).ok().map(|t| parse_record(&t))
+}
+
+/// Change the container's record under the records' lock (`util::records::update`), written
+/// whole; no lines left: no record.
+fn update_record(network: &str, container_id: &str, f: impl FnOnce(&mut Vec<(String, IpAddr)>)) {
+    let _ = records::update(Path::new(RECORDS), &record_path(network, container_id), |text| {
+        let mut lines = text.as_deref().map(parse_record).unwrap_or_default();
+        f(&mut lines);
+        (!lines.is_empty()).then(|| lines.iter().map(|(ifname, ip)| format!("{ifname} {ip}\n")).collect())
+    });
 }
 
 /// Note the attachment's addresses for GC (with the container's others on this network). A
@@ -555,10 +559,10 @@ fn record(network: &str, container_id: &str, ifname: &str, ips: &[IpAddr]) {
     if ips.is_empty() {
         return;
     }
-    let mut lines = read_record(network, container_id).unwrap_or_default();
-    lines.retain(|(i, _)| i != ifname);
-    lines.extend(ips.iter().map(|ip| (ifname.to_string(), *ip)));
-    write_record(network, container_id, &lines);
+    update_record(network, container_id, |lines| {
+        lines.retain(|(i, _)| i != ifname);
+        lines.extend(ips.iter().map(|ip| (ifname.to_string(), *ip)));
+    });
 }
 
 // ---- verbs --------------------------------------------------------------------------------
@@ -694,7 +698,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
             unforward(&System, &inv.container_id, &ips)?;
         }
     }
-    write_record(&inv.conf.name, &inv.container_id, &rest);
+    update_record(&inv.conf.name, &inv.container_id, |lines| lines.retain(|(i, _)| *i != inv.ifname));
     Ok(())
 }
 
@@ -779,12 +783,14 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
         }
         let held = held_elsewhere(&inv.conf.name, &id, &kept);
         let ips: Vec<IpAddr> = stale.iter().map(|(_, ip)| *ip).filter(|ip| !held.contains(ip)).collect();
+        // Only the lines judged stale go: a DEL meanwhile may have taken others out.
+        let drop_stale = |lines: &mut Vec<(String, IpAddr)>| lines.retain(|l| !stale.contains(l));
         if ips.is_empty() && !legacy {
-            write_record(&inv.conf.name, &id, &kept);
+            update_record(&inv.conf.name, &id, drop_stale);
             continue;
         }
         match unforward(&System, &id, &ips) {
-            Ok(()) => write_record(&inv.conf.name, &id, &kept),
+            Ok(()) => update_record(&inv.conf.name, &id, drop_stale),
             Err(e) => {
                 first_err.get_or_insert(e);
             }

@@ -27,6 +27,25 @@ pub fn write(path: &Path, data: &[u8]) -> io::Result<()> {
     written
 }
 
+/// Read, change and write back the record at `path` (under `root`) with every other update
+/// of `root`'s records held off meanwhile: a flock on `root` itself, which is never removed,
+/// held only around the read and the write. `f` gets the record's text (None: there is none)
+/// and returns the new one (None: remove it). Without the lock a GC rewriting a record while a
+/// DEL rewrites it too could bring back the line the DEL took out.
+pub fn update(root: &Path, path: &Path, f: impl FnOnce(Option<String>) -> Option<String>) -> io::Result<()> {
+    std::fs::create_dir_all(root)?;
+    let lock = std::fs::File::open(root)?;
+    lock.lock()?;
+    let new = f(std::fs::read_to_string(path).ok());
+    match new {
+        Some(text) => write(path, text.as_bytes()),
+        None => {
+            remove(path);
+            Ok(())
+        }
+    }
+}
+
 /// Remove `path`, and its directory with its last file (which fails harmlessly otherwise).
 pub fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
@@ -58,6 +77,21 @@ mod tests {
         write(&s.0.join("other").join("rec"), b"c\n").unwrap();
         assert_eq!(other_networks(&root, "net"), vec![s.0.join("other")]);
         remove(&path);
+        assert!(!s.0.join("net").exists());
+    }
+
+    #[test]
+    fn updated_under_the_lock() {
+        let s = crate::util::scratch::Scratch::new("records-update");
+        let path = s.0.join("net").join("rec");
+        update(&s.0, &path, |t| {
+            assert_eq!(t, None);
+            Some("a\n".into())
+        })
+        .unwrap();
+        update(&s.0, &path, |t| t.map(|t| t + "b\n")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\n");
+        update(&s.0, &path, |_| None).unwrap();
         assert!(!s.0.join("net").exists());
     }
 }
