@@ -27,7 +27,7 @@ const BUS_PATH: &str = "/org/freedesktop/DBus";
 // Message types, flags and header field codes.
 const METHOD_CALL: u8 = 1;
 /// A call must not start a service that is not running (the bus could start firewalld through
-/// systemd where an operator stopped it).
+/// systemd where an operator stopped it); `Bus::start` alone asks for that.
 const NO_AUTO_START: u8 = 2;
 const METHOD_RETURN: u8 = 2;
 const ERROR: u8 = 3;
@@ -67,7 +67,9 @@ impl fmt::Display for DbusError {
             DbusError::Protocol(m) => write!(f, "D-Bus: {m}"),
             DbusError::Io(e) => write!(f, "D-Bus: {e}"),
             DbusError::Remote { name, message } => write!(f, "{name}: {message}"),
-            DbusError::NotRunning(what) => write!(f, "{what} is not running (it has no name on the system bus)"),
+            DbusError::NotRunning(what) => {
+                write!(f, "{what} is not running (it has no name on the system bus, and the bus cannot start it)")
+            }
         }
     }
 }
@@ -87,6 +89,8 @@ fn protocol(msg: impl Into<String>) -> DbusError {
 pub enum Reply {
     Str(String),
     Bool(bool),
+    /// An array of strings (`as`).
+    Strs(Vec<String>),
     Other,
 }
 
@@ -143,6 +147,30 @@ impl Bus {
         }
     }
 
+    /// Have the bus start the service that owns `name` (D-Bus activation: its service file,
+    /// through systemd on a node), and wait until it answers a ping: a call with auto-start
+    /// allowed, which the bus holds until the service has taken its name. A name no service
+    /// file provides is NotRunning.
+    pub fn start(&mut self, name: &str) -> Result<(), DbusError> {
+        let ping = Method { dest: name, path: "/", iface: "org.freedesktop.DBus.Peer", member: "Ping" };
+        match self.call_flags(ping, &[], 0) {
+            Ok(_) => Ok(()),
+            Err(DbusError::Remote { name: e, .. }) if e == "org.freedesktop.DBus.Error.ServiceUnknown" => {
+                Err(DbusError::NotRunning(name.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the bus could start a service for `name` (a service file provides it).
+    pub fn activatable(&mut self, name: &str) -> Result<bool, DbusError> {
+        let m = Method { dest: BUS_NAME, path: BUS_PATH, iface: BUS_NAME, member: "ListActivatableNames" };
+        match self.call(m, &[])? {
+            Reply::Strs(names) => Ok(names.iter().any(|n| n == name)),
+            other => Err(protocol(format!("ListActivatableNames answered {other:?}, not a list of names"))),
+        }
+    }
+
     /// Whether a failed read or write left the connection unusable.
     pub fn is_broken(&self) -> bool {
         self.broken
@@ -150,20 +178,24 @@ impl Bus {
 
     /// Call a method with string arguments and wait for its reply.
     pub fn call(&mut self, m: Method<'_>, args: &[&str]) -> Result<Reply, DbusError> {
+        self.call_flags(m, args, NO_AUTO_START)
+    }
+
+    fn call_flags(&mut self, m: Method<'_>, args: &[&str], flags: u8) -> Result<Reply, DbusError> {
         if self.broken {
             return Err(protocol("the connection to the bus broke earlier"));
         }
-        let out = self.exchange(m, args);
+        let out = self.exchange(m, args, flags);
         if matches!(out, Err(DbusError::Io(_) | DbusError::Protocol(_))) {
             self.broken = true;
         }
         out
     }
 
-    fn exchange(&mut self, m: Method<'_>, args: &[&str]) -> Result<Reply, DbusError> {
+    fn exchange(&mut self, m: Method<'_>, args: &[&str], flags: u8) -> Result<Reply, DbusError> {
         self.serial = self.serial.wrapping_add(1).max(1);
         let serial = self.serial;
-        self.sock.write_all(&method_call(serial, m, args))?;
+        self.sock.write_all(&method_call(serial, m, args, flags))?;
         loop {
             let msg = self.read_message()?;
             let Some(header) = parse_header(&msg)? else { continue };
@@ -320,14 +352,14 @@ impl Writer {
     }
 }
 
-/// A METHOD_CALL message with string arguments.
-fn method_call(serial: u32, m: Method<'_>, args: &[&str]) -> Vec<u8> {
+/// A METHOD_CALL message with string arguments and these header flags.
+fn method_call(serial: u32, m: Method<'_>, args: &[&str], flags: u8) -> Vec<u8> {
     let mut body = Writer(Vec::new());
     for a in args {
         body.str(a);
     }
     let mut w = Writer(Vec::with_capacity(160 + body.0.len()));
-    w.0.extend_from_slice(&[b'l', METHOD_CALL, NO_AUTO_START, 1]);
+    w.0.extend_from_slice(&[b'l', METHOD_CALL, flags, 1]);
     w.u32(body.0.len() as u32);
     w.u32(serial);
     w.u32(0); // the fields' length, filled in below
@@ -446,6 +478,18 @@ fn first_arg(body: &[u8], signature: &str, little: bool) -> Result<Reply, DbusEr
     Ok(match signature.as_bytes().first() {
         Some(b's') => Reply::Str(r.str()?),
         Some(b'b') => Reply::Bool(r.u32()? != 0),
+        _ if signature.starts_with("as") => {
+            let len = r.u32()? as usize;
+            // The elements start at their own alignment (a string's, 4), where the length counts from.
+            r.align(4)?;
+            let end =
+                r.at.checked_add(len).filter(|e| *e <= body.len()).ok_or_else(|| protocol("array past the message"))?;
+            let mut out = Vec::new();
+            while r.at < end {
+                out.push(r.str()?);
+            }
+            Reply::Strs(out)
+        }
         _ => Reply::Other,
     })
 }
@@ -464,7 +508,7 @@ mod tests {
     #[test]
     fn method_call_golden_bytes() {
         let m = Method { dest: BUS_NAME, path: BUS_PATH, iface: BUS_NAME, member: "Hello" };
-        let got = method_call(1, m, &[]);
+        let got = method_call(1, m, &[], NO_AUTO_START);
         let mut want: Vec<u8> = vec![b'l', 1, 2, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0x6e, 0, 0, 0];
         // PATH "o" /org/freedesktop/DBus
         want.extend_from_slice(&[1, 1, b'o', 0, 21, 0, 0, 0]);
@@ -487,8 +531,24 @@ mod tests {
     }
 
     #[test]
+    fn string_array_replies() {
+        let mut w = Writer(Vec::new());
+        w.u32(0);
+        for n in ["org.freedesktop.DBus", "org.fedoraproject.FirewallD1"] {
+            w.str(n);
+        }
+        let len = (w.0.len() - 4) as u32;
+        w.0[..4].copy_from_slice(&len.to_le_bytes());
+        let want = Reply::Strs(vec!["org.freedesktop.DBus".into(), "org.fedoraproject.FirewallD1".into()]);
+        assert_eq!(first_arg(&w.0, "as", true).unwrap(), want);
+        assert_eq!(first_arg(&[0, 0, 0, 0], "as", true).unwrap(), Reply::Strs(vec![]));
+        // A length past the body is refused, not read beyond it.
+        assert!(first_arg(&w.0[..w.0.len() - 3], "as", true).is_err());
+    }
+
+    #[test]
     fn method_call_with_arguments() {
-        let got = method_call(7, FIREWALLD, &["trusted", "10.88.0.5/32"]);
+        let got = method_call(7, FIREWALLD, &["trusted", "10.88.0.5/32"], NO_AUTO_START);
         let fields_end = 16 + u32_at(&got, 12, true) as usize;
         let body = &got[align(fields_end, 8)..];
         let mut want = vec![7, 0, 0, 0];

@@ -41,9 +41,37 @@ struct Bus {
 
 impl Bus {
     fn new() -> Bus {
+        Bus::start(false)
+    }
+
+    /// A bus that can start the stand-in firewalld itself (D-Bus activation: a service file in
+    /// the bus's service directory), as a node's bus starts firewalld through systemd.
+    fn activating() -> Bus {
+        Bus::start(true)
+    }
+
+    fn start(activation: bool) -> Bus {
         let dir = TempDir::new("dbus");
         let socket = dir.path().join("bus");
         let conf = dir.path().join("bus.conf");
+        let mut servicedir = String::new();
+        if activation {
+            let services = dir.path().join("services");
+            std::fs::create_dir(&services).expect("service directory");
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-firewalld.py");
+            let state = dir.path().join("firewalld.json");
+            std::fs::write(
+                services.join("org.fedoraproject.FirewallD1.service"),
+                format!(
+                    "[D-BUS Service]\nName=org.fedoraproject.FirewallD1\nExec={PYTHON} {} unix:path={} {}\n",
+                    script.display(),
+                    socket.display(),
+                    state.display()
+                ),
+            )
+            .expect("write the service file");
+            servicedir = format!("<servicedir>{}</servicedir>", services.display());
+        }
         std::fs::write(
             &conf,
             format!(
@@ -53,6 +81,7 @@ impl Bus {
   <type>custom</type>
   <listen>unix:path={}</listen>
   <auth>EXTERNAL</auth>
+  {}
   <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
@@ -61,7 +90,8 @@ impl Bus {
   </policy>
 </busconfig>
 "#,
-                socket.display()
+                socket.display(),
+                servicedir
             ),
         )
         .expect("write bus config");
@@ -122,6 +152,9 @@ impl Drop for Bus {
         if let Some(c) = &mut self.firewalld {
             let _ = c.kill();
             let _ = c.wait();
+        } else if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("firewalld.json.pid")) {
+            // One the bus started is the bus's child: the stand-in notes its PID.
+            let _ = Command::new("kill").arg(pid.trim()).stderr(Stdio::null()).status();
         }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
@@ -394,4 +427,31 @@ fn gc_takes_out_the_sources_of_attachments_no_longer_valid() {
     call_as("kept", "DEL", &pod("10.78.0.6")).ok();
     assert!(bus.sources().is_empty());
     assert!(!std::path::Path::new("/run/cni/firewall/fwdgc").exists());
+}
+
+#[test]
+fn firewalld_backend_has_the_bus_start_firewalld() {
+    if !root() || !have_dbus() {
+        return;
+    }
+    let bus = Bus::activating();
+    let host = Netns::new("fwa");
+    let c = conf(json!({"backend": "firewalld"}));
+    // STATUS finds firewalld startable, and DEL has nothing to remove from one that does not
+    // run: neither starts it.
+    call(&host, &bus.address, "STATUS", &conf(json!({"backend": "firewalld", "cniVersion": "1.1.0"}))).ok();
+    call(&host, &bus.address, "DEL", &c).ok();
+    assert!(!bus.state_file().exists(), "firewalld was started");
+    // ADD has the bus start it, and waits for it.
+    call(&host, &bus.address, "ADD", &c).ok();
+    assert_eq!(bus.sources(), pairs(&[("10.77.0.5/32", "trusted"), ("fd77::5/128", "trusted")]));
+    call(&host, &bus.address, "CHECK", &c).ok();
+    call(&host, &bus.address, "DEL", &c).ok();
+    assert!(bus.sources().is_empty());
+    // Unset, the backend is firewalld only where it runs: a bus that could start it does not
+    // make it the choice (the nftables backend here, as before it ran).
+    let other = Bus::activating();
+    call(&host, &other.address, "ADD", &conf(json!({}))).ok();
+    assert!(!other.state_file().exists(), "firewalld was started for an unset backend");
+    call(&host, &other.address, "DEL", &conf(json!({}))).ok();
 }

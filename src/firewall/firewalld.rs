@@ -16,6 +16,10 @@ fn is_code(e: &DbusError, code: &str) -> bool {
     matches!(e, DbusError::Remote { message, .. } if message.split(':').next().map(str::trim) == Some(code))
 }
 
+fn not_running() -> DbusError {
+    DbusError::NotRunning(format!("firewalld ({NAME})"))
+}
+
 pub struct Firewalld {
     bus: Bus,
 }
@@ -33,13 +37,31 @@ impl Firewalld {
         bus.has_owner(NAME).ok()?.then_some(Firewalld { bus })
     }
 
-    /// firewalld, required: an error names what is missing.
+    /// firewalld, required, where it runs: an error names what is missing.
     pub fn connect() -> Result<Firewalld, DbusError> {
         let mut bus = Bus::system()?;
         if !bus.has_owner(NAME)? {
-            return Err(DbusError::NotRunning(format!("firewalld ({NAME})")));
+            return Err(not_running());
         }
         Ok(Firewalld { bus })
+    }
+
+    /// firewalld, required, and started by the bus when it does not run but can be started
+    /// (D-Bus activation, as the reference's calls start it): for a config that names the
+    /// backend, so that a pod added while firewalld is still starting at boot waits for it
+    /// instead of failing.
+    pub fn connect_starting() -> Result<Firewalld, DbusError> {
+        let mut bus = Bus::system()?;
+        if !bus.has_owner(NAME)? {
+            bus.start(NAME).map_err(|e| if matches!(e, DbusError::NotRunning(_)) { not_running() } else { e })?;
+        }
+        Ok(Firewalld { bus })
+    }
+
+    /// Whether `connect_starting` would find firewalld, without starting it (STATUS).
+    pub fn available() -> Result<(), DbusError> {
+        let mut bus = Bus::system()?;
+        if bus.has_owner(NAME)? || bus.activatable(NAME)? { Ok(()) } else { Err(not_running()) }
     }
 
     /// A zone method; a connection that broke in an earlier call (a timeout) is made again.

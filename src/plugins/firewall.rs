@@ -372,11 +372,11 @@ fn fwd_error(msg: String) -> CniError {
     CniError::internal(format!("firewall (firewalld): {msg}"))
 }
 
-/// firewalld for a backend that asks for it (an error when it does not run) or may use it
-/// (where it runs); None for the others.
+/// firewalld for a backend that asks for it (started by the bus if need be; an error when it
+/// cannot be) or may use it (where it runs); None for the others.
 fn firewalld_for(backend: Backend) -> Result<Option<Firewalld>, CniError> {
     match backend {
-        Backend::Firewalld => Firewalld::connect().map(Some).map_err(|e| fwd_error(e.to_string())),
+        Backend::Firewalld => Firewalld::connect_starting().map(Some).map_err(|e| fwd_error(e.to_string())),
         Backend::Auto => Ok(Firewalld::running()),
         _ => Ok(None),
     }
@@ -705,7 +705,7 @@ fn check_other(conf: &Conf, inv: &Invocation, backend: Backend) -> Result<(), Cn
 fn status(inv: &Invocation) -> Result<(), CniError> {
     match load(inv)?.backend? {
         Backend::Iptables => iptables::status("firewall"),
-        Backend::Firewalld => Firewalld::connect().map(drop).map_err(|e| {
+        Backend::Firewalld => Firewalld::available().map_err(|e| {
             CniError::new(crate::cni::error::code::NOT_AVAILABLE, format!("firewall: backend \"firewalld\": {e}"))
         }),
         _ => Ok(()),
