@@ -2,8 +2,8 @@
 //! firewalld backend asks firewalld to put container addresses into a zone.
 //!
 //! One blocking Unix socket, EXTERNAL authentication, `Hello`, then method calls whose
-//! arguments are strings and whose replies are read for their first argument (a string or a
-//! boolean) or their error. Messages are built and read here in the wire format of the D-Bus
+//! arguments are strings and whose replies are read for their first argument (a string, a
+//! boolean or an array of strings) or their error. Messages are built and read here in the wire format of the D-Bus
 //! specification (little-endian out, either byte order in); anything else the bus sends (its
 //! `NameAcquired` signal, say) is skipped.
 //!
