@@ -9,10 +9,13 @@ ARCH := $(shell uname -m)
 # 0.9 MB larger); offline, the glibc build is made instead.
 # (Without rustup on the PATH, as under `sudo make install`, a musl build in the tree counts too.)
 MUSL := $(ARCH)-unknown-linux-musl
+# Not for `make -n` or `make -q`, which must change nothing.
 ifeq ($(origin TARGET),undefined)
+ifeq ($(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS))),)
 ifneq ($(filter all build test test-vm demo bench hot-order package install lint,$(or $(MAKECMDGOALS),all)),)
 $(shell command -v rustup >/dev/null && ! rustup target list --installed 2>/dev/null | grep -qx '$(MUSL)' \
-  && { echo "adding the rust target $(MUSL)" >&2; rustup target add $(MUSL) >/dev/null 2>&1 || echo "could not add $(MUSL): building for glibc" >&2; })
+  && { echo "adding the rust target $(MUSL)" >&2; rustup target add $(MUSL) >&2 || echo "could not add $(MUSL): building for glibc" >&2; })
+endif
 endif
 endif
 TARGET ?= $(shell { rustup target list --installed 2>/dev/null | grep -qx '$(ARCH)-unknown-linux-musl' || { ! command -v rustup >/dev/null && [ -x target/$(ARCH)-unknown-linux-musl/release/cnibox ]; }; } && echo $(ARCH)-unknown-linux-musl || echo $(ARCH)-unknown-linux-gnu)

@@ -2,8 +2,8 @@
 //! firewalld backend asks firewalld to put container addresses into a zone.
 //!
 //! One blocking Unix socket, EXTERNAL authentication, `Hello`, then method calls whose
-//! arguments are strings and whose replies are read for their first argument (a string, a
-//! boolean or an array of strings) or their error. Messages are built and read here in the wire format of the D-Bus
+//! arguments are strings and whose replies are read for their first argument (a string or a
+//! boolean) or their error. Messages are built and read here in the wire format of the D-Bus
 //! specification (little-endian out, either byte order in); anything else the bus sends (its
 //! `NameAcquired` signal, say) is skipped.
 //!
@@ -67,9 +67,7 @@ impl fmt::Display for DbusError {
             DbusError::Protocol(m) => write!(f, "D-Bus: {m}"),
             DbusError::Io(e) => write!(f, "D-Bus: {e}"),
             DbusError::Remote { name, message } => write!(f, "{name}: {message}"),
-            DbusError::NotRunning(what) => {
-                write!(f, "{what} is not running (it has no name on the system bus, and the bus cannot start it)")
-            }
+            DbusError::NotRunning(what) => write!(f, "{what} is not running (it has no name on the system bus)"),
         }
     }
 }
@@ -89,8 +87,6 @@ fn protocol(msg: impl Into<String>) -> DbusError {
 pub enum Reply {
     Str(String),
     Bool(bool),
-    /// An array of strings (`as`).
-    Strs(Vec<String>),
     Other,
 }
 
@@ -150,7 +146,8 @@ impl Bus {
     /// Have the bus start the service that owns `name` (D-Bus activation: its service file,
     /// through systemd on a node), and wait until it answers a ping: a call with auto-start
     /// allowed, which the bus holds until the service has taken its name. A name no service
-    /// file provides is NotRunning.
+    /// file provides is NotRunning; a start that fails (a unit disabled or masked, say) is the
+    /// bus's or systemd's error, and one that takes longer than a reply may says so.
     pub fn start(&mut self, name: &str) -> Result<(), DbusError> {
         let ping = Method { dest: name, path: "/", iface: "org.freedesktop.DBus.Peer", member: "Ping" };
         match self.call_flags(ping, &[], 0) {
@@ -158,16 +155,10 @@ impl Bus {
             Err(DbusError::Remote { name: e, .. }) if e == "org.freedesktop.DBus.Error.ServiceUnknown" => {
                 Err(DbusError::NotRunning(name.to_string()))
             }
+            Err(DbusError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(protocol(format!("{name} did not start within {} s", REPLY_TIMEOUT.as_secs())))
+            }
             Err(e) => Err(e),
-        }
-    }
-
-    /// Whether the bus could start a service for `name` (a service file provides it).
-    pub fn activatable(&mut self, name: &str) -> Result<bool, DbusError> {
-        let m = Method { dest: BUS_NAME, path: BUS_PATH, iface: BUS_NAME, member: "ListActivatableNames" };
-        match self.call(m, &[])? {
-            Reply::Strs(names) => Ok(names.iter().any(|n| n == name)),
-            other => Err(protocol(format!("ListActivatableNames answered {other:?}, not a list of names"))),
         }
     }
 
@@ -478,18 +469,6 @@ fn first_arg(body: &[u8], signature: &str, little: bool) -> Result<Reply, DbusEr
     Ok(match signature.as_bytes().first() {
         Some(b's') => Reply::Str(r.str()?),
         Some(b'b') => Reply::Bool(r.u32()? != 0),
-        _ if signature.starts_with("as") => {
-            let len = r.u32()? as usize;
-            // The elements start at their own alignment (a string's, 4), where the length counts from.
-            r.align(4)?;
-            let end =
-                r.at.checked_add(len).filter(|e| *e <= body.len()).ok_or_else(|| protocol("array past the message"))?;
-            let mut out = Vec::new();
-            while r.at < end {
-                out.push(r.str()?);
-            }
-            Reply::Strs(out)
-        }
         _ => Reply::Other,
     })
 }
@@ -528,22 +507,6 @@ mod tests {
         want.extend_from_slice(&[0, 0]);
         assert_eq!(got, want);
         assert_eq!(u32_at(&got, 12, true) as usize, got.len() - 16 - 2);
-    }
-
-    #[test]
-    fn string_array_replies() {
-        let mut w = Writer(Vec::new());
-        w.u32(0);
-        for n in ["org.freedesktop.DBus", "org.fedoraproject.FirewallD1"] {
-            w.str(n);
-        }
-        let len = (w.0.len() - 4) as u32;
-        w.0[..4].copy_from_slice(&len.to_le_bytes());
-        let want = Reply::Strs(vec!["org.freedesktop.DBus".into(), "org.fedoraproject.FirewallD1".into()]);
-        assert_eq!(first_arg(&w.0, "as", true).unwrap(), want);
-        assert_eq!(first_arg(&[0, 0, 0, 0], "as", true).unwrap(), Reply::Strs(vec![]));
-        // A length past the body is refused, not read beyond it.
-        assert!(first_arg(&w.0[..w.0.len() - 3], "as", true).is_err());
     }
 
     #[test]

@@ -41,16 +41,21 @@ struct Bus {
 
 impl Bus {
     fn new() -> Bus {
-        Bus::start(false)
+        Bus::start(false, false)
     }
 
     /// A bus that can start the stand-in firewalld itself (D-Bus activation: a service file in
     /// the bus's service directory), as a node's bus starts firewalld through systemd.
     fn activating() -> Bus {
-        Bus::start(true)
+        Bus::start(true, true)
     }
 
-    fn start(activation: bool) -> Bus {
+    /// A bus with a service file for firewalld whose start fails (a disabled unit, say).
+    fn failing_activation() -> Bus {
+        Bus::start(true, false)
+    }
+
+    fn start(activation: bool, starts: bool) -> Bus {
         let dir = TempDir::new("dbus");
         let socket = dir.path().join("bus");
         let conf = dir.path().join("bus.conf");
@@ -60,14 +65,14 @@ impl Bus {
             std::fs::create_dir(&services).expect("service directory");
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-firewalld.py");
             let state = dir.path().join("firewalld.json");
+            let exec = if starts {
+                format!("{PYTHON} {} unix:path={} {}", script.display(), socket.display(), state.display())
+            } else {
+                "/bin/false".to_string()
+            };
             std::fs::write(
                 services.join("org.fedoraproject.FirewallD1.service"),
-                format!(
-                    "[D-BUS Service]\nName=org.fedoraproject.FirewallD1\nExec={PYTHON} {} unix:path={} {}\n",
-                    script.display(),
-                    socket.display(),
-                    state.display()
-                ),
+                format!("[D-BUS Service]\nName=org.fedoraproject.FirewallD1\nExec={exec}\n"),
             )
             .expect("write the service file");
             servicedir = format!("<servicedir>{}</servicedir>", services.display());
@@ -437,14 +442,16 @@ fn firewalld_backend_has_the_bus_start_firewalld() {
     let bus = Bus::activating();
     let host = Netns::new("fwa");
     let c = conf(json!({"backend": "firewalld"}));
-    // STATUS finds firewalld startable, and DEL has nothing to remove from one that does not
-    // run: neither starts it.
-    call(&host, &bus.address, "STATUS", &conf(json!({"backend": "firewalld", "cniVersion": "1.1.0"}))).ok();
+    // STATUS reports a firewalld that does not run (whether systemd would start it shows only by
+    // trying), and DEL has nothing to remove from one: neither starts it.
+    let c11 = conf(json!({"backend": "firewalld", "cniVersion": "1.1.0"}));
+    assert_eq!(call(&host, &bus.address, "STATUS", &c11).code(), 50);
     call(&host, &bus.address, "DEL", &c).ok();
     assert!(!bus.state_file().exists(), "firewalld was started");
     // ADD has the bus start it, and waits for it.
     call(&host, &bus.address, "ADD", &c).ok();
     assert_eq!(bus.sources(), pairs(&[("10.77.0.5/32", "trusted"), ("fd77::5/128", "trusted")]));
+    call(&host, &bus.address, "STATUS", &c11).ok();
     call(&host, &bus.address, "CHECK", &c).ok();
     call(&host, &bus.address, "DEL", &c).ok();
     assert!(bus.sources().is_empty());
@@ -454,4 +461,9 @@ fn firewalld_backend_has_the_bus_start_firewalld() {
     call(&host, &other.address, "ADD", &conf(json!({}))).ok();
     assert!(!other.state_file().exists(), "firewalld was started for an unset backend");
     call(&host, &other.address, "DEL", &conf(json!({}))).ok();
+    // A start that fails is an error that says so.
+    let failing = Bus::failing_activation();
+    let r = call(&host, &failing.address, "ADD", &c);
+    assert_eq!(r.code(), 999, "{}", r.stdout);
+    assert!(r.stdout.contains("the bus could not start it"), "{}", r.stdout);
 }

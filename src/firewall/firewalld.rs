@@ -46,22 +46,19 @@ impl Firewalld {
         Ok(Firewalld { bus })
     }
 
-    /// firewalld, required, and started by the bus when it does not run but can be started
-    /// (D-Bus activation, as the reference's calls start it): for a config that names the
-    /// backend, so that a pod added while firewalld is still starting at boot waits for it
-    /// instead of failing.
+    /// firewalld, required, and started by the bus when it does not run (D-Bus activation, as
+    /// the reference's calls start it): for a config that names the backend, so that a pod
+    /// added while firewalld is still starting at boot waits for it instead of failing. An
+    /// error says why it could not be started.
     pub fn connect_starting() -> Result<Firewalld, DbusError> {
         let mut bus = Bus::system()?;
         if !bus.has_owner(NAME)? {
-            bus.start(NAME).map_err(|e| if matches!(e, DbusError::NotRunning(_)) { not_running() } else { e })?;
+            bus.start(NAME).map_err(|e| match e {
+                DbusError::NotRunning(_) => not_running(),
+                other => DbusError::Protocol(format!("{}; the bus could not start it: {other}", not_running())),
+            })?;
         }
         Ok(Firewalld { bus })
-    }
-
-    /// Whether `connect_starting` would find firewalld, without starting it (STATUS).
-    pub fn available() -> Result<(), DbusError> {
-        let mut bus = Bus::system()?;
-        if bus.has_owner(NAME)? || bus.activatable(NAME)? { Ok(()) } else { Err(not_running()) }
     }
 
     /// A zone method; a connection that broke in an earlier call (a timeout) is made again.

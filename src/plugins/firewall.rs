@@ -705,7 +705,9 @@ fn check_other(conf: &Conf, inv: &Invocation, backend: Backend) -> Result<(), Cn
 fn status(inv: &Invocation) -> Result<(), CniError> {
     match load(inv)?.backend? {
         Backend::Iptables => iptables::status("firewall"),
-        Backend::Firewalld => Firewalld::available().map_err(|e| {
+        // Running: a stopped one would be started by ADD where the bus can, but whether systemd
+        // will (an enabled unit, not a disabled or masked one) shows only by trying.
+        Backend::Firewalld => Firewalld::connect().map(drop).map_err(|e| {
             CniError::new(crate::cni::error::code::NOT_AVAILABLE, format!("firewall: backend \"firewalld\": {e}"))
         }),
         _ => Ok(()),

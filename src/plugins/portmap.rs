@@ -546,11 +546,16 @@ fn read_record(network: &str, container_id: &str) -> Option<Vec<(String, IpAddr)
 /// Change the container's record under the records' lock (`util::records::update`), written
 /// whole; no lines left: no record.
 fn update_record(network: &str, container_id: &str, f: impl FnOnce(&mut Vec<(String, IpAddr)>)) {
-    let _ = records::update(Path::new(RECORDS), &record_path(network, container_id), |text| {
+    let path = record_path(network, container_id);
+    let updated = records::update(Path::new(RECORDS), &path, |text| {
         let mut lines = text.as_deref().map(parse_record).unwrap_or_default();
         f(&mut lines);
         (!lines.is_empty()).then(|| lines.iter().map(|(ifname, ip)| format!("{ifname} {ip}\n")).collect())
     });
+    // Best effort, as the rules do not depend on it: without the record only GC misses them.
+    if let Err(e) = updated {
+        crate::logger::warn(format_args!("portmap: could not update {} for GC: {e}", path.display()));
+    }
 }
 
 /// Note the attachment's addresses for GC (with the container's others on this network). A
@@ -671,6 +676,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
         return Ok(());
     }
     let mut ips: Vec<IpAddr> = conf.addrs().collect();
+    let had_record = record.is_some();
     let lines = record.unwrap_or_default();
     ips.extend(lines.iter().filter(|l| mine(l)).map(|(_, ip)| *ip));
     let rest: Vec<(String, IpAddr)> = lines.into_iter().filter(|l| !mine(l)).collect();
@@ -698,7 +704,9 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
             unforward(&System, &inv.container_id, &ips)?;
         }
     }
-    update_record(&inv.conf.name, &inv.container_id, |lines| lines.retain(|(i, _)| *i != inv.ifname));
+    if had_record {
+        update_record(&inv.conf.name, &inv.container_id, |lines| lines.retain(|(i, _)| *i != inv.ifname));
+    }
     Ok(())
 }
 

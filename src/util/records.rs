@@ -33,6 +33,8 @@ pub fn write(path: &Path, data: &[u8]) -> io::Result<()> {
 /// and returns the new one (None: remove it). Without the lock a GC rewriting a record while a
 /// DEL rewrites it too could bring back the line the DEL took out.
 pub fn update(root: &Path, path: &Path, f: impl FnOnce(Option<String>) -> Option<String>) -> io::Result<()> {
+    // The lock is `root`'s, which `remove` must never take with a record's directory.
+    debug_assert!(path.parent() != Some(root), "a record in the lock's own directory");
     std::fs::create_dir_all(root)?;
     let lock = std::fs::File::open(root)?;
     lock.lock()?;
