@@ -30,6 +30,8 @@
 #   BENCH_JSON       the JSON output (default target/bench.json)
 #   BENCH_CNITOOL    another libcni-cnitool-compatible client instead of cnibox's
 #   BENCH_REF_BOTH=1 point side A at the reference too (checks the benchmark itself)
+#   BENCH_ONLY       the sections to run, of: size exec floors chains concurrency scaling
+#                    (default: all; concurrency and scaling probe the bridge chain all the same)
 set -euo pipefail
 export LC_ALL=C
 
@@ -139,6 +141,8 @@ fi
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 command -v ip >/dev/null || die "needs ip (iproute2)"
 QUICK=${BENCH_QUICK:-0}
+ONLY=${BENCH_ONLY:-}
+want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 REF=${BENCH_REF_DIR:-/usr/lib/cni}
 JSON=${BENCH_JSON:-$TOP/target/bench.json}
 ARCH=$(uname -m)
@@ -281,10 +285,10 @@ in_host() { # host inner-args…
 }
 
 # ---- install size ----------------------------------------------------------------------------
-log "install size"
-metric size "install size (${#COMMON[@]} common plugins)" MiB 1048576
-stat -c %s "$BIN" >"$W/s/size.A"
-if [ ${#COMMON[@]} -gt 0 ]; then
+want size && log "install size"
+want size && metric size "install size (${#COMMON[@]} common plugins)" MiB 1048576
+want size && stat -c %s "$BIN" >"$W/s/size.A"
+if want size && [ ${#COMMON[@]} -gt 0 ]; then
     total=0
     for a in "${COMMON[@]}"; do total=$((total + $(stat -L -c %s "$REF/$a"))); done
     echo "$total" >"$W/s/size.B"
@@ -326,7 +330,8 @@ version_spawn() { # applet key: both sides alternating, plus the floor
         fi
     done
 }
-[ -n "$SPAWN" ] && metric floor_ms "process start floor (empty static C program)" ms 1000
+want exec || VERSION_APPLETS=()
+[ -n "$SPAWN" ] && want exec && metric floor_ms "process start floor (empty static C program)" ms 1000
 for a in "${VERSION_APPLETS[@]}"; do
     log "exec VERSION: $a"
     key=version_${a//-/_}
@@ -350,7 +355,7 @@ done
 # the floor of a DEL; and until the request returns, after the kernel has also waited for an
 # RCU barrier to free the devices, which cnibox leaves to a child process and the reference
 # waits for.
-if command -v gcc >/dev/null && gcc -O2 -static -o "$W/vethfloor" "$TOP/tests/bench/vethfloor.c" 2>/dev/null; then
+if want floors && command -v gcc >/dev/null && gcc -O2 -static -o "$W/vethfloor" "$TOP/tests/bench/vethfloor.c" 2>/dev/null; then
     log "kernel floor: veth pair create and delete"
     metric veth_add_floor "kernel floor: veth pair create (one RTM_NEWLINK)" ms 1000
     metric veth_gone_floor "kernel floor: veth pair delete, until unregistered" ms 1000
@@ -372,7 +377,7 @@ fi
 # configuration and prints a fixed result): what every per-pod figure below includes on both
 # sides before a plugin does any work (two process starts, the client's configuration lookup and
 # its result cache), so the gap between the two sides' ADD is measured from here, not from zero.
-if [ -n "$SPAWN" ] && [ -n "$CNITOOL" ] && mkdir -p "$W/nop-bin" "$W/conf/nop" &&
+if want floors && [ -n "$SPAWN" ] && [ -n "$CNITOOL" ] && mkdir -p "$W/nop-bin" "$W/conf/nop" &&
     gcc -O2 -static -o "$W/nop-bin/nop" "$TOP/tests/bench/nop.c" 2>/dev/null; then
     log "client floor: cnitool with a plugin that only answers"
     metric client_add_floor "client floor: cnitool ADD, plugin only answers" ms 1000
@@ -476,10 +481,12 @@ declare -A SIDES
 # Capability args every call carries; only the full chain's plugins declare them.
 export CAP_ARGS='{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}],"bandwidth":{"ingressRate":100000000,"ingressBurst":10000000,"egressRate":100000000,"egressBurst":10000000}}'
 for chain in bridge ptp full fullipt; do
+    want chains || [ $chain = bridge ] || continue
     log "chain $chain: probing"
     chain_sides "$chain"
     SIDES[$chain]=$USABLE
     [ -n "${SIDES[$chain]}" ] || { log "  no side can run $chain"; continue; }
+    want chains || continue
     log "chain $chain (${SIDES[$chain]}): $POD_N pods, ADD then DEL"
     for k in add del; do
         metric "${chain}_$k" "per pod $(chain_label "$chain"): $k latency" ms 1000
@@ -524,7 +531,7 @@ settle() { # seconds
 }
 
 # ---- concurrency (bridge) ----------------------------------------------------------------------
-if [ -n "${SIDES[bridge]:-}" ]; then
+if want concurrency && [ -n "${SIDES[bridge]:-}" ]; then
     for n in $CONC_LEVELS; do
         metric "conc${n}_add" "$n concurrent ADDs, cold: wall time" ms 1000
         metric "conc${n}_add_failed" "$n concurrent ADDs: failures" count 1
@@ -546,7 +553,7 @@ if [ -n "${SIDES[bridge]:-}" ]; then
 fi
 
 # ---- scaling (bridge) ----------------------------------------------------------------------------
-if [ -n "${SIDES[bridge]:-}" ]; then
+if want scaling && [ -n "${SIDES[bridge]:-}" ]; then
     fresh_ipam
     # A node namespace per side, as in the per-pod figures: a node runs one implementation.
     declare -A SNODE=()
