@@ -207,7 +207,7 @@ impl Bus {
 
     fn authenticate(&mut self) -> Result<(), DbusError> {
         let uid = nix::unistd::geteuid().as_raw().to_string();
-        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::util::hex(uid.as_bytes(), "");
         self.sock.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
         let line = self.read_line()?;
         if !line.starts_with("OK ") {

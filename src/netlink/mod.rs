@@ -173,7 +173,7 @@ impl NlFailure {
 
 /// `aa:bb:cc:dd:ee:ff`, lower case, as the reference prints hardware addresses.
 pub fn format_mac(mac: &[u8]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    crate::util::hex(mac, ":")
 }
 
 /// Parse a 6-byte hardware address as Go's `net.ParseMAC` reads one: `aa:bb:cc:dd:ee:ff`,

@@ -155,7 +155,7 @@ pub fn digest(data: &[u8]) -> [u8; 64] {
 
 /// Lowercase hex of the digest.
 pub fn hex(data: &[u8]) -> String {
-    digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&digest(data), "")
 }
 
 #[cfg(test)]
