@@ -6,7 +6,7 @@ ARCH := $(shell uname -m)
 # musl when its target is installed, else glibc with +crt-static; the target is always explicit
 # so that RUSTFLAGS never reach build scripts or proc-macros. A rustup toolchain without the
 # musl target gets it added first (a fresh machine's has only glibc's, whose static build is
-# 0.9 MB larger); offline, the glibc build is made instead.
+# 0.9 MB larger); offline (or after five minutes without it), the glibc build is made instead.
 # (Without rustup on the PATH, as under `sudo make install`, a musl build in the tree counts too.)
 MUSL := $(ARCH)-unknown-linux-musl
 # Not for `make -n` or `make -q`, which must change nothing.
@@ -14,7 +14,8 @@ ifeq ($(origin TARGET),undefined)
 ifeq ($(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS))),)
 ifneq ($(filter all build test test-vm demo bench hot-order package install lint,$(or $(MAKECMDGOALS),all)),)
 $(shell command -v rustup >/dev/null && ! rustup target list --installed 2>/dev/null | grep -qx '$(MUSL)' \
-  && { echo "adding the rust target $(MUSL)" >&2; rustup target add $(MUSL) >&2 || echo "could not add $(MUSL): building for glibc" >&2; })
+  && { echo "adding the rust target $(MUSL)" >&2; $$(command -v timeout >/dev/null && echo timeout 300) rustup target add $(MUSL) >&2 \
+  || echo "could not add $(MUSL): building for glibc" >&2; })
 endif
 endif
 endif
