@@ -82,7 +82,13 @@ $(CARGO_BIN): $(shell find src -name '*.rs') src/hot.order Cargo.toml Cargo.lock
 	RUSTFLAGS="$(RUSTFLAGS_STATIC) $$(for d in $(CARGO_HOME)/registry/src/*/; do [ -d "$$d" ] && printf -- '--remap-path-prefix=%s=crates ' "$${d%/}"; done)" \
 	  CARGO_PROFILE_RELEASE_STRIP=false $(CARGO) build --release --locked --target $(TARGET)
 
-$(BIN): $(CARGO_BIN)
+# Which target the shipped binary was last made for: a change of target (musl added, or not
+# there) makes it again even where the other target's build is older than it.
+TARGET_STAMP := target/.made-for-$(TARGET)
+$(TARGET_STAMP):
+	@mkdir -p $(dir $@) && rm -f target/.made-for-* && touch $@
+
+$(BIN): $(CARGO_BIN) $(TARGET_STAMP)
 	@if command -v objcopy >/dev/null; then \
 	  objcopy --strip-all --remove-section=.eh_frame --remove-section=.eh_frame_hdr --remove-section=.gcc_except_table $< $@; \
 	else cp $< $@; fi
