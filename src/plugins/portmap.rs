@@ -791,18 +791,15 @@ fn gc(inv: &Invocation) -> Result<(), CniError> {
         }
         let held = held_elsewhere(&inv.conf.name, &id, &kept);
         let ips: Vec<IpAddr> = stale.iter().map(|(_, ip)| *ip).filter(|ip| !held.contains(ip)).collect();
-        // Only the lines judged stale go: a DEL meanwhile may have taken others out.
-        let drop_stale = |lines: &mut Vec<(String, IpAddr)>| lines.retain(|l| !stale.contains(l));
-        if ips.is_empty() && !legacy {
-            update_record(&inv.conf.name, &id, drop_stale);
+        // A rule left in place keeps its lines for the next GC.
+        if (!ips.is_empty() || legacy)
+            && let Err(e) = unforward(&System, &id, &ips)
+        {
+            first_err.get_or_insert(e);
             continue;
         }
-        match unforward(&System, &id, &ips) {
-            Ok(()) => update_record(&inv.conf.name, &id, drop_stale),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
+        // Only the lines judged stale go: a DEL meanwhile may have taken others out.
+        update_record(&inv.conf.name, &id, |lines| lines.retain(|l| !stale.contains(l)));
     }
     first_err.map_or(Ok(()), Err)
 }
