@@ -285,13 +285,15 @@ in_host() { # host inner-args…
 }
 
 # ---- install size ----------------------------------------------------------------------------
-want size && log "install size"
-want size && metric size "install size (${#COMMON[@]} common plugins)" MiB 1048576
-want size && stat -c %s "$BIN" >"$W/s/size.A"
-if want size && [ ${#COMMON[@]} -gt 0 ]; then
-    total=0
-    for a in "${COMMON[@]}"; do total=$((total + $(stat -L -c %s "$REF/$a"))); done
-    echo "$total" >"$W/s/size.B"
+if want size; then
+    log "install size"
+    metric size "install size (${#COMMON[@]} common plugins)" MiB 1048576
+    stat -c %s "$BIN" >"$W/s/size.A"
+    if [ ${#COMMON[@]} -gt 0 ]; then
+        total=0
+        for a in "${COMMON[@]}"; do total=$((total + $(stat -L -c %s "$REF/$a"))); done
+        echo "$total" >"$W/s/size.B"
+    fi
 fi
 
 # ---- exec: CNI_COMMAND=VERSION ---------------------------------------------------------------
