@@ -472,10 +472,11 @@ fn record_path(network: &str, container_id: &str, ifname: &str) -> PathBuf {
     PathBuf::from(RECORDS).join(network).join(&key[..32])
 }
 
-/// Note an ADD's addresses (best effort: without the note only GC misses them). Written
-/// whole under a temp name, then renamed into place, so that GC never reads half a note; a
-/// network directory removed meanwhile (its last note's DEL) is made again.
-fn record(inv: &Invocation, ips: Vec<IpAddr>, zone: Option<&str>) {
+/// Note an ADD's addresses at `path`, the attachment's `record_path` (best effort: without the
+/// note only GC misses them). Written whole under a temp name, then renamed into place, so that
+/// GC never reads half a note; a network directory removed meanwhile (its last note's DEL) is
+/// made again.
+fn record(path: &std::path::Path, inv: &Invocation, ips: Vec<IpAddr>, zone: Option<&str>) {
     if ips.is_empty() {
         return;
     }
@@ -485,7 +486,7 @@ fn record(inv: &Invocation, ips: Vec<IpAddr>, zone: Option<&str>) {
         ips,
         zone: zone.map(str::to_string),
     };
-    write_note(&record_path(&inv.conf.name, &inv.container_id, &inv.ifname), &r);
+    write_note(path, &r);
 }
 
 fn write_note(path: &std::path::Path, r: &Record) {
@@ -497,10 +498,6 @@ fn write_note(path: &std::path::Path, r: &Record) {
 fn read_record(path: &std::path::Path) -> Option<Record> {
     let data = std::fs::read(path).ok()?;
     crate::cni::json::from_slice(&data).ok()
-}
-
-fn unrecord(inv: &Invocation) {
-    records::remove(&record_path(&inv.conf.name, &inv.container_id, &inv.ifname));
 }
 
 // A GC that runs while an ADD of an attachment not yet in the runtime's valid list is between
@@ -584,18 +581,18 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         if r.is_err() {
             match &earlier {
                 Some(note) => write_note(&note_path, note),
-                None => unrecord(inv),
+                None => records::remove(&note_path),
             }
         }
         r
     };
     if let Some(mut fw) = firewalld_for(backend)? {
-        record(inv, ips, Some(&conf.zone));
+        record(&note_path, inv, ips, Some(&conf.zone));
         return unnoted(add_firewalld(&mut fw, &conf, inv));
     }
     match (backend, resolve(backend, conf.prev.as_ref())) {
         (Backend::Iptables, _) => {
-            record(inv, ips, None);
+            record(&note_path, inv, ips, None);
             unnoted(add_iptables(&conf))
         }
         // Chosen for the node, not by the config: where iptables cannot be used at all (no
@@ -603,7 +600,7 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
         // iptables' names, say) the pod gets the nftables rules; a write that failed or timed
         // out is an error.
         (_, Backend::Iptables) => {
-            record(inv, ips, None);
+            record(&note_path, inv, ips, None);
             unnoted(add_iptables(&conf)).or_else(|e| {
                 if e.details != UNAVAILABLE {
                     return Err(e);
@@ -617,9 +614,9 @@ fn add(inv: &Invocation) -> Result<CniResult, CniError> {
 }
 
 fn del(inv: &Invocation) -> Result<(), CniError> {
-    let note = read_record(&record_path(&inv.conf.name, &inv.container_id, &inv.ifname));
-    del_rules(inv, note)?;
-    unrecord(inv);
+    let note_path = record_path(&inv.conf.name, &inv.container_id, &inv.ifname);
+    del_rules(inv, read_record(&note_path))?;
+    records::remove(&note_path);
     Ok(())
 }
 
