@@ -3,6 +3,7 @@
  *
  *   spawn N LABEL=PATH [LABEL=PATH ...]   N rounds of each PATH in turn (A B A B ...)
  *   spawn -1 LABEL [-n NETNS] PROG [ARG ...]   one run of PROG, in network namespace NETNS if given
+ *                                   (with that namespace's /sys, as `ip netns exec` gives it)
  *   spawn -p LABEL PROG [ARG ...]   one PROG per line of stdin, all at once, the line as its last
  *                                   argument; prints "LABEL usec failures" once all have ended
  *
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,29 +35,13 @@ static posix_spawn_file_actions_t fa;
 
 static long long usec(struct timeval tv) { return (long long)tv.tv_sec * 1000000LL + tv.tv_usec; }
 
-/* Run argv once, in the network namespace `netns` (an open fd) unless it is -1, and print its
-   line. With a namespace the child is forked, joins it and execs; otherwise posix_spawn. */
-static void run(const char *label, int label_len, char **cargv, int netns) {
+/* Run argv once and print its line. */
+static void run(const char *label, int label_len, char **cargv) {
     pid_t pid;
     int status = 0;
     struct rusage ru;
     long long t0 = now_ns();
-    if (netns >= 0) {
-        pid = fork();
-        if (pid == 0) {
-            int null = open("/dev/null", O_RDWR);
-            if (setns(netns, CLONE_NEWNET) != 0 || null < 0) _exit(127);
-            dup2(null, 0);
-            dup2(null, 1);
-            dup2(null, 2);
-            execve(cargv[0], cargv, environ);
-            _exit(127);
-        }
-        if (pid < 0) {
-            printf("%.*s -1 -1 -1 -1\n", label_len, label);
-            return;
-        }
-    } else if (posix_spawn(&pid, cargv[0], &fa, NULL, cargv, environ) != 0) {
+    if (posix_spawn(&pid, cargv[0], &fa, NULL, cargv, environ) != 0) {
         printf("%.*s -1 -1 -1 -1\n", label_len, label);
         return;
     }
@@ -66,6 +52,20 @@ static void run(const char *label, int label_len, char **cargv, int netns) {
     printf("%.*s %lld %ld %d %lld\n", label_len, label, (t1 - t0) / 1000, ru.ru_maxrss,
            WIFEXITED(status) ? WEXITSTATUS(status) : 128, usec(ru.ru_utime) + usec(ru.ru_stime));
     fflush(stdout);
+}
+
+/* Become part of the node whose network namespace is at `path`, before any timing, as
+   `ip netns exec` makes a process part of one: join the namespace, and in a mount namespace of
+   our own mount a sysfs that shows its links. (A node's /sys shows its own links; a plugin that
+   reads link state there would otherwise see the root namespace's and fall back to asking the
+   kernel, which is a different cost from the one it has on a node.) */
+static int enter_node(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) return -1;
+    close(fd);
+    if (unshare(CLONE_NEWNS) != 0 || mount("", "/", NULL, MS_SLAVE | MS_REC, NULL) != 0) return -1;
+    if (umount2("/sys", MNT_DETACH) != 0) return -1;
+    return mount("sysfs", "/sys", "sysfs", 0, NULL);
 }
 
 /* Start one child per line of stdin at once and wait for them all: what a node sees when a
@@ -122,14 +122,17 @@ int main(int argc, char **argv) {
         return parallel(argv[2], argv + 3, argc - 3);
     }
     if (strcmp(argv[1], "-1") == 0) {
-        int first = 3, netns = -1;
+        int first = 3;
         if (argc > 5 && strcmp(argv[3], "-n") == 0) {
-            netns = open(argv[4], O_RDONLY | O_CLOEXEC);
-            if (netns < 0) return 2;
+            if (enter_node(argv[4]) != 0) {
+                perror(argv[4]);
+                printf("%s -1 -1 -1 -1\n", argv[2]);
+                return 2;
+            }
             first = 5;
         }
         if (argc <= first) return 2;
-        run(argv[2], (int)strlen(argv[2]), argv + first, netns);
+        run(argv[2], (int)strlen(argv[2]), argv + first);
         return 0;
     }
     int rounds = atoi(argv[1]);
@@ -138,7 +141,7 @@ int main(int argc, char **argv) {
             char *eq = strchr(argv[i], '=');
             if (!eq) return 2;
             char *cargv[] = {eq + 1, NULL};
-            run(argv[i], (int)(eq - argv[i]), cargv, -1);
+            run(argv[i], (int)(eq - argv[i]), cargv);
         }
     }
     return 0;
