@@ -14,6 +14,7 @@
 #                     all started at once by the spawn harness:
 #                     wall time and failures
 #   scaling           per-pod ADD and DEL latency when the bridge already holds 10, 100, 250 pods
+#                     (each side on a kernel holding its own pods only, the sides taking turns)
 # and prints a table (both figures and the ratio cnibox/reference) and target/bench.json.
 # It does not assert. Metrics whose applets cnibox does not have yet print "n/a".
 #
@@ -174,7 +175,7 @@ fi
 if [ "$QUICK" = 1 ]; then
     VERSION_ITERS=20 VERSION_MAX=3 POD_N=5 CONC_LEVELS="32" CONC_ROUNDS=1 CONC_SETTLE=0 SCALE_LEVELS="10 50" SCALE_M=3 SCALE_SETTLE=1
 else
-    VERSION_ITERS=100 VERSION_MAX=6 POD_N=30 CONC_LEVELS="32 64" CONC_ROUNDS=5 CONC_SETTLE=1 SCALE_LEVELS="10 100 250" SCALE_M=10 SCALE_SETTLE=15
+    VERSION_ITERS=100 VERSION_MAX=6 POD_N=30 CONC_LEVELS="32 64" CONC_ROUNDS=5 CONC_SETTLE=1 SCALE_LEVELS="10 100 250" SCALE_M=20 SCALE_SETTLE=15
 fi
 
 W=$(mktemp -d /tmp/cnibox-bench.XXXXXX)
@@ -555,70 +556,55 @@ if want concurrency && [ -n "${SIDES[bridge]:-}" ]; then
 fi
 
 # ---- scaling (bridge) ----------------------------------------------------------------------------
+# A node with N pods runs one implementation: each side is measured on a kernel that holds its
+# own N pods only, as a node would, not the other side's as well (the kernel's per-namespace
+# structures that a pod's set-up walks, such as the /proc/sys entries of every namespace, would
+# count both). So for each level the sides take turns (A B, then B A at the next level): a node
+# namespace filled to N pods, the pause below, then SCALE_M ADD+DEL, and the lot torn down.
 if want scaling && [ -n "${SIDES[bridge]:-}" ]; then
-    fresh_ipam
-    # A node namespace per side, as in the per-pod figures: a node runs one implementation.
-    declare -A SNODE=()
-    for side in ${SIDES[bridge]}; do
-        new_host
-        SNODE[$side]=$HOST
-    done
-    have=0
-    allpods=()
+    order=${SIDES[bridge]}
     for level in $SCALE_LEVELS; do
-        log "scaling: filling the bridge to $level pods"
-        : >"$W/plan"
-        declare -A FILL=()
-        for side in ${SIDES[bridge]}; do
-            new_pods "$side" $((level - have))
-            FILL[$side]="${NEW[*]}"
-            allpods+=("${NEW[@]}")
-        done
-        for ((i = 1; i <= level - have; i++)); do
-            for side in ${SIDES[bridge]}; do
-                echo "add bridge $side $(echo ${FILL[$side]} | cut -d' ' -f"$i") - ${SNODE[$side]}" >>"$W/plan"
-            done
-        done
-        "$SELF" --inner plan "$W/plan"
-        unset FILL
-        have=$level
-        # A node reaches N pods over minutes, the fill in seconds: let the kernel's own work for
-        # the new interfaces (IPv6 DAD, MLD reports, router solicitations, each flooded to every
-        # port of the bridge under the RTNL lock) die down, so that what is measured is the cost
-        # of a pod on a node that holds N, not the tail of the fill. Each new pod solicits a
-        # router at once and again about 4, 12, 28 and 60 s later (RFC 7559's backoff, with no
-        # router answering): pods filled together solicit together, so the fill's pods send
-        # their third round about 10-13 s after it ends (earlier for those filled first) and
-        # their fourth from about 20 s. The pods are measured about 15 s after the fill, between
-        # the two (a node whose pods came over minutes has no such bursts).
-        sleep "$SCALE_SETTLE"
-        log "scaling: $SCALE_M ADD+DEL at $level pods"
         metric "scale${level}_add" "ADD with $level pods on the bridge: latency" ms 1000
         metric "scale${level}_del" "DEL with $level pods on the bridge: latency" ms 1000
-        : >"$W/plan"
-        declare -A MP=()
-        for side in ${SIDES[bridge]}; do
+        for side in $order; do
+            log "scaling: side $side, filling the bridge to $level pods"
+            fresh_ipam
+            new_host
+            node=$HOST
+            new_pods "$side" "$level"
+            fill=("${NEW[@]}")
+            : >"$W/plan"
+            for pod in "${fill[@]}"; do echo "add bridge $side $pod - $node" >>"$W/plan"; done
+            "$SELF" --inner plan "$W/plan"
+            # A node reaches N pods over minutes, the fill in seconds: let the kernel's own work
+            # for the new interfaces (IPv6 DAD, MLD reports, router solicitations, each flooded
+            # to every port of the bridge under the RTNL lock) and for the namespaces the turn
+            # before tore down die down, so that what is measured is the cost of a pod on a node
+            # that holds N, not the tail of the fill. Each new pod solicits a router at once and
+            # again about 4, 12, 28 and 60 s later (RFC 7559's backoff, with no router
+            # answering): pods filled together solicit together, so the fill's pods send their
+            # third round about 10-13 s after it ends (earlier for those filled first) and their
+            # fourth from about 20 s. The pods are measured about 15 s after the fill, between
+            # the two (a node whose pods came over minutes has no such bursts).
+            sleep "$SCALE_SETTLE"
+            log "scaling: side $side, $SCALE_M ADD+DEL at $level pods"
             new_pods "$side" "$SCALE_M"
-            MP[$side]="${NEW[*]}"
-            allpods+=("${NEW[@]}")
-        done
-        for ((i = 1; i <= SCALE_M; i++)); do
-            for verb in add del; do
-                for side in ${SIDES[bridge]}; do
-                    echo "$verb bridge $side $(echo ${MP[$side]} | cut -d' ' -f"$i") scale${level}_$verb ${SNODE[$side]}" >>"$W/plan"
-                done
+            : >"$W/plan"
+            for pod in "${NEW[@]}"; do
+                echo "add bridge $side $pod scale${level}_add $node" >>"$W/plan"
+                echo "del bridge $side $pod scale${level}_del $node" >>"$W/plan"
             done
+            "$SELF" --inner plan "$W/plan"
+            del_netns "$node" "${fill[@]}" "${NEW[@]}"
         done
-        unset MP
-        "$SELF" --inner plan "$W/plan"
+        order=$(echo "$order" | awk '{ for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1 ? " " : "") }')
     done
     for side in A B; do
         if [ -s "$W/s/fill_fail.$side" ]; then
             log "scaling: $(wc -l <"$W/s/fill_fail.$side") fill ADDs failed on side $side"
         fi
     done
-    del_netns ${SNODE[A]:-} ${SNODE[B]:-} "${allpods[@]}"
-    unset SNODE
+    fresh_ipam
 fi
 
 # ---- report ----------------------------------------------------------------------------------------
