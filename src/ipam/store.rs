@@ -25,7 +25,7 @@
 //! address), so the critical section is a link and a small write. Release and GC, under the
 //! lock, remove every temp file they see: left by a crash, or prepared by an ADD still waiting
 //! for the lock, which then writes it again under the lock. Temps are always created afresh
-//! (any old file of that name is unlinked first), never truncated: a crash between the link
+//! (an old file of that name is unlinked first), never truncated: a crash between the link
 //! and the temp's rename leaves the temp a second name of a live lease. Temp names start with
 //! a dot and never parse as an address, so the Go plugin ignores them (and its release, which
 //! matches on content, removes them like a reservation of the same owner).
@@ -65,11 +65,24 @@ const TEMP_PREFIX: &str = ".cnibox-tmp.";
 const OWNER_PREFIX: &str = ".cnibox-owner.";
 
 /// The tag of an owner in its owner links' names (see the module's notes): 32 hex digits of
-/// the SHA-512 of the reservation's content.
+/// the SHA-512 of the reservation's content. An ADD asks for its attachment's tag twice (what
+/// it holds, then the reservation): the last one is kept.
 fn owner_tag(content: &str) -> String {
-    let mut tag = crate::util::sha512::hex(content.as_bytes());
-    tag.truncate(32);
-    tag
+    thread_local! {
+        static LAST: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((c, tag)) if c == content => tag.clone(),
+            _ => {
+                let mut tag = crate::util::sha512::hex(content.as_bytes());
+                tag.truncate(32);
+                *last = Some((content.to_string(), tag.clone()));
+                tag
+            }
+        }
+    })
 }
 
 /// The name of the owner link of the reservation of `ip` holding `content`.
@@ -617,14 +630,17 @@ impl Locked<'_> {
 /// (its 1.1.1 wrote leases 0644); `durable` syncs it.
 fn write_file(path: &Path, data: &[u8], durable: bool) -> Result<(), IpamError> {
     // A fresh file, never the old one truncated: a temp left by a crash may be a second name
-    // of a live reservation.
-    let _ = fs::remove_file(path);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| IpamError::store("create", path, e))?;
+    // of a live reservation. Unlinked only when it is there: an unlink takes the directory's
+    // lock for writing even when it finds nothing, and every listing of the store waits for it.
+    let create = || OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    let mut f = match create() {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(path);
+            create()
+        }
+        other => other,
+    }
+    .map_err(|e| IpamError::store("create", path, e))?;
     f.write_all(data).and_then(|_| if durable { f.sync_all() } else { Ok(()) }).map_err(|e| {
         let _ = fs::remove_file(path);
         IpamError::store("write", path, e)
@@ -680,6 +696,16 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn owner_tags_follow_their_content() {
+        let (a, b) = ("c1\r\neth0", "c2\r\neth0");
+        let full = |c: &str| crate::util::sha512::hex(c.as_bytes())[..32].to_string();
+        for c in [a, a, b, a, b, b] {
+            assert_eq!(owner_tag(c), full(c));
+        }
+        assert_ne!(owner_tag(a), owner_tag(b));
     }
 
     /// The files of `dir` that are owner links (`links`) or are not, sorted.
