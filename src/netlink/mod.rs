@@ -261,11 +261,13 @@ mod kernel_tests {
             let h = host.link("vtest0").unwrap();
             assert_eq!(h.kind, LinkKind::Veth);
             assert_eq!(h.mtu, 1400);
+            // One transmit queue each end (see `create_veth`).
+            assert_eq!(h.tx_queues, 1);
             // accept_ra comes with the link message (a new namespace's default: 1).
             assert_eq!(h.accept_ra, Some(1));
             assert!(host.link_by_name("eth0").unwrap().is_none(), "peer must not appear here");
             let c = cont.link("eth0").unwrap();
-            assert_eq!((c.mtu, c.mac.as_slice()), (1400, &mac[..]));
+            assert_eq!((c.mtu, c.mac.as_slice(), c.tx_queues), (1400, &mac[..], 1));
             assert_eq!(c.peer_index, Some(h.index));
 
             // Same host name again: EEXIST, named.
