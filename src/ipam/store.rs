@@ -50,6 +50,7 @@
 //! GC) frees it.
 
 use super::IpamError;
+use crate::util::dirents;
 use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -91,27 +92,26 @@ fn owner_link_name(content: &str, ip: IpAddr) -> String {
 }
 
 /// An owner link as listed: `.cnibox-owner.<tag>.<address>`.
-#[derive(Debug)]
-struct OwnerLink {
-    name: String,
+#[derive(Debug, Clone, Copy)]
+struct OwnerLink<'a> {
+    name: &'a str,
     ino: u64,
     /// Where the dot between tag and address is in `name`.
     dot: usize,
 }
 
-impl OwnerLink {
-    fn parse(name: String, ino: u64) -> Result<OwnerLink, String> {
-        match name.strip_prefix(OWNER_PREFIX).and_then(|rest| rest.find('.')) {
-            Some(i) => Ok(OwnerLink { dot: OWNER_PREFIX.len() + i, name, ino }),
-            None => Err(name),
-        }
+impl<'a> OwnerLink<'a> {
+    fn parse(name: &'a str, ino: u64) -> Option<OwnerLink<'a>> {
+        let rest = name.as_bytes().strip_prefix(OWNER_PREFIX.as_bytes())?;
+        let dot = OWNER_PREFIX.len() + rest.iter().position(|&b| b == b'.')?;
+        Some(OwnerLink { name, ino, dot })
     }
 
-    fn tag(&self) -> &str {
+    fn tag(&self) -> &'a str {
         &self.name[OWNER_PREFIX.len()..self.dot]
     }
 
-    fn address(&self) -> &str {
+    fn address(&self) -> &'a str {
         &self.name[self.dot + 1..]
     }
 }
@@ -139,13 +139,48 @@ impl std::hash::Hasher for InoHasher {
 
 type InoMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<InoHasher>>;
 
-/// The plain files of a store directory, sorted by what they are.
+/// The plain files of a store directory, sorted by what they are. The names are kept in one
+/// string, checked as UTF-8 at once: a name and a check per file cost more than the kernel's
+/// listing on a store of hundreds of leases.
 #[derive(Debug, Default)]
 struct Listing {
-    /// Every other file (address files, and anything else a writer may have left): name, inode.
-    files: Vec<(String, u64)>,
-    links: Vec<OwnerLink>,
-    temps: Vec<String>,
+    names: String,
+    /// Every other file (address files, and anything else a writer may have left): where its
+    /// name is in `names`, inode.
+    files: Vec<(Span, u64)>,
+    /// Owner links: name, inode, and where the dot after the tag is.
+    links: Vec<(Span, u64, usize)>,
+    temps: Vec<Span>,
+}
+
+type Span = std::ops::Range<usize>;
+
+impl Listing {
+    /// File one plain file of the listing, whose name is `names[span]`, by what it is.
+    fn sort(&mut self, span: Span, ino: u64) {
+        let name = &self.names[span.clone()];
+        if !name.starts_with('.') {
+            self.files.push((span, ino));
+        } else if name.starts_with(TEMP_PREFIX) {
+            self.temps.push(span);
+        } else if let Some(l) = OwnerLink::parse(name, ino) {
+            self.links.push((span, ino, l.dot));
+        } else {
+            self.files.push((span, ino));
+        }
+    }
+
+    fn files(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.files.iter().map(|(span, ino)| (&self.names[span.clone()], *ino))
+    }
+
+    fn links(&self) -> impl Iterator<Item = OwnerLink<'_>> {
+        self.links.iter().map(|(span, ino, dot)| OwnerLink { name: &self.names[span.clone()], ino: *ino, dot: *dot })
+    }
+
+    fn temps(&self) -> impl Iterator<Item = &str> {
+        self.temps.iter().map(|span| &self.names[span.clone()])
+    }
 }
 
 /// Which owner each address file belongs to, as far as owner links tell: a link places the
@@ -156,18 +191,25 @@ struct Owners<'a>(InoMap<(&'a str, &'a str)>);
 
 impl<'a> Owners<'a> {
     fn of(listing: &'a Listing) -> Owners<'a> {
-        let mut seen: InoMap<u32> = InoMap::default();
-        for (_, ino) in &listing.files {
-            *seen.entry(*ino).or_insert(0) += 1;
+        use std::collections::hash_map::Entry;
+        let mut seen: InoMap<u32> = InoMap::with_capacity_and_hasher(listing.files.len(), Default::default());
+        for (_, ino) in listing.files() {
+            *seen.entry(ino).or_insert(0) += 1;
         }
-        let mut out: InoMap<(&str, &str)> = InoMap::default();
-        for l in &listing.links {
+        let mut out: InoMap<(&str, &str)> = InoMap::with_capacity_and_hasher(listing.links.len(), Default::default());
+        for l in listing.links() {
             if l.ino == 0 || seen.get(&l.ino) != Some(&1) {
                 continue;
             }
-            let entry = out.entry(l.ino).or_insert((l.address(), l.tag()));
-            if *entry != (l.address(), l.tag()) {
-                entry.1 = "";
+            match out.entry(l.ino) {
+                Entry::Vacant(v) => {
+                    v.insert((l.address(), l.tag()));
+                }
+                Entry::Occupied(mut o) => {
+                    if *o.get() != (l.address(), l.tag()) {
+                        o.get_mut().1 = "";
+                    }
+                }
             }
         }
         Owners(out)
@@ -290,11 +332,11 @@ impl Store {
         let listing = self.listing()?;
         let owners = Owners::of(&listing);
         let mut out = Vec::new();
-        for (name, ino) in &listing.files {
-            let Ok(ip) = name.parse::<IpAddr>() else { continue };
-            if owners.other_than(name, *ino, &tag) {
+        for (name, ino) in listing.files() {
+            if owners.other_than(name, ino, &tag) {
                 continue;
             }
+            let Ok(ip) = name.parse::<IpAddr>() else { continue };
             let Some(bytes) = self.read_entry(name) else { continue };
             let owner = Owner::parse(&String::from_utf8_lossy(&bytes));
             if owner.id == id && owner.ifname.as_deref().is_none_or(|i| i == ifname) {
@@ -313,17 +355,17 @@ impl Store {
         let tag = owner_tag(&t.exact);
         let listing = self.listing()?;
         let owners = Owners::of(&listing);
-        t.temps = listing.temps.clone();
-        t.links = listing.links.iter().filter(|l| l.tag() == tag).map(|l| l.name.clone()).collect();
-        for (name, ino) in &listing.files {
-            if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) || owners.other_than(name, *ino, &tag) {
+        t.temps = listing.temps().map(String::from).collect();
+        t.links = listing.links().filter(|l| l.tag() == tag).map(|l| l.name.to_string()).collect();
+        for (name, ino) in listing.files() {
+            if name == LOCK_FILE || name.starts_with(LAST_IP_PREFIX) || owners.other_than(name, ino, &tag) {
                 continue;
             }
             let Some(bytes) = self.read_entry(name) else { continue };
             match String::from_utf8_lossy(&bytes).trim() {
-                c if c == t.exact => t.exact_names.push(name.clone()),
-                c if c == t.legacy => t.legacy_names.push(name.clone()),
-                "" if name.parse::<IpAddr>().is_ok() => t.empty_names.push(name.clone()),
+                c if c == t.exact => t.exact_names.push(name.to_string()),
+                c if c == t.legacy => t.legacy_names.push(name.to_string()),
+                "" if name.parse::<IpAddr>().is_ok() => t.empty_names.push(name.to_string()),
                 _ => {}
             }
         }
@@ -357,22 +399,45 @@ impl Store {
 
     /// The plain files of the store directory, with their inodes, as the listing gives them.
     fn listing(&self) -> Result<Listing, IpamError> {
-        use std::os::unix::fs::DirEntryExt;
-        let rd = fs::read_dir(self.dir()).map_err(|e| IpamError::store("read directory", self.dir(), e))?;
-        let mut out = Listing::default();
-        for ent in rd.flatten() {
-            if !ent.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
+        use crate::util::dirents::{DT_REG, DT_UNKNOWN};
+        // The plain files' names, one after another, and where each is.
+        let mut names = Vec::with_capacity(4096);
+        let mut spans = Vec::new();
+        dirents::for_each(&self.dir_fd, |e| {
+            let plain = match e.kind {
+                DT_REG => true,
+                // The filesystem does not say: as `lstat` says.
+                DT_UNKNOWN => nix::sys::stat::fstatat(&self.dir_fd, e.name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG),
+                _ => false,
+            };
+            if plain {
+                let start = names.len();
+                names.extend_from_slice(e.name);
+                spans.push((start..names.len(), e.ino));
             }
-            let Ok(name) = ent.file_name().into_string() else { continue };
-            if name.starts_with(TEMP_PREFIX) {
-                out.temps.push(name);
-            } else {
-                match OwnerLink::parse(name, ent.ino()) {
-                    Ok(link) => out.links.push(link),
-                    Err(name) => out.files.push((name, ent.ino())),
-                }
+        })
+        .map_err(|e| IpamError::store("read directory", self.dir(), e))?;
+        let names = match String::from_utf8(names) {
+            Ok(all) if spans.iter().all(|(span, _)| all.is_char_boundary(span.start)) => all,
+            // Names that are not UTF-8 (no writer of the store makes them) are left out.
+            whole => {
+                let bytes = whole.map_or_else(|e| e.into_bytes(), String::into_bytes);
+                let mut kept = String::with_capacity(bytes.len());
+                spans.retain_mut(|(span, _)| match std::str::from_utf8(&bytes[span.clone()]) {
+                    Ok(name) => {
+                        *span = kept.len()..kept.len() + name.len();
+                        kept.push_str(name);
+                        true
+                    }
+                    Err(_) => false,
+                });
+                kept
             }
+        };
+        let mut out = Listing { names, ..Default::default() };
+        for (span, ino) in spans {
+            out.sort(span, ino);
         }
         Ok(out)
     }
@@ -380,9 +445,9 @@ impl Store {
     /// Every reservation: each file whose name is an address.
     pub fn reservations(&self) -> Result<Vec<Reservation>, IpamError> {
         let mut out = Vec::new();
-        for (name, _) in self.listing()?.files {
+        for (name, _) in self.listing()?.files() {
             let Ok(ip) = name.parse::<IpAddr>() else { continue };
-            let Some(bytes) = self.read_entry(&name) else { continue };
+            let Some(bytes) = self.read_entry(name) else { continue };
             out.push(Reservation { ip, owner: Owner::parse(&String::from_utf8_lossy(&bytes)) });
         }
         Ok(out)
@@ -572,7 +637,7 @@ impl Locked<'_> {
     /// naming its owner). One listing serves all three.
     pub fn retain(&self, keep: impl Fn(&Owner) -> bool) -> Result<Vec<IpAddr>, IpamError> {
         let listing = self.store.listing()?;
-        for name in &listing.temps {
+        for name in listing.temps() {
             let _ = fs::remove_file(self.dir().join(name));
         }
         let mut released = Vec::new();
@@ -582,34 +647,34 @@ impl Locked<'_> {
         // A lease that cannot be removed does not stop the others going: the first such
         // failure is reported once all are done.
         let mut failed = None;
-        for (name, ino) in &listing.files {
+        for (name, ino) in listing.files() {
             let lease = name.parse::<IpAddr>().ok().zip(self.store.read_entry(name));
             match lease {
                 Some((ip, bytes)) if !keep(&Owner::parse(&String::from_utf8_lossy(&bytes))) => {
                     // Its links first, as in `remove`.
-                    for l in listing.links.iter().filter(|l| l.address() == name) {
-                        let _ = fs::remove_file(self.dir().join(&l.name));
+                    for l in listing.links().filter(|l| l.address() == name) {
+                        let _ = fs::remove_file(self.dir().join(l.name));
                     }
                     let path = self.dir().join(name);
                     match fs::remove_file(&path) {
                         Ok(()) => {
                             released.push(ip);
-                            gone.insert(name.as_str());
+                            gone.insert(name);
                         }
                         Err(e) => {
                             failed.get_or_insert(IpamError::store("remove", &path, e));
-                            kept.insert((name.as_str(), *ino));
+                            kept.insert((name, ino));
                         }
                     }
                 }
                 _ => {
-                    kept.insert((name.as_str(), *ino));
+                    kept.insert((name, ino));
                 }
             }
         }
-        for l in &listing.links {
+        for l in listing.links() {
             if !gone.contains(l.address()) && !kept.contains(&(l.address(), l.ino)) {
-                let _ = fs::remove_file(self.dir().join(&l.name));
+                let _ = fs::remove_file(self.dir().join(l.name));
             }
         }
         match failed {
@@ -696,6 +761,26 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_left_out_of_listings() {
+        use std::os::unix::ffi::OsStrExt;
+        let t = Tmp::new("utf8");
+        let s = Store::open(&t.0, "n").unwrap();
+        s.lock().unwrap().reserve("c1", "eth0", ip("10.0.0.2"), 0).unwrap();
+        // Halves of "é" and of other two-byte characters: invalid alone, valid side by side,
+        // whichever order the directory lists them in.
+        for (a, b) in [(&b"a\xc3"[..], &b"\xa9b"[..]), (b"\xc3", b"\xa9"), (b"x\xce", b"\xbb")] {
+            fs::write(t.0.join("n").join(std::ffi::OsStr::from_bytes(a)), "c2\r\neth0").unwrap();
+            fs::write(t.0.join("n").join(std::ffi::OsStr::from_bytes(b)), "c2\r\neth0").unwrap();
+        }
+        let listing = s.listing().unwrap();
+        let mut files: Vec<&str> = listing.files().map(|(name, _)| name).collect();
+        files.sort();
+        assert_eq!(files, ["10.0.0.2", "last_reserved_ip.0", "lock"]);
+        assert_eq!(listing.links().count(), 1);
+        assert_eq!(s.held_by("c1", "eth0").unwrap(), [ip("10.0.0.2")]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Small self-contained helpers.
 pub mod base64;
+pub mod dirents;
 pub mod pattern;
 pub mod records;
 #[cfg(test)]
