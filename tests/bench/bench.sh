@@ -566,6 +566,12 @@ if want scaling && [ -n "${SIDES[bridge]:-}" ]; then
     for level in $SCALE_LEVELS; do
         metric "scale${level}_add" "ADD with $level pods on the bridge: latency" ms 1000
         metric "scale${level}_del" "DEL with $level pods on the bridge: latency" ms 1000
+        if [ -n "$SPAWN" ]; then
+            # The client's and plugins' own CPU time (the kernel's work in their system calls
+            # included; its workers' work for the new pod, such as IPv6's first packets, not).
+            metric "scale${level}_add_cpu" "ADD with $level pods on the bridge: CPU time (user+sys)" ms 1000
+            metric "scale${level}_del_cpu" "DEL with $level pods on the bridge: CPU time (user+sys)" ms 1000
+        fi
         for side in $order; do
             log "scaling: side $side, filling the bridge to $level pods"
             fresh_ipam
