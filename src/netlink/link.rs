@@ -1,13 +1,13 @@
 //! Links: look up, create (veth pairs with each end born in its own namespace, bridges),
 //! change and delete.
 
+use super::nlmsg::{NLA_F_NESTED, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, attr, attr_str, attrs, message, str_attr};
 use super::{Error, Netlink, NlFailure, format_mac};
 use crate::netns::Netns;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{
-    AfSpecInet, AfSpecInet6, AfSpecUnspec, InetDevConf, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth,
-    IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode, State,
+    InfoData, InfoKind, InfoMacVlan, InfoVeth, IpVlanMode, LinkAttribute, LinkMessage, MacVlanMode,
 };
 use rtnetlink::{LinkBridge, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth};
 use std::fmt;
@@ -144,83 +144,76 @@ pub struct SubLink<'a> {
 }
 
 impl Link {
-    fn from_message(m: &LinkMessage) -> Link {
+    /// The link an RTM_NEWLINK message describes (its payload: `struct ifinfomsg`, then
+    /// attributes); None if it is too short to be one. Only what a `Link` holds is read.
+    fn from_bytes(payload: &[u8]) -> Option<Link> {
+        let word = |v: &[u8]| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?));
+        let flags = word(payload.get(8..12)?)?;
         let mut link = Link {
-            index: m.header.index,
+            index: word(payload.get(4..8)?)?,
             name: String::new(),
             kind: LinkKind::None,
             mac: Vec::new(),
             mtu: 0,
-            up: m.header.flags.contains(LinkFlags::Up),
-            promisc: m.header.flags.contains(LinkFlags::Promisc),
+            up: flags & IFF_UP != 0,
+            promisc: flags & IFF_PROMISC != 0,
             oper_up: false,
             oper_state: String::new(),
             master: None,
             peer_index: None,
             parent_index: None,
-            allmulti: m.header.flags.contains(LinkFlags::Allmulti),
+            allmulti: flags & IFF_ALLMULTI != 0,
             txqlen: 0,
             tx_queues: 0,
             mode: None,
             accept_ra: None,
             route_localnet: None,
         };
-        for a in &m.attributes {
-            match a {
-                LinkAttribute::IfName(n) => link.name = n.clone(),
-                LinkAttribute::Address(mac) => link.mac = mac.clone(),
-                LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
-                LinkAttribute::Controller(i) => link.master = Some(*i),
-                LinkAttribute::Link(i) => link.peer_index = Some(*i),
-                LinkAttribute::TxQueueLen(q) => link.txqlen = *q,
-                LinkAttribute::NumTxQueues(q) => link.tx_queues = *q,
-                LinkAttribute::AfSpecUnspec(specs) => {
-                    for spec in specs {
-                        match spec {
-                            AfSpecUnspec::Inet6(v6) => {
-                                for x in v6 {
-                                    if let AfSpecInet6::DevConf(c) = x {
-                                        link.accept_ra = Some(c.accept_ra);
-                                    }
+        let mut info_data: &[u8] = &[];
+        for (kind, _, v) in attrs(payload.get(16..)?) {
+            match kind {
+                IFLA_IFNAME => link.name = attr_str(v),
+                IFLA_ADDRESS => link.mac = v.to_vec(),
+                IFLA_MTU => link.mtu = word(v).unwrap_or_default(),
+                IFLA_MASTER => link.master = word(v),
+                IFLA_LINK => link.peer_index = word(v),
+                IFLA_TXQLEN => link.txqlen = word(v).unwrap_or_default(),
+                IFLA_NUM_TX_QUEUES => link.tx_queues = word(v).unwrap_or_default(),
+                IFLA_OPERSTATE => {
+                    if let Some(&state) = v.first() {
+                        link.oper_up = state == IF_OPER_UP;
+                        link.oper_state = oper_state_name(state);
+                    }
+                }
+                IFLA_LINKINFO => {
+                    for (k, _, v) in attrs(v) {
+                        match k {
+                            IFLA_INFO_KIND => {
+                                link.kind = match attr_str(v).as_str() {
+                                    "veth" => LinkKind::Veth,
+                                    "bridge" => LinkKind::Bridge,
+                                    other => LinkKind::Other(other.to_string()),
                                 }
                             }
-                            AfSpecUnspec::Inet(v4) => {
-                                for x in v4 {
-                                    if let AfSpecInet::DevConf(c) = x {
-                                        link.route_localnet = Some(c.route_localnet != 0);
-                                    }
-                                }
-                            }
+                            IFLA_INFO_DATA => info_data = v,
                             _ => {}
                         }
                     }
                 }
-                LinkAttribute::OperState(s) => {
-                    link.oper_up = *s == State::Up;
-                    link.oper_state = oper_state_name(s);
-                }
-                LinkAttribute::LinkInfo(infos) => {
-                    for i in infos {
-                        match i {
-                            LinkInfo::Kind(k) => {
-                                link.kind = match k {
-                                    InfoKind::Veth => LinkKind::Veth,
-                                    InfoKind::Bridge => LinkKind::Bridge,
-                                    other => LinkKind::Other(other.to_string()),
-                                }
+                IFLA_AF_SPEC => {
+                    // Per family, its device settings: an array of them, in the order of their
+                    // numbers (IPv4's from 1, IPv6's from 0).
+                    let setting = |v: &[u8], conf: u16, i: usize| {
+                        let (_, _, all) = attrs(v).find(|(k, _, _)| *k == conf)?;
+                        Some(i32::from_ne_bytes(all.get(4 * i..4 * i + 4)?.try_into().ok()?))
+                    };
+                    for (family, _, v) in attrs(v) {
+                        match family {
+                            AF_INET => {
+                                link.route_localnet =
+                                    setting(v, IFLA_INET_CONF, IPV4_DEVCONF_ROUTE_LOCALNET - 1).map(|x| x != 0)
                             }
-                            LinkInfo::Data(InfoData::MacVlan(d)) => {
-                                link.mode = d.iter().find_map(|x| match x {
-                                    InfoMacVlan::Mode(m) => Some(m.to_string()),
-                                    _ => None,
-                                })
-                            }
-                            LinkInfo::Data(InfoData::IpVlan(d)) => {
-                                link.mode = d.iter().find_map(|x| match x {
-                                    InfoIpVlan::Mode(m) => Some(m.to_string()),
-                                    _ => None,
-                                })
-                            }
+                            AF_INET6 => link.accept_ra = setting(v, IFLA_INET6_CONF, DEVCONF_ACCEPT_RA),
                             _ => {}
                         }
                     }
@@ -228,10 +221,31 @@ impl Link {
                 _ => {}
             }
         }
+        // The mode of a macvlan or ipvlan, as the reference names it.
+        let mode = attrs(info_data).find(|(k, _, _)| *k == IFLA_MACVLAN_MODE).map(|(_, _, v)| v);
+        link.mode = match (&link.kind, mode) {
+            (LinkKind::Other(k), Some(v)) if k == "macvlan" => word(v).map(|m| match m {
+                1 => "private".into(),
+                2 => "vepa".into(),
+                4 => "bridge".into(),
+                8 => "passthru".into(),
+                16 => "source".into(),
+                other => other.to_string(),
+            }),
+            (LinkKind::Other(k), Some(v)) if k == "ipvlan" => Some(u16::from_ne_bytes(v.get(..2)?.try_into().ok()?))
+                .map(|m| match m {
+                    0 => "l2".into(),
+                    1 => "l3".into(),
+                    2 => "l3s".into(),
+                    other => other.to_string(),
+                }),
+            _ => None,
+        };
+        // IFLA_LINK is a veth's peer, a macvlan's or ipvlan's parent.
         if link.kind != LinkKind::Veth {
             link.parent_index = link.peer_index.take();
         }
-        link
+        Some(link)
     }
 
     pub fn mac_string(&self) -> String {
@@ -248,14 +262,60 @@ fn skip_stats() -> LinkAttribute {
     LinkAttribute::ExtMask(vec![rtnetlink::packet_route::link::LinkExtentMask::SkipStats])
 }
 
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
+const IPV4_DEVCONF_ARP_NOTIFY: u16 = 22;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
+const IFLA_MASTER: u16 = 10;
+const IFLA_TXQLEN: u16 = 13;
+const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_AF_SPEC: u16 = 26;
+const IFLA_EXT_MASK: u16 = 29;
+const IFLA_NUM_TX_QUEUES: u16 = 31;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+/// IFLA_MACVLAN_MODE and IFLA_IPVLAN_MODE alike.
+const IFLA_MACVLAN_MODE: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const IFLA_INET_CONF: u16 = 1;
+const IFLA_INET6_CONF: u16 = 2;
+const IPV4_DEVCONF_ROUTE_LOCALNET: usize = 26;
+const DEVCONF_ACCEPT_RA: usize = 3;
+const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
+const IFF_UP: u32 = 0x1;
+const IFF_PROMISC: u32 = 0x100;
+const IFF_ALLMULTI: u32 = 0x200;
+const IF_OPER_UP: u8 = 6;
+
+/// RTM_GETLINK for the link `index` or, with index 0, `name`; without either, a dump of all.
+/// Statistics are left out, as `skip_stats` says.
+fn getlink_request(seq: u32, index: u32, name: Option<&str>) -> Vec<u8> {
+    // struct ifinfomsg: family (AF_UNSPEC), pad, type, index, flags, change.
+    let mut body = vec![0u8; 16];
+    body[4..8].copy_from_slice(&index.to_ne_bytes());
+    if let Some(name) = name {
+        body.extend(str_attr(IFLA_IFNAME, name));
+    }
+    body.extend(attr(IFLA_EXT_MASK, &RTEXT_FILTER_SKIP_STATS.to_ne_bytes()));
+    let dump = index == 0 && name.is_none();
+    message(RTM_GETLINK, NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK }, seq, &body)
+}
+
 impl Netlink {
-    fn get_link(&self, mut msg: LinkMessage, what: &str) -> Result<Option<Link>, Error> {
-        msg.attributes.push(skip_stats());
-        match self.get(RouteNetlinkMessage::GetLink(msg)) {
-            Ok(replies) => Ok(replies.iter().find_map(|r| match r {
-                RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
-                _ => None,
-            })),
+    fn get_link(&self, index: u32, name: Option<&str>, what: &str) -> Result<Option<Link>, Error> {
+        match self.plain_request(|seq| getlink_request(seq, index, name), RTM_NEWLINK, false) {
+            Ok(replies) => match replies.first() {
+                Some(m) => Link::from_bytes(m).map(Some).ok_or_else(|| {
+                    Error::new(format!("failed to look up {what}"), "the kernel's reply could not be read")
+                }),
+                None => Err(Error::new(format!("failed to look up {what}"), "the kernel did not reply")),
+            },
             Err(NlFailure::Kernel { errno, .. }) if crate::netns::errno_is_not_found(errno) => Ok(None),
             Err(e) => Err(e.context(format!("failed to look up {what}"))),
         }
@@ -263,11 +323,11 @@ impl Netlink {
 
     /// The link called `name`, or None.
     pub fn link_by_name(&self, name: &str) -> Result<Option<Link>, Error> {
-        self.get_link(LinkUnspec::new_with_name(name).build(), &format!("\"{name}\""))
+        self.get_link(0, Some(name), &format!("\"{name}\""))
     }
 
     pub fn link_by_index(&self, index: u32) -> Result<Option<Link>, Error> {
-        self.get_link(LinkUnspec::new_with_index(index).build(), &format!("link {index}"))
+        self.get_link(index, None, &format!("link {index}"))
     }
 
     /// The link called `name`; its absence is an error naming it.
@@ -277,7 +337,10 @@ impl Netlink {
     }
 
     pub fn links(&self) -> Result<Vec<Link>, Error> {
-        self.dump_links(|m| Some(Link::from_message(m)))
+        let replies = self
+            .plain_request(|seq| getlink_request(seq, 0, None), RTM_NEWLINK, true)
+            .map_err(|e| e.context("failed to list links"))?;
+        Ok(replies.iter().filter_map(|m| Link::from_bytes(m)).collect())
     }
 
     /// Every link of this namespace that `pick` makes something of.
@@ -430,20 +493,21 @@ impl Netlink {
     /// Set `net.ipv4.conf.<link>.arp_notify` to 1 over netlink, which spares a /proc/sys lookup
     /// (its cost grows with the namespaces on the node).
     pub fn set_arp_notify(&self, link: &Link) -> Result<(), Error> {
-        self.set_ipv4_conf(link, "arp_notify", |c| c.arp_notify = 1)
+        self.set_ipv4_conf(link, "arp_notify", IPV4_DEVCONF_ARP_NOTIFY)
     }
 
     /// Set `net.ipv4.conf.<link>.route_localnet` to 1 (over netlink, as above).
     pub fn set_route_localnet(&self, link: &Link) -> Result<(), Error> {
-        self.set_ipv4_conf(link, "route_localnet", |c| c.route_localnet = 1)
+        self.set_ipv4_conf(link, "route_localnet", IPV4_DEVCONF_ROUTE_LOCALNET as u16)
     }
 
-    /// Set the IPv4 parameters of `link` that `set` makes non-zero; `what` names them in errors.
-    fn set_ipv4_conf(&self, link: &Link, what: &str, set: impl FnOnce(&mut InetDevConf)) -> Result<(), Error> {
-        let mut conf = InetDevConf::default();
-        set(&mut conf);
-        let msg = LinkUnspec::new_with_index(link.index).append_extra_attribute(inet_conf(conf)).build();
-        self.set_link(msg, format!("failed to set {what} on \"{}\"", link.name))
+    /// Set the IPv4 parameter `setting` of `link` to 1; `what` names it in errors. Built here:
+    /// the rtnetlink crates size the nested attributes of their device settings over and over,
+    /// a tenth of a bridge ADD's instructions for this one request.
+    fn set_ipv4_conf(&self, link: &Link, what: &str, setting: u16) -> Result<(), Error> {
+        self.plain_request(|seq| setlink_request(seq, link.index, &inet_conf(setting, 1)), 0, false)
+            .map(drop)
+            .map_err(|e| e.context(format!("failed to set {what} on \"{}\"", link.name)))
     }
 
     pub fn set_down(&self, link: &Link) -> Result<(), Error> {
@@ -480,40 +544,44 @@ impl Netlink {
 }
 
 /// The kernel's name for an operational state (IF_OPER_*), as `ip link` prints it.
-fn oper_state_name(s: &State) -> String {
-    match s {
-        State::Unknown => "unknown".into(),
-        State::NotPresent => "notpresent".into(),
-        State::Down => "down".into(),
-        State::LowerLayerDown => "lowerlayerdown".into(),
-        State::Testing => "testing".into(),
-        State::Dormant => "dormant".into(),
-        State::Up => "up".into(),
-        State::Other(n) => format!("state {n}"),
-        _ => "unknown".into(),
+/// An IF_OPER_* state as the kernel's documentation (and the reference) names it.
+fn oper_state_name(state: u8) -> String {
+    match state {
+        0 => "unknown".into(),
+        1 => "notpresent".into(),
+        2 => "down".into(),
+        3 => "lowerlayerdown".into(),
+        4 => "testing".into(),
+        5 => "dormant".into(),
+        IF_OPER_UP => "up".into(),
+        n => format!("state {n}"),
     }
 }
 
-/// IFLA_AF_SPEC setting the IPv4 parameters (`net.ipv4.conf.<link>.*`) that are non-zero in
-/// `conf`; the others stay as they are.
-fn inet_conf(conf: InetDevConf) -> LinkAttribute {
-    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])])
+/// IFLA_AF_SPEC setting the IPv4 parameter `setting` (`net.ipv4.conf.<link>.*`) to `value`;
+/// the others stay as they are.
+fn inet_conf(setting: u16, value: u32) -> Vec<u8> {
+    let conf = attr(IFLA_INET_CONF | NLA_F_NESTED, &attr(setting, &value.to_ne_bytes()));
+    attr(IFLA_AF_SPEC, &attr(AF_INET, &conf))
+}
+
+/// RTM_SETLINK of the link `index` with the attributes `attrs`, acknowledged.
+fn setlink_request(seq: u32, index: u32, attrs: &[u8]) -> Vec<u8> {
+    let mut body = vec![0u8; 16];
+    body[4..8].copy_from_slice(&index.to_ne_bytes());
+    body.extend_from_slice(attrs);
+    message(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtnetlink::packet_core::Emitable;
 
     /// Only the parameters named go to the kernel: an attribute for every field would reset
     /// all the others of the link.
     #[test]
     fn inet_conf_golden_bytes() {
-        let mut conf = InetDevConf::default();
-        conf.arp_notify = 1;
-        let a = inet_conf(conf);
-        let mut buf = vec![0; a.buffer_len()];
-        a.emit(&mut buf);
+        let buf = inet_conf(IPV4_DEVCONF_ARP_NOTIFY, 1);
         #[rustfmt::skip]
         let want: [u8; 20] = [
             20, 0, 26, 0,                 // IFLA_AF_SPEC
@@ -522,5 +590,190 @@ mod tests {
             8, 0, 22, 0, 1, 0, 0, 0,      //       IPV4_DEVCONF_ARP_NOTIFY = 1
         ];
         assert_eq!(buf, want);
+    }
+
+    #[test]
+    fn getlink_golden_bytes() {
+        #[rustfmt::skip]
+        let want: [u8; 52] = [
+            52, 0, 0, 0,  18, 0,  5, 0,  7, 0, 0, 0,  0, 0, 0, 0,   // nlmsghdr: GETLINK, REQUEST|ACK, seq 7
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,      // ifinfomsg: any family, index 0
+            9, 0, 3, 0,  b'e', b't', b'h', b'0', 0, 0, 0, 0,        // IFLA_IFNAME "eth0"
+            8, 0, 29, 0,  8, 0, 0, 0,                               // IFLA_EXT_MASK: SKIP_STATS
+        ];
+        assert_eq!(getlink_request(7, 0, Some("eth0")), want);
+        let by_index = getlink_request(1, 9, None);
+        assert_eq!((by_index.len(), &by_index[6..8], &by_index[20..24]), (40, &[5u8, 0][..], &9u32.to_ne_bytes()[..]));
+        // Neither: a dump of every link.
+        assert_eq!(&getlink_request(1, 0, None)[6..8], &0x301u16.to_ne_bytes());
+    }
+
+    fn nested(kind: u16, parts: &[Vec<u8>]) -> Vec<u8> {
+        attr(kind, &parts.concat())
+    }
+
+    /// A macvlan's message as the kernel sends one, in the parts a `Link` reads.
+    #[test]
+    fn reads_a_link_message() {
+        let mut p = vec![0u8; 16];
+        p[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        p[8..12].copy_from_slice(&(IFF_UP | IFF_PROMISC).to_ne_bytes());
+        let mut inet = vec![0u8; 4 * 32];
+        inet[4 * 25] = 1; // route_localnet
+        let mut inet6 = vec![0u8; 4 * 60];
+        inet6[4 * 3..4 * 4].copy_from_slice(&2i32.to_ne_bytes()); // accept_ra
+        p.extend(str_attr(IFLA_IFNAME, "mv0"));
+        p.extend(attr(IFLA_ADDRESS, &[2, 0, 0, 0, 0, 9]));
+        p.extend(attr(IFLA_MTU, &1400u32.to_ne_bytes()));
+        p.extend(attr(IFLA_LINK, &3u32.to_ne_bytes()));
+        p.extend(attr(IFLA_OPERSTATE, &[2]));
+        p.extend(nested(
+            IFLA_LINKINFO,
+            &[
+                str_attr(IFLA_INFO_KIND, "macvlan"),
+                nested(IFLA_INFO_DATA, &[attr(IFLA_MACVLAN_MODE, &8u32.to_ne_bytes())]),
+            ],
+        ));
+        p.extend(nested(
+            IFLA_AF_SPEC,
+            &[nested(AF_INET, &[attr(IFLA_INET_CONF, &inet)]), nested(AF_INET6, &[attr(IFLA_INET6_CONF, &inet6)])],
+        ));
+        let l = Link::from_bytes(&p).unwrap();
+        assert_eq!((l.index, l.name.as_str(), l.mac.as_slice(), l.mtu), (7, "mv0", &[2u8, 0, 0, 0, 0, 9][..], 1400));
+        assert_eq!((l.up, l.promisc, l.allmulti, l.oper_up, l.oper_state.as_str()), (true, true, false, false, "down"));
+        assert_eq!((l.kind, l.mode.as_deref()), (LinkKind::Other("macvlan".into()), Some("passthru")));
+        assert_eq!((l.parent_index, l.peer_index, l.master), (Some(3), None, None));
+        assert_eq!((l.accept_ra, l.route_localnet), (Some(2), Some(true)));
+        // Cut short anywhere: no panic, and no link without its header.
+        for n in 0..p.len() {
+            let _ = Link::from_bytes(&p[..n]);
+        }
+        assert!(Link::from_bytes(&p[..12]).is_none());
+    }
+}
+
+/// The links of a namespace of the test's own, read both by `Link::from_bytes` and by the
+/// rtnetlink crates' parser from the same messages: the two agree on every field a `Link` has.
+#[cfg(all(test, target_os = "linux"))]
+mod kernel_tests {
+    use super::*;
+    use crate::netlink::in_new_netns;
+    use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+    use rtnetlink::packet_route::link::{
+        AfSpecInet, AfSpecInet6, AfSpecUnspec, InfoIpVlan, LinkFlags, LinkInfo, State,
+    };
+
+    fn from_crate(m: &LinkMessage) -> Link {
+        let mut l = Link::from_bytes(&[0; 16]).unwrap();
+        l.index = m.header.index;
+        l.up = m.header.flags.contains(LinkFlags::Up);
+        l.promisc = m.header.flags.contains(LinkFlags::Promisc);
+        l.allmulti = m.header.flags.contains(LinkFlags::Allmulti);
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(n) => l.name = n.clone(),
+                LinkAttribute::Address(mac) => l.mac = mac.clone(),
+                LinkAttribute::Mtu(x) => l.mtu = *x,
+                LinkAttribute::Controller(i) => l.master = Some(*i),
+                LinkAttribute::Link(i) => l.peer_index = Some(*i),
+                LinkAttribute::TxQueueLen(q) => l.txqlen = *q,
+                LinkAttribute::NumTxQueues(q) => l.tx_queues = *q,
+                LinkAttribute::OperState(s) => {
+                    l.oper_up = *s == State::Up;
+                    l.oper_state = oper_state_name(u8::from(*s));
+                }
+                LinkAttribute::AfSpecUnspec(specs) => {
+                    for spec in specs {
+                        match spec {
+                            AfSpecUnspec::Inet6(v6) => {
+                                for x in v6 {
+                                    if let AfSpecInet6::DevConf(c) = x {
+                                        l.accept_ra = Some(c.accept_ra);
+                                    }
+                                }
+                            }
+                            AfSpecUnspec::Inet(v4) => {
+                                for x in v4 {
+                                    if let AfSpecInet::DevConf(c) = x {
+                                        l.route_localnet = Some(c.route_localnet != 0);
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        match i {
+                            LinkInfo::Kind(InfoKind::Veth) => l.kind = LinkKind::Veth,
+                            LinkInfo::Kind(InfoKind::Bridge) => l.kind = LinkKind::Bridge,
+                            LinkInfo::Kind(k) => l.kind = LinkKind::Other(k.to_string()),
+                            LinkInfo::Data(InfoData::MacVlan(d)) => {
+                                l.mode = d.iter().find_map(|x| match x {
+                                    InfoMacVlan::Mode(m) => Some(m.to_string()),
+                                    _ => None,
+                                })
+                            }
+                            LinkInfo::Data(InfoData::IpVlan(d)) => {
+                                l.mode = d.iter().find_map(|x| match x {
+                                    InfoIpVlan::Mode(m) => Some(m.to_string()),
+                                    _ => None,
+                                })
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if l.kind != LinkKind::Veth {
+            l.parent_index = l.peer_index.take();
+        }
+        l
+    }
+
+    #[test]
+    fn both_readers_agree() {
+        in_new_netns(|| {
+            let nl = Netlink::open().unwrap();
+            let here = Netns::current().unwrap();
+            nl.create_veth("agree0", "agree1", &here, Some(1400), None, None).unwrap();
+            nl.create_bridge("agreebr", None, false).unwrap();
+            let br = nl.link("agreebr").unwrap();
+            nl.set_master(&nl.link("agree0").unwrap(), &br).unwrap();
+            nl.set_up(&nl.link("agree1").unwrap()).unwrap();
+            let parent = nl.link("agree1").unwrap();
+            let sub = SubLink { name: "agreemv", parent: parent.index, ns: &here, mtu: None, mac: None };
+            nl.create_macvlan(&sub, MacvlanMode::Passthru, None).unwrap();
+            let ipv = SubLink { name: "agreeiv", parent: parent.index, ns: &here, mtu: None, mac: None };
+            let have_ipvlan = nl.create_ipvlan(&ipv, IpvlanMode::L3s).is_ok();
+
+            let raw = nl.plain_request(|seq| getlink_request(seq, 0, None), RTM_NEWLINK, true).unwrap();
+            assert!(raw.len() >= 5 + usize::from(have_ipvlan), "{}", raw.len());
+            for payload in &raw {
+                let mut bytes = vec![0u8; 16];
+                bytes.extend_from_slice(payload);
+                let total = bytes.len() as u32;
+                bytes[..4].copy_from_slice(&total.to_ne_bytes());
+                bytes[4..6].copy_from_slice(&RTM_NEWLINK.to_ne_bytes());
+                let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
+                let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) = parsed.payload else {
+                    panic!("not a link message")
+                };
+                let ours = Link::from_bytes(payload).unwrap();
+                assert_eq!(ours, from_crate(&m), "{}", ours.name);
+            }
+            let mv = nl.link("agreemv").unwrap();
+            assert_eq!((mv.mode.as_deref(), mv.parent_index), (Some("passthru"), Some(parent.index)));
+            if have_ipvlan {
+                assert_eq!(nl.link("agreeiv").unwrap().mode.as_deref(), Some("l3s"));
+            }
+            assert_eq!(nl.link("agree0").unwrap().master, Some(br.index));
+            assert_eq!(nl.links().unwrap().len(), raw.len());
+            assert!(nl.link_by_name("agree-none").unwrap().is_none());
+            assert_eq!(nl.link_by_index(parent.index).unwrap().unwrap().name, "agree1");
+        });
     }
 }

@@ -41,6 +41,12 @@ pub struct Netlink {
     handle: Handle,
     /// Whether the kernel echoes only the header of a failed request, so ext-ack text can be found.
     capped: bool,
+    /// A plain socket of the same namespace for link lookups (`link`), whose answers are read
+    /// for the few attributes a `Link` holds. The connection's parser reads every attribute
+    /// of a link message into its own types: a quarter of a bridge ADD's instructions, for
+    /// three lookups.
+    plain: rtnetlink::sys::Socket,
+    seq: std::cell::Cell<u32>,
 }
 
 impl Netlink {
@@ -66,7 +72,10 @@ impl Netlink {
         // with the number of pods on the node. Callers filter again for kernels without it.
         let _ = socket.set_netlink_get_strict_chk(true);
         rt.spawn(conn);
-        Ok(Netlink { rt, handle, capped })
+        let plain = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)
+            .map_err(|e| Error::io("failed to open a netlink socket", &e))?;
+        let _ = plain.set_cap_ack(true);
+        Ok(Netlink { rt, handle, capped, plain, seq: std::cell::Cell::new(0) })
     }
 
     /// A connection to `ns`: the socket is created inside it.
@@ -123,6 +132,49 @@ impl Netlink {
             return Err(NlFailure::Other("the kernel's reply could not be read".into()));
         }
         Ok(replies)
+    }
+
+    /// One request on the plain socket, built by `make` for a sequence number: the payloads of
+    /// the answer's messages of type `kind`, until the ACK (or, for a dump, its end). A dump the
+    /// kernel marks inconsistent is asked for again, as `dump` does.
+    fn plain_request(&self, make: impl Fn(u32) -> Vec<u8>, kind: u16, dump: bool) -> Result<Vec<Vec<u8>>, NlFailure> {
+        use nlmsg::{NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, error_code, messages};
+        let io = |e: std::io::Error| NlFailure::Other(e.to_string());
+        // Not zeroed: the kernel writes what is read.
+        let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+        let mut tries = 1;
+        loop {
+            let seq = self.seq.get().wrapping_add(1);
+            self.seq.set(seq);
+            self.plain.send(&make(seq), 0).map_err(io)?;
+            let (mut out, mut interrupted) = (Vec::new(), false);
+            'answer: loop {
+                // MSG_TRUNC: the datagram's whole length, so that one larger than the buffer shows.
+                buf.clear();
+                let n = self.plain.recv(&mut buf, nix::libc::MSG_TRUNC).map_err(io)?;
+                if n > buf.len() {
+                    return Err(NlFailure::Other("a netlink answer larger than 64 KiB".into()));
+                }
+                for m in messages(&buf).filter(|m| m.seq == seq) {
+                    interrupted |= m.flags & NLM_F_DUMP_INTR != 0;
+                    match (m.kind, error_code(m.payload)) {
+                        (NLMSG_ERROR | NLMSG_DONE, Some(errno)) if errno != 0 => {
+                            return Err(NlFailure::Kernel { errno, text: None });
+                        }
+                        (NLMSG_ERROR, None) => return Err(NlFailure::Other("a malformed netlink error".into())),
+                        // The ACK of a request, or the end of a dump.
+                        (NLMSG_ERROR, _) if !dump => break 'answer,
+                        (NLMSG_DONE, _) => break 'answer,
+                        (k, _) if k == kind => out.push(m.payload.to_vec()),
+                        _ => {}
+                    }
+                }
+            }
+            if !interrupted || tries == 5 {
+                return Ok(out);
+            }
+            tries += 1;
+        }
     }
 
     /// A dump of the request `make` builds, read again while the kernel marks it inconsistent;
