@@ -18,7 +18,27 @@ pub fn to_string_pretty<T: Serialize + ?Sized>(value: &T) -> String {
 /// deserializing code was the same structs read a second way). Duplicate keys keep the last,
 /// as Go's encoding/json does.
 pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
-    serde_json::from_slice::<serde_json::Value>(bytes).and_then(from_value)
+    parsed(bytes).and_then(from_value)
+}
+
+/// The value of the JSON text `bytes`. A plugin reads its one config several times, each
+/// reader taking its own part (the version first, then the plugin's fields, then its IPAM
+/// plugin's): the text is parsed once, and the last value kept for the next reader of the
+/// same text.
+fn parsed(bytes: &[u8]) -> serde_json::Result<Value> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(Vec<u8>, Value)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        if let Some((text, value)) = &*last.borrow()
+            && text.as_slice() == bytes
+        {
+            return Ok(value.clone());
+        }
+        let value: Value = serde_json::from_slice(bytes)?;
+        *last.borrow_mut() = Some((bytes.to_vec(), value.clone()));
+        Ok(value)
+    })
 }
 
 /// `T` from a parsed value, reading structs only from JSON objects, as Go's decoder does.
@@ -36,7 +56,7 @@ pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> s
 /// other: the ADD it would undo refused it, so set nothing up by it. Other errors (not JSON, not
 /// an object) stay. One function for both, so that each config type has one reader.
 pub fn from_slice_lenient<T: serde::de::DeserializeOwned>(bytes: &[u8], lenient: bool) -> serde_json::Result<T> {
-    let mut value: Value = serde_json::from_slice(bytes)?;
+    let mut value = parsed(bytes)?;
     loop {
         let attempt = if lenient { value.clone() } else { std::mem::take(&mut value) };
         match T::deserialize(Objects(attempt)) {
@@ -457,6 +477,14 @@ impl<'de> Deserializer<'de> for Objects {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn each_text_reads_as_itself() {
+        let (a, b) = (br#"{"cniVersion":"1.0.0","name":"a"}"#, br#"{"name":"b"}"#);
+        for text in [&a[..], b, a, a, b, b"{"] {
+            assert_eq!(parsed(text).ok(), serde_json::from_slice::<Value>(text).ok());
+        }
+    }
 
     #[derive(Deserialize, Debug, PartialEq)]
     struct Inner {
