@@ -6,6 +6,10 @@
 //! Plugins never build netlink messages: they call the methods in `link`, `addr`, `route`
 //! and `bridge`. What the rtnetlink crates do not speak has modules of their own with hand-built
 //! messages (`nlmsg`): the netfilter families (`conntrack`, `nftables`) and netconf (`netconf`).
+//! Two link requests are hand-built too, on a plain socket each `Netlink` opens beside its
+//! connection, where the crates cost more than the request: a link lookup (their parser reads
+//! every attribute of the answer into its types; `Link` needs a few) and the setting of an
+//! IPv4 device parameter (their writer sizes its nested attributes over and over).
 
 mod addr;
 mod bridge;
