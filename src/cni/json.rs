@@ -23,20 +23,23 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::R
 
 /// The value of the JSON text `bytes`. A plugin reads its one config several times, each
 /// reader taking its own part (the version first, then the plugin's fields, then its IPAM
-/// plugin's): the text is parsed once, and the last value kept for the next reader of the
-/// same text.
+/// plugin's): a text read a second time keeps its value for the readers after it. (A text
+/// read once, as most are, costs no copy of its value.)
 fn parsed(bytes: &[u8]) -> serde_json::Result<Value> {
     thread_local! {
-        static LAST: std::cell::RefCell<Option<(Vec<u8>, Value)>> = const { std::cell::RefCell::new(None) };
+        static LAST: std::cell::RefCell<(Vec<u8>, Option<Value>)> = const { std::cell::RefCell::new((Vec::new(), None)) };
     }
     LAST.with(|last| {
-        if let Some((text, value)) = &*last.borrow()
-            && text.as_slice() == bytes
-        {
+        let mut last = last.borrow_mut();
+        if last.0.as_slice() != bytes {
+            *last = (bytes.to_vec(), None);
+            return serde_json::from_slice(bytes);
+        }
+        if let Some(value) = &last.1 {
             return Ok(value.clone());
         }
         let value: Value = serde_json::from_slice(bytes)?;
-        *last.borrow_mut() = Some((bytes.to_vec(), value.clone()));
+        last.1 = Some(value.clone());
         Ok(value)
     })
 }

@@ -385,7 +385,7 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
                     }
                 }
                 if !gws.is_empty() {
-                    iface::enable_forwarding(v4).map_err(|e| bad(format!("failed to enable forwarding: {e}")))?;
+                    iface::enable_forwarding(host, v4).map_err(|e| bad(format!("failed to enable forwarding: {e}")))?;
                 }
             }
         }

@@ -137,8 +137,8 @@ pub fn set_notify_sysctls(ifname: &str) {
 
 /// Turn on IPv4 (`v4`) or IPv6 forwarding for the whole node. It is nearly always on already,
 /// which netlink tells without a /proc/sys lookup; /proc/sys is read and written otherwise.
-pub fn enable_forwarding(v4: bool) -> Result<(), crate::netlink::Error> {
-    if crate::netlink::netconf::forwarding(!v4).unwrap_or(false) {
+pub fn enable_forwarding(nl: &Netlink, v4: bool) -> Result<(), crate::netlink::Error> {
+    if nl.forwarding(!v4).unwrap_or(false) {
         return Ok(());
     }
     sysctl::set(if v4 { "net/ipv4/ip_forward" } else { "net/ipv6/conf/all/forwarding" }, "1")

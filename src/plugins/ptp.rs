@@ -83,11 +83,11 @@ fn add_with(
         }
     }
     if result.ips.iter().any(|ip| ip.is_v4()) {
-        iface::enable_forwarding(true)
+        iface::enable_forwarding(host, true)
             .map_err(|e| CniError::internal(format!("Could not enable IP forwarding: {e}")))?;
     }
     if result.ips.iter().any(|ip| !ip.is_v4()) {
-        iface::enable_forwarding(false)
+        iface::enable_forwarding(host, false)
             .map_err(|e| CniError::internal(format!("Could not enable IP forwarding: {e}")))?;
     }
 
