@@ -6,10 +6,11 @@
 //! Plugins never build netlink messages: they call the methods in `link`, `addr`, `route`
 //! and `bridge`. What the rtnetlink crates do not speak has modules of their own with hand-built
 //! messages (`nlmsg`): the netfilter families (`conntrack`, `nftables`) and netconf (`netconf`).
-//! Two link requests are hand-built too, on a plain socket each `Netlink` opens beside its
-//! connection, where the crates cost more than the request: a link lookup (their parser reads
-//! every attribute of the answer into its types; `Link` needs a few) and the setting of an
-//! IPv4 device parameter (their writer sizes its nested attributes over and over).
+//! Two link requests are hand-built too, sent with netconf's on a plain socket each `Netlink`
+//! opens beside its connection, where the crates cost more than the request: a link lookup
+//! (their parser reads every attribute of the answer into its types; `Link` needs a few) and
+//! the setting of an IPv4 device parameter (their writer sizes its nested attributes over and
+//! over).
 
 mod addr;
 mod bridge;
@@ -45,10 +46,11 @@ pub struct Netlink {
     handle: Handle,
     /// Whether the kernel echoes only the header of a failed request, so ext-ack text can be found.
     capped: bool,
-    /// A plain socket of the same namespace for link lookups (`link`), whose answers are read
-    /// for the few attributes a `Link` holds. The connection's parser reads every attribute
-    /// of a link message into its own types: a quarter of a bridge ADD's instructions, for
-    /// three lookups.
+    /// A plain socket of the same namespace for the requests built here (`plain_request`):
+    /// link lookups, whose answers are read for the few attributes a `Link` holds (the
+    /// connection's parser read every attribute of a link message into its own types: a
+    /// quarter of a bridge ADD's instructions, for three lookups), IPv4 device settings and
+    /// the forwarding switch.
     plain: rtnetlink::sys::Socket,
     seq: std::cell::Cell<u32>,
 }
