@@ -383,7 +383,7 @@ impl Netlink {
     /// link's pending state, runs the watcher's work for it), it is enabled once; elsewhere
     /// it is only as before.
     ///
-    /// Each end gets one transmit queue, the number it uses anyway: since Linux 5.14 a veth
+    /// Each end gets one transmit queue, the number it uses anyway: on current kernels a veth
     /// made without a count is allocated a queue per CPU each way and then, already
     /// registered, cut back to one in use, and cutting transmit queues waits for an expedited
     /// RCU grace period while holding the RTNL lock, twice per pair. Every pod on the node
