@@ -211,7 +211,8 @@ impl Link {
                         match family {
                             AF_INET => {
                                 link.route_localnet =
-                                    setting(v, IFLA_INET_CONF, IPV4_DEVCONF_ROUTE_LOCALNET - 1).map(|x| x != 0)
+                                    setting(v, IFLA_INET_CONF, usize::from(IPV4_DEVCONF_ROUTE_LOCALNET) - 1)
+                                        .map(|x| x != 0)
                             }
                             AF_INET6 => link.accept_ra = setting(v, IFLA_INET6_CONF, DEVCONF_ACCEPT_RA),
                             _ => {}
@@ -285,7 +286,7 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const IFLA_INET_CONF: u16 = 1;
 const IFLA_INET6_CONF: u16 = 2;
-const IPV4_DEVCONF_ROUTE_LOCALNET: usize = 26;
+const IPV4_DEVCONF_ROUTE_LOCALNET: u16 = 26;
 const DEVCONF_ACCEPT_RA: usize = 3;
 const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 const IFF_UP: u32 = 0x1;
@@ -296,9 +297,7 @@ const IF_OPER_UP: u8 = 6;
 /// RTM_GETLINK for the link `index` or, with index 0, `name`; without either, a dump of all.
 /// Statistics are left out, as `skip_stats` says.
 fn getlink_request(seq: u32, index: u32, name: Option<&str>) -> Vec<u8> {
-    // struct ifinfomsg: family (AF_UNSPEC), pad, type, index, flags, change.
-    let mut body = vec![0u8; 16];
-    body[4..8].copy_from_slice(&index.to_ne_bytes());
+    let mut body = ifinfomsg(index);
     if let Some(name) = name {
         body.extend(str_attr(IFLA_IFNAME, name));
     }
@@ -498,7 +497,7 @@ impl Netlink {
 
     /// Set `net.ipv4.conf.<link>.route_localnet` to 1 (over netlink, as above).
     pub fn set_route_localnet(&self, link: &Link) -> Result<(), Error> {
-        self.set_ipv4_conf(link, "route_localnet", IPV4_DEVCONF_ROUTE_LOCALNET as u16)
+        self.set_ipv4_conf(link, "route_localnet", IPV4_DEVCONF_ROUTE_LOCALNET)
     }
 
     /// Set the IPv4 parameter `setting` of `link` to 1; `what` names it in errors. Built here:
@@ -544,7 +543,6 @@ impl Netlink {
 }
 
 /// The kernel's name for an operational state (IF_OPER_*), as `ip link` prints it.
-/// An IF_OPER_* state as the kernel's documentation (and the reference) names it.
 fn oper_state_name(state: u8) -> String {
     match state {
         0 => "unknown".into(),
@@ -565,10 +563,16 @@ fn inet_conf(setting: u16, value: u32) -> Vec<u8> {
     attr(IFLA_AF_SPEC, &attr(AF_INET, &conf))
 }
 
+/// `struct ifinfomsg` for the link `index`: family (AF_UNSPEC), pad, type, index, flags, change.
+fn ifinfomsg(index: u32) -> Vec<u8> {
+    let mut m = vec![0u8; 16];
+    m[4..8].copy_from_slice(&index.to_ne_bytes());
+    m
+}
+
 /// RTM_SETLINK of the link `index` with the attributes `attrs`, acknowledged.
 fn setlink_request(seq: u32, index: u32, attrs: &[u8]) -> Vec<u8> {
-    let mut body = vec![0u8; 16];
-    body[4..8].copy_from_slice(&index.to_ne_bytes());
+    let mut body = ifinfomsg(index);
     body.extend_from_slice(attrs);
     message(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &body)
 }
@@ -615,8 +619,7 @@ mod tests {
     /// A macvlan's message as the kernel sends one, in the parts a `Link` reads.
     #[test]
     fn reads_a_link_message() {
-        let mut p = vec![0u8; 16];
-        p[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        let mut p = ifinfomsg(7);
         p[8..12].copy_from_slice(&(IFF_UP | IFF_PROMISC).to_ne_bytes());
         let mut inet = vec![0u8; 4 * 32];
         inet[4 * 25] = 1; // route_localnet
@@ -753,11 +756,7 @@ mod kernel_tests {
             let raw = nl.plain_request(|seq| getlink_request(seq, 0, None), RTM_NEWLINK, true).unwrap();
             assert!(raw.len() >= 5 + usize::from(have_ipvlan), "{}", raw.len());
             for payload in &raw {
-                let mut bytes = vec![0u8; 16];
-                bytes.extend_from_slice(payload);
-                let total = bytes.len() as u32;
-                bytes[..4].copy_from_slice(&total.to_ne_bytes());
-                bytes[4..6].copy_from_slice(&RTM_NEWLINK.to_ne_bytes());
+                let bytes = message(RTM_NEWLINK, 0, 0, payload);
                 let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
                 let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) = parsed.payload else {
                     panic!("not a link message")

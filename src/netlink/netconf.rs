@@ -8,7 +8,7 @@
 //! are. The rtnetlink crates do not speak netconf, so the request is built here (`nlmsg`).
 
 use super::nlmsg::{NLM_F_ACK, NLM_F_REQUEST, attr, attrs, message};
-use super::{Error, Netlink, NlFailure};
+use super::{Error, Netlink};
 
 const RTM_NEWNETCONF: u16 = 80;
 const RTM_GETNETCONF: u16 = 82;
@@ -26,10 +26,7 @@ impl Netlink {
         let context = || format!("failed to read the {what} forwarding setting");
         let replies =
             self.plain_request(|seq| request(v6, seq), RTM_NEWNETCONF, false).map_err(|e| e.context(context()))?;
-        replies
-            .first()
-            .and_then(|m| parse(m))
-            .ok_or_else(|| NlFailure::Kernel { errno: nix::libc::EPROTO, text: None }.context(context()))
+        replies.first().and_then(|m| parse(m)).ok_or_else(|| Error::kernel(context(), nix::libc::EPROTO, None))
     }
 }
 
