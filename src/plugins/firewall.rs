@@ -646,11 +646,12 @@ fn del_rules(inv: &Invocation, note: Option<Record>) -> Result<(), CniError> {
         && (config_zone || noted_zone.is_some())
         && let Some(mut fw) = Firewalld::running()
     {
+        let ips = prev_ips(prev);
         if config_zone {
-            del_firewalld(&mut fw, &conf.zone, &prev_ips(prev))?;
+            del_firewalld(&mut fw, &conf.zone, &ips)?;
         }
         if let Some(zone) = &noted_zone {
-            del_firewalld(&mut fw, zone, &prev_ips(prev))?;
+            del_firewalld(&mut fw, zone, &ips)?;
         }
         // Rules of the other backends only where the note says ADD wrote iptables rules.
         if matches!(conf.backend, Ok(Backend::Firewalld)) && !noted_iptables {

@@ -705,7 +705,7 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
         }
     }
     if had_record {
-        update_record(&inv.conf.name, &inv.container_id, |lines| lines.retain(|(i, _)| *i != inv.ifname));
+        update_record(&inv.conf.name, &inv.container_id, |lines| lines.retain(|l| !mine(l)));
     }
     Ok(())
 }
@@ -715,8 +715,8 @@ fn del(inv: &Invocation) -> Result<(), CniError> {
 fn held_elsewhere(network: &str, container_id: &str, rest: &[(String, IpAddr)]) -> Vec<IpAddr> {
     let mut held: Vec<IpAddr> = rest.iter().map(|(_, ip)| *ip).collect();
     for other in records::other_networks(RECORDS, network) {
-        let name = other.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        held.extend(read_record(&name, container_id).unwrap_or_default().into_iter().map(|(_, ip)| ip));
+        let text = std::fs::read_to_string(other.join(container_id)).unwrap_or_default();
+        held.extend(parse_record(&text).into_iter().map(|(_, ip)| ip));
     }
     held
 }
