@@ -305,6 +305,9 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
     // The host end is born a port of the bridge (`attach_port` does the rest).
     let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, conf.mtu, conf.mac()?, Some(&br))?;
     undo.host_veth = Some(pair.host.name.clone());
+    if !conf.layer3 {
+        iface::no_router_ads(&pair.host.name);
+    }
     attach_port(
         host,
         &br,
@@ -352,6 +355,8 @@ fn add_with(inv: &Invocation, conf: &Conf, host: &Netlink, undo: &mut Undo) -> R
 
         let ifname = inv.ifname.as_str();
         let enabledad = conf.enabledad;
+        // Right before the container's DAD setting: `iface::no_router_ads` says why.
+        iface::no_router_ads(&pair.host.name);
         cont_ns.run(|| {
             if enabledad {
                 let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
@@ -621,6 +626,7 @@ fn ensure_vlan_interface(nl: &Netlink, br: &Link, conf: &Conf) -> Result<Link, C
     let here = Netns::current()?;
     let mtu = Some(br.mtu).filter(|m| *m != 0);
     let VethPair { host, container } = iface::create_veth(nl, nl, &here, &name, mtu, None, Some(br))?;
+    iface::no_router_ads(&host.name);
     let attached = attach_port(nl, br, &host, false, false, conf.vlan, &[], conf.preserve_default_vlan)
         .and_then(|_| Ok(nl.set_up(&container)?));
     if let Err(e) = attached {

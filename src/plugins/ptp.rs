@@ -96,6 +96,7 @@ fn add_with(
     let mtu = Some(conf.mtu).filter(|m| *m != 0);
     let pair = iface::create_veth(host, &cont, &cont_ns, &inv.ifname, mtu, None, None)?;
     *host_veth = Some(pair.host.name.clone());
+    iface::no_router_ads(&pair.host.name);
 
     result.interfaces = vec![
         Interface { name: pair.host.name.clone(), mac: pair.host.mac_string(), ..Default::default() },
