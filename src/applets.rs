@@ -1,7 +1,7 @@
 //! The one applet table: every name cnibox answers to, and what runs under it.
 
 use crate::cni::skel::{self, PluginFns};
-use std::io::{Read, Write};
+use std::io::Read;
 
 pub enum Kind {
     /// A CNI plugin, driven by env and stdin.
@@ -52,15 +52,15 @@ pub fn in_process_ipam(name: &str) -> Option<&'static PluginFns> {
 pub fn run_plugin(name: &str, plugin: &PluginFns) -> i32 {
     let getenv = |k: &str| std::env::var(k).ok();
     let mut read_stdin = || {
-        let mut buf = Vec::new();
+        // Room for a usual config up front: one read takes it all (std's reader starts small).
+        let mut buf = Vec::with_capacity(4096);
         std::io::stdin().read_to_end(&mut buf).map(|_| buf)
     };
     let out = skel::dispatch(name, plugin, &getenv, &mut read_stdin);
     if !out.stderr.is_empty() {
         eprint!("{}", out.stderr);
     }
-    let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(out.stdout.as_bytes()).and_then(|_| stdout.flush()).is_err() && out.status == 0 {
+    if crate::util::out::write_stdout(out.stdout.as_bytes()).is_err() && out.status == 0 {
         return 1;
     }
     out.status

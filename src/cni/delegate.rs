@@ -4,7 +4,7 @@
 use super::error::CniError;
 use super::result::CniResult;
 use super::skel::{Command, Invocation};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
@@ -80,15 +80,21 @@ pub fn run_plugin(cmd: &mut Process, stdin: &[u8]) -> Result<Vec<u8>, CniError> 
         // A plugin that exits without reading stdin is not our error; its reply says what happened.
         let _ = si.write_all(stdin);
     }
-    let out = child.wait_with_output().map_err(|e| CniError::internal(format!("failed to wait for {bin}: {e}")))?;
-    if out.status.success() {
-        return Ok(out.stdout);
+    // The reply, read into room for a usual one (std's reader starts at 32 bytes and doubles).
+    let mut stdout = Vec::with_capacity(4096);
+    let read = match child.stdout.take() {
+        Some(mut pipe) => pipe.read_to_end(&mut stdout).map(|_| ()),
+        None => Ok(()),
+    };
+    let status = child.wait().map_err(|e| CniError::internal(format!("failed to wait for {bin}: {e}")))?;
+    read.map_err(|e| CniError::internal(format!("failed to read the reply of {bin}: {e}")))?;
+    if status.success() {
+        return Ok(stdout);
     }
-    Err(crate::cni::json::from_slice::<CniError>(&out.stdout).unwrap_or_else(|_| {
+    Err(crate::cni::json::from_slice::<CniError>(&stdout).unwrap_or_else(|_| {
         CniError::internal(format!(
-            "plugin {bin} failed ({}) with no error reply: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim()
+            "plugin {bin} failed ({status}) with no error reply: {}",
+            String::from_utf8_lossy(&stdout).trim()
         ))
     }))
 }

@@ -114,7 +114,7 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.verb.as_str() {
         "add" => {
             let result = add(&list, &rt)?;
-            print!("{}", crate::cni::json::to_string_pretty(&result));
+            let _ = crate::util::out::write_stdout(crate::cni::json::to_string_pretty(&result).as_bytes());
             Ok(())
         }
         "check" => check(&list, &rt),
