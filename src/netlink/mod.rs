@@ -1,8 +1,11 @@
 //! The kernel-facing core: typed, synchronous link, address, route and bridge operations.
 //!
-//! Each [`Netlink`] owns one rtnetlink connection driven by its own current-thread runtime.
-//! The connection's socket is created while the thread is inside the namespace it serves,
-//! so afterwards it talks to that namespace whatever namespace the thread is in.
+//! Each [`Netlink`] owns one rtnetlink connection, which it drives itself during each of its
+//! requests, on the one current-thread runtime of the thread (made on the first connection; a
+//! plugin that talks to the node and to a pod builds one, not two). The connection is no task
+//! of the runtime: dropping a `Netlink` closes its socket there and then. The connection's
+//! socket is created while the thread is inside the namespace it serves, so afterwards it
+//! talks to that namespace whatever namespace the thread is in.
 //! Plugins never build netlink messages: they call the methods in `link`, `addr`, `route`
 //! and `bridge`. What the rtnetlink crates do not speak has modules of their own with hand-built
 //! messages (`nlmsg`): the netfilter families (`conntrack`, `nftables`) and netconf (`netconf`).
@@ -38,11 +41,35 @@ use nix::errno::Errno;
 use rtnetlink::Handle;
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
+use std::cell::{OnceCell, RefCell};
 use tokio::runtime::Runtime;
+
+thread_local! {
+    /// The thread's runtime: its I/O driver serves every connection the thread opens.
+    static RUNTIME: OnceCell<Runtime> = const { OnceCell::new() };
+}
+
+/// Run `f` with the thread's runtime, made on first use.
+fn with_runtime<R>(f: impl FnOnce(&Runtime) -> R) -> Result<R, Error> {
+    RUNTIME.with(|cell| {
+        if cell.get().is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .map_err(|e| Error::io("failed to start the netlink runtime", &e))?;
+            let _ = cell.set(rt);
+        }
+        match cell.get() {
+            Some(rt) => Ok(f(rt)),
+            None => Err(Error::io("failed to start the netlink runtime", &std::io::Error::other("no runtime"))),
+        }
+    })
+}
 
 /// A netlink connection to one network namespace.
 pub struct Netlink {
-    rt: Runtime,
+    /// Polled alongside each request (`exchange`): it sends the request and routes the replies.
+    conn: RefCell<rtnetlink::proto::Connection<RouteNetlinkMessage>>,
     handle: Handle,
     /// Whether the kernel echoes only the header of a failed request, so ext-ack text can be found.
     capped: bool,
@@ -58,14 +85,11 @@ pub struct Netlink {
 impl Netlink {
     /// A connection to the calling thread's namespace.
     pub fn open() -> Result<Netlink, Error> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(|e| Error::io("failed to start the netlink runtime", &e))?;
-        let (mut conn, handle, _) = {
+        // The socket registers with the runtime's I/O driver as it is made.
+        let (mut conn, handle, _) = with_runtime(|rt| {
             let _ctx = rt.enter();
-            rtnetlink::new_connection().map_err(|e| Error::io("failed to open a netlink socket", &e))?
-        };
+            rtnetlink::new_connection().map_err(|e| Error::io("failed to open a netlink socket", &e))
+        })??;
         // A dump that fails part way says so in its NLMSG_DONE, which is dropped unless asked for.
         conn.set_forward_done(true);
         use rtnetlink::sys::AsyncSocket;
@@ -77,11 +101,10 @@ impl Netlink {
         // dump for one link returns that link's addresses only), so a dump's cost does not grow
         // with the number of pods on the node. Callers filter again for kernels without it.
         let _ = socket.set_netlink_get_strict_chk(true);
-        rt.spawn(conn);
         let plain = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)
             .map_err(|e| Error::io("failed to open a netlink socket", &e))?;
         let _ = plain.set_cap_ack(true);
-        Ok(Netlink { rt, handle, capped, plain, seq: std::cell::Cell::new(0) })
+        Ok(Netlink { conn: RefCell::new(conn), handle, capped, plain, seq: std::cell::Cell::new(0) })
     }
 
     /// A connection to `ns`: the socket is created inside it.
@@ -100,7 +123,7 @@ impl Netlink {
     fn exchange(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<(Vec<RouteNetlinkMessage>, bool), NlFailure> {
         const NLM_F_DUMP_INTR: u16 = 0x10;
         let capped = self.capped;
-        self.rt.block_on(async {
+        let work = async {
             let mut handle = self.handle.clone();
             let mut req = NetlinkMessage::from(msg);
             req.header.flags = NLM_F_REQUEST | flags;
@@ -121,7 +144,20 @@ impl Netlink {
                 }
             }
             Ok((out, interrupted))
+        };
+        let closed = || NlFailure::Other("the netlink connection closed".into());
+        let mut conn =
+            self.conn.try_borrow_mut().map_err(|_| NlFailure::Other("netlink request within a request".into()))?;
+        with_runtime(|rt| {
+            rt.block_on(async {
+                futures::pin_mut!(work);
+                match futures::future::select(&mut *conn, work).await {
+                    futures::future::Either::Right((out, _)) => out,
+                    futures::future::Either::Left(((), _)) => Err(closed()),
+                }
+            })
         })
+        .map_err(|e| NlFailure::Other(e.message))?
     }
 
     /// A request that changes something and expects an ACK.
