@@ -27,7 +27,7 @@ impl Netns {
     pub fn open(path: impl AsRef<Path>) -> Result<Netns, Error> {
         let path = path.as_ref();
         let context = || format!("failed to open netns \"{}\"", path.display());
-        let file = File::open(path).map_err(|e| Error::io(context(), &e))?;
+        let file = crate::util::fs::open(path, nix::fcntl::OFlag::O_RDONLY, 0).map_err(|e| Error::io(context(), &e))?;
         let fs = fstatfs(&file).map_err(|e| Error::errno(context(), e))?;
         let magic = fs.filesystem_type();
         if magic != NSFS_MAGIC && magic != PROC_SUPER_MAGIC {

@@ -9,7 +9,7 @@ fn path(name: &str) -> PathBuf {
 }
 
 pub fn get(name: &str) -> Result<String, Error> {
-    std::fs::read_to_string(path(name))
+    crate::util::fs::read_to_string(&path(name))
         .map(|s| s.trim().to_string())
         .map_err(|e| Error::io(format!("failed to read sysctl {name}"), &e))
 }
@@ -27,7 +27,10 @@ pub fn set(name: &str, value: &str) -> Result<(), Error> {
 /// created, where reading would only cost another open of a /proc file (each a lookup among
 /// every device's entries on a busy node).
 pub fn write(name: &str, value: &str) -> Result<(), Error> {
-    std::fs::write(path(name), value).map_err(|e| Error::io(format!("failed to set sysctl {name}={value}"), &e))
+    use std::io::Write;
+    crate::util::fs::open(&path(name), nix::fcntl::OFlag::O_WRONLY, 0)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|e| Error::io(format!("failed to set sysctl {name}={value}"), &e))
 }
 
 #[cfg(test)]

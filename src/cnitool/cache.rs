@@ -46,10 +46,11 @@ pub fn store(dir: &Path, entry: &Entry) -> Result<(), String> {
         .map_err(|e| format!("creating {}: {e}", parent.display()))?;
     let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
     let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), entry.container_id));
-    use std::os::unix::fs::OpenOptionsExt;
     let write = || -> std::io::Result<()> {
+        use nix::fcntl::OFlag;
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
+        let mut f = crate::util::fs::open(&tmp, flags, 0o600)?;
         f.write_all(&bytes)?;
         std::fs::rename(&tmp, &file)
     };
@@ -60,7 +61,7 @@ pub fn store(dir: &Path, entry: &Entry) -> Result<(), String> {
 }
 
 pub fn load(dir: &Path, net: &str, cid: &str, ifname: &str) -> Option<Entry> {
-    let bytes = std::fs::read(path(dir, net, cid, ifname)).ok()?;
+    let bytes = crate::util::fs::read(&path(dir, net, cid, ifname)).ok()?;
     crate::cni::json::from_slice::<Entry>(&bytes).ok().filter(|e| e.kind == KIND)
 }
 

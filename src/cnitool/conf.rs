@@ -75,7 +75,7 @@ impl ConfList {
         let one_segment = !self.name.contains('/') && self.name != "." && self.name != "..";
         if !self.load_only_inlined && one_segment {
             for f in files(&dir.join(&self.name), &["conf"])? {
-                let bytes = std::fs::read(&f).map_err(|e| format!("error reading {}: {e}", f.display()))?;
+                let bytes = crate::util::fs::read(&f).map_err(|e| format!("error reading {}: {e}", f.display()))?;
                 let value: Value = crate::cni::json::from_slice(&bytes)
                     .map_err(|e| format!("{}: error parsing configuration: {e}", f.display()))?;
                 self.plugins.push(plugin(&value).map_err(|e| format!("{}: plugin {e}", f.display()))?);
@@ -150,7 +150,7 @@ fn files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, String> {
 
 /// Find the network `name` in `dir`.
 pub fn load(dir: &Path, name: &str) -> Result<ConfList, String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("error reading {}: {e}", p.display()));
+    let read = |p: &Path| crate::util::fs::read(p).map_err(|e| format!("error reading {}: {e}", p.display()));
     for f in files(dir, &["conflist"])? {
         let mut list = ConfList::from_bytes(&read(&f)?).map_err(|e| format!("{}: {e}", f.display()))?;
         if list.name == name {

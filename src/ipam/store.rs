@@ -51,11 +51,13 @@
 
 use super::IpamError;
 use crate::util::dirents;
+use crate::util::fs as ufs;
+use nix::fcntl::OFlag;
 use std::cell::RefCell;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
@@ -284,16 +286,10 @@ impl Store {
             .create(&dir)
             .map_err(|e| IpamError::store("mkdir", &dir, e))?;
         let path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .or_else(|_| File::open(&path))
+        let lock = ufs::open(&path, OFlag::O_RDWR | OFlag::O_CREAT, 0o600)
+            .or_else(|_| ufs::open(&path, OFlag::O_RDONLY, 0))
             .map_err(|e| IpamError::store("open", &path, e))?;
-        let dir_fd = File::open(&dir).map_err(|e| IpamError::store("open", &dir, e))?;
+        let dir_fd = ufs::open(&dir, OFlag::O_RDONLY, 0).map_err(|e| IpamError::store("open", &dir, e))?;
         Ok(Store { dir, dir_fd, lock, prepared: RefCell::new(None) })
     }
 
@@ -560,12 +556,7 @@ impl Locked<'_> {
         // request to the disk on every ADD).
         let last = self.dir().join(format!("{LAST_IP_PREFIX}{range_id}"));
         let text = ip.to_string();
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&last)
+        ufs::open(&last, OFlag::O_WRONLY | OFlag::O_CREAT, 0o600)
             .and_then(|mut f| {
                 f.write_all(text.as_bytes())?;
                 f.set_len(text.len() as u64)
@@ -576,7 +567,7 @@ impl Locked<'_> {
 
     /// The last address reserved from range set `range_id`, if recorded and readable.
     pub fn last_reserved(&self, range_id: usize) -> Option<IpAddr> {
-        let text = fs::read_to_string(self.dir().join(format!("{LAST_IP_PREFIX}{range_id}"))).ok()?;
+        let text = ufs::read_to_string(&self.dir().join(format!("{LAST_IP_PREFIX}{range_id}"))).ok()?;
         text.trim().parse::<IpAddr>().ok().map(super::canonical_ip)
     }
 
@@ -697,7 +688,7 @@ fn write_file(path: &Path, data: &[u8], durable: bool) -> Result<(), IpamError> 
     // A fresh file, never the old one truncated: a temp left by a crash may be a second name
     // of a live reservation. Unlinked only when it is there: an unlink takes the directory's
     // lock for writing even when it finds nothing, and every listing of the store waits for it.
-    let create = || OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    let create = || ufs::open(path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600);
     let mut f = match create() {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             let _ = fs::remove_file(path);
@@ -740,7 +731,7 @@ fn link(temp: &Path, name: &Path, content: &str) -> std::io::Result<Linked> {
 }
 
 fn create_exclusive(path: &Path, data: &[u8]) -> Result<bool, IpamError> {
-    let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    let mut f = match ufs::open(path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
         Err(e) => return Err(IpamError::store("create", path, e)),

@@ -21,7 +21,7 @@ use std::os::fd::{AsFd, AsRawFd, IntoRawFd, RawFd};
 
 /// The process has one thread (Threads: in /proc/self/status).
 pub(super) fn single_threaded() -> bool {
-    std::fs::read_to_string("/proc/self/status")
+    crate::util::fs::read_to_string(std::path::Path::new("/proc/self/status"))
         .map(|s| s.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])))
         .unwrap_or(false)
 }

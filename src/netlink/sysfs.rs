@@ -12,7 +12,7 @@
 //! caller's: an entry counts only when its `ifindex` is the link's, else the caller asks the
 //! kernel.
 
-use nix::fcntl::{OFlag, open, openat};
+use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::Mode;
 use std::os::fd::OwnedFd;
 
@@ -31,7 +31,9 @@ pub fn read(name: &str, index: u32) -> Option<SysfsLink> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return None;
     }
-    let dir = open(
+    // openat: musl's open() adds an fcntl for O_CLOEXEC.
+    let dir = openat(
+        AT_FDCWD,
         format!("/sys/class/net/{name}").as_str(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),

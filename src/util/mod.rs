@@ -1,6 +1,7 @@
 //! Small self-contained helpers.
 pub mod base64;
 pub mod dirents;
+pub mod fs;
 pub mod out;
 pub mod pattern;
 pub mod records;
