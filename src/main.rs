@@ -1,5 +1,13 @@
 //! Entry point: pick the applet from the basename of argv[0]; as `cnibox`, offer
 //! `--list`, `--version` and `cnibox <applet> …`.
+//!
+//! The C runtime calls `main` here directly: std's own start-up (`lang_start`) is left out. It
+//! installs handlers that report a stack overflow, on a signal stack of their own, which cost a
+//! plugin eleven system calls of its two hundred (and a runtime client as many again, plus the
+//! resets in each child it spawns), for a message nobody reads: a plugin's caller reads
+//! stdout. What of it matters is done here: the standard descriptors are made valid, and
+//! SIGPIPE is ignored (a write to a closed pipe is an error to handle, as with std).
+#![cfg_attr(not(test), no_main)]
 
 use argh::FromArgs;
 use cnibox::applets::{self, APPLETS};
@@ -28,7 +36,52 @@ struct Front {
     rest: Vec<String>,
 }
 
+/// The process's entry, called by the C runtime with the program's arguments.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    let count = usize::try_from(argc).unwrap_or(0);
+    let argv: Vec<String> = (0..count)
+        .map(|i| {
+            // SAFETY: the C runtime passes `argc` pointers to NUL-terminated strings in `argv`,
+            // which live as long as the process.
+            unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) }.to_string_lossy().into_owned()
+        })
+        .collect();
+    start();
+    run(argv)
+}
+
+/// What std's start-up did that matters to a plugin.
+#[cfg(not(test))]
+fn start() {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::BorrowedFd;
+    // A closed standard descriptor would be the next file opened: a reply or a log line would
+    // land in it. Point each closed one at /dev/null (it takes the lowest free number).
+    // SAFETY: 0, 1 and 2 are only polled (POLLNVAL says which are closed), never closed here.
+    let std_fds = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
+    let mut fds = std_fds.map(|fd| PollFd::new(fd, PollFlags::empty()));
+    if poll(&mut fds, PollTimeout::ZERO).is_ok() {
+        for fd in &fds {
+            if fd.revents().is_some_and(|r| r.contains(PollFlags::POLLNVAL)) {
+                let _ = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR, nix::sys::stat::Mode::empty())
+                    .map(std::mem::forget);
+            }
+        }
+    }
+    // SAFETY: SIG_IGN installs no handler; nothing else in the process sets signal dispositions.
+    let _ =
+        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) };
+}
+
+/// Under the test harness, which brings its own entry: the same program, behind std's.
+#[cfg(test)]
 fn main() {
+    run(std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect())
+}
+
+fn run(argv: Vec<String>) -> ! {
     // A panic must still leave the runtime a CNI error on stdout, never an empty reply.
     std::panic::set_hook(Box::new(|info| {
         let e = CniError::internal(format!("cnibox internal error: {info}"));
@@ -36,7 +89,6 @@ fn main() {
         std::process::exit(1);
     }));
     cnibox::logger::init();
-    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     let name = argv
         .first()
         .and_then(|a| Path::new(a).file_name())
