@@ -19,8 +19,8 @@ const MAX_SHIFT: usize = 16;
 const CLASSES: usize = MAX_SHIFT - MIN_SHIFT + 1;
 /// Blocks are aligned to this (the chunk's alignment, and every class size is a multiple).
 const ALIGN: usize = 1 << MIN_SHIFT;
-/// Memory is taken from the C library this much at a time, zeroed (fresh pages from the kernel:
-/// nothing to clear); untouched pages cost nothing.
+/// Memory is mapped from the kernel this much at a time (zeroed pages: nothing to clear);
+/// untouched pages cost nothing.
 const CHUNK: usize = 256 << 10;
 
 pub struct Pool {
@@ -73,6 +73,16 @@ fn class(layout: Layout) -> Option<usize> {
     Some(shift.max(MIN_SHIFT) - MIN_SHIFT)
 }
 
+/// A chunk straight from the kernel (zeroed pages, page-aligned), or null. Not through the C
+/// library: musl's allocator would first set up its own bookkeeping (two brk calls and a guard
+/// page) for a chunk it then maps all the same.
+fn fresh_chunk() -> *mut u8 {
+    use nix::libc::{MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap};
+    // SAFETY: a new private anonymous mapping; it overlaps nothing and is never unmapped.
+    let p = unsafe { mmap(ptr::null_mut(), CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) };
+    if p == MAP_FAILED { ptr::null_mut() } else { p.cast() }
+}
+
 impl State {
     /// A block of class `c` and whether it is fresh from a chunk (all zero), or null when the
     /// C library has no more memory.
@@ -86,8 +96,7 @@ impl State {
         let size = 1usize << (c + MIN_SHIFT);
         if self.end - self.next < size {
             // The rest of the old chunk is too small for this class and stays unused.
-            // SAFETY: a valid, non-zero layout.
-            let chunk = unsafe { System.alloc_zeroed(Layout::from_size_align_unchecked(CHUNK, ALIGN)) };
+            let chunk = fresh_chunk();
             if chunk.is_null() {
                 return (chunk, false);
             }
