@@ -4,9 +4,9 @@
 use super::error::CniError;
 use super::result::CniResult;
 use super::skel::{Command, Invocation};
-use std::io::{Read, Write};
+use crate::util::spawn;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
 
 /// Find `plugin` in the CNI_PATH directories, as libcni's FindInPath does.
 pub fn find_in_path(plugin: &str, path: &[PathBuf]) -> Result<PathBuf, CniError> {
@@ -46,54 +46,31 @@ fn exec(plugin_type: &str, command: Command, inv: &Invocation) -> Result<Option<
 
 /// `exec` of the plugin at `bin`.
 fn exec_found(bin: &Path, command: Command, inv: &Invocation) -> Result<Option<CniResult>, CniError> {
-    let mut cmd = Process::new(bin);
-    cmd.env("CNI_COMMAND", command.as_str());
-    let stdout = run_plugin(&mut cmd, &inv.stdin)?;
+    let stdout = run_plugin(bin, &[("CNI_COMMAND", Some(OsStr::new(command.as_str())))], &inv.stdin)?;
     match command {
         Command::Add => CniResult::from_reply(&stdout, inv.version).map(Some),
         _ => Ok(None),
     }
 }
 
-/// Exec a plugin prepared in `cmd` (program and env), feed it `stdin`, and return its stdout;
-/// a failure is the plugin's own CNI error when it printed one. stderr passes through.
-pub fn run_plugin(cmd: &mut Process, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
-    let bin = cmd.get_program().to_string_lossy().into_owned();
-    // The config waits in the pipe before the plugin starts (a failed exec leaves it unread,
-    // for the retry below); only one too large for a pipe is written after the spawn.
-    cmd.stdin(crate::util::stdin::prefilled(stdin).unwrap_or_else(Stdio::piped))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    // A freshly installed binary can be briefly busy ("text file busy"); libcni retries too.
-    let mut attempt = 0;
-    let mut child = loop {
-        match cmd.spawn() {
-            Ok(c) => break c,
-            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) && attempt < 5 => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-            Err(e) => return Err(CniError::internal(format!("failed to exec {bin}: {e}"))),
+/// Exec the plugin `bin` with this process's environment, changed by `vars` (see
+/// `util::spawn::run`), feed it `stdin`, and return its stdout; a failure is the plugin's own
+/// CNI error when it printed one. stderr passes through.
+pub fn run_plugin(bin: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Result<Vec<u8>, CniError> {
+    let name = || bin.display().to_string();
+    let (status, stdout) = spawn::run(bin, vars, stdin).map_err(|e| match e {
+        spawn::Error::Start(errno) => {
+            CniError::internal(format!("failed to exec {}: {}", name(), std::io::Error::from(errno)))
         }
-    };
-    if let Some(mut si) = child.stdin.take() {
-        // A plugin that exits without reading stdin is not our error; its reply says what happened.
-        let _ = si.write_all(stdin);
-    }
-    // The reply, read into room for a usual one (std's reader starts at 32 bytes and doubles).
-    let mut stdout = Vec::with_capacity(4096);
-    let read = match child.stdout.take() {
-        Some(mut pipe) => pipe.read_to_end(&mut stdout).map(|_| ()),
-        None => Ok(()),
-    };
-    let status = child.wait().map_err(|e| CniError::internal(format!("failed to wait for {bin}: {e}")))?;
-    read.map_err(|e| CniError::internal(format!("failed to read the reply of {bin}: {e}")))?;
+        spawn::Error::Wait(e) => CniError::internal(format!("failed to wait for {}: {e}", name())),
+    })?;
     if status.success() {
         return Ok(stdout);
     }
     Err(crate::cni::json::from_slice::<CniError>(&stdout).unwrap_or_else(|_| {
         CniError::internal(format!(
-            "plugin {bin} failed ({status}) with no error reply: {}",
+            "plugin {} failed ({status}) with no error reply: {}",
+            name(),
             String::from_utf8_lossy(&stdout).trim()
         ))
     }))

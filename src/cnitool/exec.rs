@@ -3,8 +3,8 @@
 
 use crate::cni::CniError;
 use crate::cni::delegate::run_plugin;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The per-call variables; GC and STATUS carry no container, netns or ifname.
 pub struct CallEnv<'a> {
@@ -17,16 +17,17 @@ pub struct CallEnv<'a> {
 }
 
 /// Run `plugin` with the runtime's env plus the call's CNI_* variables.
-pub fn run(plugin: &Path, env: &CallEnv<'_>, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
+pub fn run<'a>(plugin: &Path, env: &CallEnv<'a>, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
     let path = std::env::join_paths(env.path).map_err(|e| CniError::internal(e.to_string()))?;
-    let mut cmd = Command::new(plugin);
-    cmd.env("CNI_COMMAND", env.command).env("CNI_PATH", &path).env("CNI_ARGS", env.args);
-    for (k, v) in [("CNI_CONTAINERID", env.container_id), ("CNI_NETNS", env.netns), ("CNI_IFNAME", env.ifname)] {
-        if v.is_empty() {
-            cmd.env_remove(k);
-        } else {
-            cmd.env(k, v);
-        }
-    }
-    run_plugin(&mut cmd, stdin)
+    // The per-call ones are removed when empty: GC and STATUS carry none.
+    let per_call = |v: &'a str| Some(OsStr::new(v)).filter(|v| !v.is_empty());
+    let vars = [
+        ("CNI_COMMAND", Some(OsStr::new(env.command))),
+        ("CNI_PATH", Some(path.as_os_str())),
+        ("CNI_ARGS", Some(OsStr::new(env.args))),
+        ("CNI_CONTAINERID", per_call(env.container_id)),
+        ("CNI_NETNS", per_call(env.netns)),
+        ("CNI_IFNAME", per_call(env.ifname)),
+    ];
+    run_plugin(plugin, &vars, stdin)
 }

@@ -8,6 +8,7 @@ pub mod records;
 #[cfg(test)]
 pub mod scratch;
 pub mod sha512;
+pub mod spawn;
 pub mod stdin;
 
 /// Lowercase hex of `bytes`, with `sep` between two bytes (a MAC address's `:`; none for a

@@ -16,6 +16,11 @@ const FITS: usize = 16 * 4096;
 /// The read end of a pipe already holding all of `bytes` and closed for writing, or None when
 /// `bytes` is too large (or a pipe cannot be made): then write it after spawning, as usual.
 pub fn prefilled(bytes: &[u8]) -> Option<Stdio> {
+    prefilled_fd(bytes).map(Stdio::from)
+}
+
+/// As `prefilled`, the read end as a descriptor (close-on-exec).
+pub fn prefilled_fd(bytes: &[u8]) -> Option<std::os::fd::OwnedFd> {
     if bytes.len() > FITS {
         return None;
     }
@@ -25,7 +30,7 @@ pub fn prefilled(bytes: &[u8]) -> Option<Stdio> {
     let mut w = std::fs::File::from(w);
     w.write_all(bytes).ok()?;
     drop(w);
-    Some(Stdio::from(r))
+    Some(r)
 }
 
 #[cfg(test)]
