@@ -1,6 +1,7 @@
 //! cnibox: the standard CNI plugins in one small static binary.
-// Modules may opt out, with their reasons: netlink::unregister and netlink::detach fork
-// (see there).
+// Modules may opt out, with their reasons: netlink::unregister and netlink::detach fork,
+// util::dirents reads getdents64 records and util::spawn the C library's environment (see
+// there).
 #![deny(unsafe_code)]
 
 pub mod applets;

@@ -3,8 +3,10 @@
 //!
 //! Straight through posix_spawn(3) rather than std's `Command`, which copies the whole
 //! environment into a sorted map of its own and back into C strings to change a handful of
-//! variables: a quarter of a runtime client's instructions per call. Here the environment is
-//! copied once, in its order, the changed variables left out and appended.
+//! variables: a quarter of a runtime client's instructions per call. Here the child gets the
+//! C library's own strings, in their order, the changed variables left out and appended.
+//! Reading the C library's `environ` is this module's one unsafe block.
+#![allow(unsafe_code)]
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -12,11 +14,11 @@ use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_s
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::pipe2;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// How a spawned plugin ended.
@@ -66,7 +68,8 @@ pub enum Error {
 pub fn run(program: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Result<(Exit, Vec<u8>), Error> {
     let start = |e: Errno| Error::Start(e);
     let path = CString::new(program.as_os_str().as_bytes()).map_err(|_| Error::Start(Errno::EINVAL))?;
-    let env = environment(vars);
+    let mut set = Vec::new();
+    let env = environment(vars, &mut set);
     // The config waits in the pipe before the plugin starts; only one too large for a pipe is
     // written after the spawn.
     let (stdin_r, late) = match super::stdin::prefilled_fd(stdin) {
@@ -118,26 +121,38 @@ pub fn run(program: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Res
     Ok((status, out))
 }
 
-/// `NAME=value` for every variable of this process not named in `vars`, then those `vars` sets.
-fn environment(vars: &[(&str, Option<&OsStr>)]) -> Vec<CString> {
-    let mut env = Vec::with_capacity(64);
-    for (k, v) in std::env::vars_os() {
-        if vars.iter().any(|(name, _)| k.as_bytes() == name.as_bytes()) {
-            continue;
+unsafe extern "C" {
+    /// The C library's environment: a NULL-terminated array of `NAME=value` strings.
+    static environ: *const *const std::ffi::c_char;
+}
+
+/// Every `NAME=value` of this process not named in `vars` (borrowed from the C library, not
+/// copied), then those `vars` sets (made in `set`).
+fn environment<'a>(vars: &[(&str, Option<&OsStr>)], set: &'a mut Vec<CString>) -> Vec<&'a CStr> {
+    let mut env: Vec<&'a CStr> = Vec::with_capacity(64);
+    // SAFETY: `environ` is the C library's NULL-terminated array of NUL-terminated strings.
+    // Nothing in cnibox changes its environment (no setenv, no putenv; one thread), so the
+    // array and its strings stay as they are for as long as the process lives.
+    unsafe {
+        let mut p = environ;
+        while !p.is_null() && !(*p).is_null() {
+            let entry = CStr::from_ptr(*p);
+            let name = entry.to_bytes().split(|b| *b == b'=').next().unwrap_or_default();
+            if !vars.iter().any(|(n, _)| n.as_bytes() == name) {
+                env.push(entry);
+            }
+            p = p.add(1);
         }
-        let mut kv = k.into_vec();
-        kv.push(b'=');
-        kv.extend_from_slice(v.as_bytes());
-        env.extend(CString::new(kv).ok());
     }
     for (k, v) in vars {
         let Some(v) = v else { continue };
-        let mut kv = Vec::with_capacity(k.len() + 1 + v.len());
+        let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
         kv.extend_from_slice(k.as_bytes());
         kv.push(b'=');
         kv.extend_from_slice(v.as_bytes());
-        env.extend(CString::new(kv).ok());
+        set.extend(CString::new(kv).ok());
     }
+    env.extend(set.iter().map(CString::as_c_str));
     env
 }
 
