@@ -308,6 +308,14 @@ fn map<'de, V: Visitor<'de>>(entries: serde_json::Map<String, Value>, visitor: V
 /// the last in document order, which a parsed map no longer has). Structs with a flattened
 /// member are read as maps and keep their keys as written.
 fn go_fields(entries: serde_json::Map<String, Value>, fields: &[&str]) -> serde_json::Map<String, Value> {
+    // As a rule every key is a field's exact name or no field's at all, and nothing is null:
+    // then the members stay as they are, without rebuilding the map.
+    let as_written = entries.iter().all(|(key, value)| {
+        !value.is_null() && (fields.contains(&key.as_str()) || !fields.iter().any(|f| f.eq_ignore_ascii_case(key)))
+    });
+    if as_written {
+        return entries;
+    }
     let mut out = serde_json::Map::new();
     let mut folded = Vec::new();
     for (key, value) in entries {
