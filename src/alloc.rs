@@ -85,7 +85,7 @@ fn fresh_chunk() -> *mut u8 {
 
 impl State {
     /// A block of class `c` and whether it is fresh from a chunk (all zero), or null when the
-    /// C library has no more memory.
+    /// kernel has no more memory to map.
     unsafe fn take(&mut self, c: usize) -> (*mut u8, bool) {
         let head = self.free[c];
         if !head.is_null() {

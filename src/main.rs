@@ -62,11 +62,18 @@ fn start() {
     // SAFETY: 0, 1 and 2 are only polled (POLLNVAL says which are closed), never closed here.
     let std_fds = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
     let mut fds = std_fds.map(|fd| PollFd::new(fd, PollFlags::empty()));
-    if poll(&mut fds, PollTimeout::ZERO).is_ok() {
-        for fd in &fds {
-            if fd.revents().is_some_and(|r| r.contains(PollFlags::POLLNVAL)) {
-                let _ = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR, nix::sys::stat::Mode::empty())
-                    .map(std::mem::forget);
+    let polled = poll(&mut fds, PollTimeout::ZERO).is_ok();
+    for (i, fd) in fds.iter().enumerate() {
+        let closed = if polled {
+            fd.revents().is_some_and(|r| r.contains(PollFlags::POLLNVAL))
+        } else {
+            nix::fcntl::fcntl(std_fds[i], nix::fcntl::FcntlArg::F_GETFD) == Err(nix::errno::Errno::EBADF)
+        };
+        if closed {
+            match nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR, nix::sys::stat::Mode::empty()) {
+                Ok(null) => std::mem::forget(null),
+                // As std: carrying on would let the next file opened stand in for it.
+                Err(_) => std::process::abort(),
             }
         }
     }

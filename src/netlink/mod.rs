@@ -80,6 +80,9 @@ pub struct Netlink {
     /// the forwarding switch.
     plain: rtnetlink::sys::Socket,
     seq: std::cell::Cell<u32>,
+    /// Not to be sent to another thread: its connection's socket is registered with the runtime
+    /// of the thread that opened it, and another thread's runtime would never see it ready.
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Netlink {
@@ -104,7 +107,14 @@ impl Netlink {
         let plain = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)
             .map_err(|e| Error::io("failed to open a netlink socket", &e))?;
         let _ = plain.set_cap_ack(true);
-        Ok(Netlink { conn: RefCell::new(conn), handle, capped, plain, seq: std::cell::Cell::new(0) })
+        Ok(Netlink {
+            conn: RefCell::new(conn),
+            handle,
+            capped,
+            plain,
+            seq: std::cell::Cell::new(0),
+            _thread: std::marker::PhantomData,
+        })
     }
 
     /// A connection to `ns`: the socket is created inside it.

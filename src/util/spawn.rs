@@ -69,7 +69,7 @@ pub fn run(program: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Res
     let start = |e: Errno| Error::Start(e);
     let path = CString::new(program.as_os_str().as_bytes()).map_err(|_| Error::Start(Errno::EINVAL))?;
     let mut set = Vec::new();
-    let env = environment(vars, &mut set);
+    let env = environment(vars, &mut set).map_err(start)?;
     // The config waits in the pipe before the plugin starts; only one too large for a pipe is
     // written after the spawn.
     let (stdin_r, late) = match super::stdin::prefilled_fd(stdin) {
@@ -88,7 +88,9 @@ pub fn run(program: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Res
     let mut default = SigSet::empty();
     default.add(Signal::SIGPIPE);
     attr.set_sigdefault(&default).map_err(start)?;
-    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF).map_err(start)?;
+    // And with no signal blocked, whatever mask this process was started with.
+    attr.set_sigmask(&SigSet::empty()).map_err(start)?;
+    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK).map_err(start)?;
     // A freshly installed binary can be briefly busy ("text file busy"); libcni retries too.
     let mut attempt = 0;
     let pid = loop {
@@ -127,8 +129,8 @@ unsafe extern "C" {
 }
 
 /// Every `NAME=value` of this process not named in `vars` (borrowed from the C library, not
-/// copied), then those `vars` sets (made in `set`).
-fn environment<'a>(vars: &[(&str, Option<&OsStr>)], set: &'a mut Vec<CString>) -> Vec<&'a CStr> {
+/// copied), then those `vars` sets (made in `set`); EINVAL for a value holding a NUL byte.
+fn environment<'a>(vars: &[(&str, Option<&OsStr>)], set: &'a mut Vec<CString>) -> Result<Vec<&'a CStr>, Errno> {
     let mut env: Vec<&'a CStr> = Vec::with_capacity(64);
     // SAFETY: `environ` is the C library's NULL-terminated array of NUL-terminated strings.
     // Nothing in cnibox changes its environment (no setenv, no putenv; one thread), so the
@@ -150,10 +152,10 @@ fn environment<'a>(vars: &[(&str, Option<&OsStr>)], set: &'a mut Vec<CString>) -
         kv.extend_from_slice(k.as_bytes());
         kv.push(b'=');
         kv.extend_from_slice(v.as_bytes());
-        set.extend(CString::new(kv).ok());
+        set.push(CString::new(kv).map_err(|_| Errno::EINVAL)?);
     }
     env.extend(set.iter().map(CString::as_c_str));
-    env
+    Ok(env)
 }
 
 #[cfg(test)]
@@ -189,5 +191,7 @@ mod tests {
         assert_eq!(exit, Exit::Signal(9, false));
         assert_eq!(exit.to_string(), "signal: 9 (SIGKILL)");
         assert!(matches!(run(Path::new("/nonexistent/plugin"), &[], b""), Err(Error::Start(Errno::ENOENT))));
+        let nul = [("CNI_ARGS", Some(OsStr::new("a\0b")))];
+        assert!(matches!(run(Path::new("/bin/true"), &nul, b""), Err(Error::Start(Errno::EINVAL))));
     }
 }
