@@ -12,9 +12,10 @@
 //! caller's: an entry counts only when its `ifindex` is the link's, else the caller asks the
 //! kernel.
 
-use nix::fcntl::{AT_FDCWD, OFlag, openat};
+use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
-use std::os::fd::OwnedFd;
+use std::fs::File;
+use std::path::Path;
 
 /// What sysfs shows of a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,14 +32,8 @@ pub fn read(name: &str, index: u32) -> Option<SysfsLink> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return None;
     }
-    // openat: musl's open() adds an fcntl for O_CLOEXEC.
-    let dir = openat(
-        AT_FDCWD,
-        format!("/sys/class/net/{name}").as_str(),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
+    let path = format!("/sys/class/net/{name}");
+    let dir = crate::util::fs::open(Path::new(&path), OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0).ok()?;
     if attribute(&dir, "ifindex")?.parse::<u32>().ok()? != index {
         return None;
     }
@@ -48,7 +43,7 @@ pub fn read(name: &str, index: u32) -> Option<SysfsLink> {
 }
 
 /// One attribute file's content, without its line break.
-fn attribute(dir: &OwnedFd, file: &str) -> Option<String> {
+fn attribute(dir: &File, file: &str) -> Option<String> {
     let fd = openat(dir, file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
     let mut buf = [0u8; 64];
     let n = nix::unistd::read(&fd, &mut buf).ok()?;

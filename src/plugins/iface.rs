@@ -13,15 +13,9 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// `veth` and 8 random lower-case hex digits: from std's hasher, whose keys come from the
-/// kernel's random source once per process and differ for every hasher made (a retry after a
-/// name clash gets another name), without opening /dev/urandom.
+/// `veth` and 8 random lower-case hex digits (a retry after a name clash gets another name).
 pub fn random_veth_name() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let b = h.finish().to_le_bytes();
-    format!("veth{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
+    format!("veth{}", crate::util::hex(&crate::util::random_u64().to_le_bytes()[..4], ""))
 }
 
 /// The two ends of a new veth pair.

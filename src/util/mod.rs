@@ -33,13 +33,16 @@ pub fn hex(bytes: &[u8], sep: &str) -> String {
 /// one would replace this one's temp file before it is renamed or linked.
 pub fn temp_token() -> &'static str {
     static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TOKEN.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        // std's hasher keys come from the kernel's random source.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        format!("{}.{:016x}", std::process::id(), h.finish())
-    })
+    TOKEN.get_or_init(|| format!("{}.{:016x}", std::process::id(), random_u64()))
+}
+
+/// 64 random bits, different at each call: from std's hasher, whose keys come from the
+/// kernel's random source once per process and change for every hasher made (no file to open).
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 #[cfg(test)]
