@@ -33,6 +33,8 @@
 #   BENCH_REF_BOTH=1 point side A at the reference too (checks the benchmark itself)
 #   BENCH_ONLY       the sections to run, of: size exec floors chains concurrency scaling
 #                    (default: all; concurrency and scaling probe the bridge chain all the same)
+#   BENCH_SAMPLES    a directory to copy the raw samples into (a file a metric and side, a
+#                    value a line, unscaled: µs, KiB, bytes, counts)
 set -euo pipefail
 export LC_ALL=C
 
@@ -194,6 +196,9 @@ cleanup() {
     fi
     # Results the runtime client cached for this run's networks (all named $TAG…).
     rm -f /var/lib/cni/results/"$TAG"* 2>/dev/null || true
+    if [ -n "${BENCH_SAMPLES:-}" ]; then
+        mkdir -p "$BENCH_SAMPLES" && cp -r "$W/s/." "$BENCH_SAMPLES/" || true
+    fi
     rm -rf "$W"
     exit "$rc"
 }
