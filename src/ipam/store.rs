@@ -682,13 +682,18 @@ impl Locked<'_> {
     }
 }
 
-/// Write a new file, mode 0600 as the reference's current releases write every file of the store
-/// (its 1.1.1 wrote leases 0644); `durable` syncs it.
+/// Create `path` for writing, failing if it exists, mode 0600 as the reference's current releases
+/// write every file of the store (its 1.1.1 wrote leases 0644).
+fn create_new(path: &Path) -> std::io::Result<File> {
+    ufs::open(path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600)
+}
+
+/// Write a new file (`create_new`); `durable` syncs it.
 fn write_file(path: &Path, data: &[u8], durable: bool) -> Result<(), IpamError> {
     // A fresh file, never the old one truncated: a temp left by a crash may be a second name
     // of a live reservation. Unlinked only when it is there: an unlink takes the directory's
     // lock for writing even when it finds nothing, and every listing of the store waits for it.
-    let create = || ufs::open(path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600);
+    let create = || create_new(path);
     let mut f = match create() {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             let _ = fs::remove_file(path);
@@ -731,7 +736,7 @@ fn link(temp: &Path, name: &Path, content: &str) -> std::io::Result<Linked> {
 }
 
 fn create_exclusive(path: &Path, data: &[u8]) -> Result<bool, IpamError> {
-    let mut f = match ufs::open(path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600) {
+    let mut f = match create_new(path) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
         Err(e) => return Err(IpamError::store("create", path, e)),
