@@ -35,6 +35,10 @@
 #                    (default: all; concurrency and scaling probe the bridge chain all the same)
 #   BENCH_SAMPLES    a directory to copy the raw samples into (a file a metric and side, a
 #                    value a line, unscaled: µs, KiB, bytes, counts)
+#   BENCH_POD_IPV6=off  a control run: every pod namespace gets IPv6 off for its new devices
+#                    (net.ipv6.conf.default.disable_ipv6=1 there, before the plugin runs), so
+#                    that no pod sends the first IPv6 packets (MLD report, router solicitation)
+#                    that the bridge floods to every port; not how a node runs
 set -euo pipefail
 export LC_ALL=C
 
@@ -148,6 +152,8 @@ ONLY=${BENCH_ONLY:-}
 want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 REF=${BENCH_REF_DIR:-/usr/lib/cni}
 JSON=${BENCH_JSON:-$TOP/target/bench.json}
+POD_IPV6=${BENCH_POD_IPV6:-on}
+case $POD_IPV6 in on | off) ;; *) die "BENCH_POD_IPV6 is on or off, not \"$POD_IPV6\"" ;; esac
 ARCH=$(uname -m)
 BIN=${CNIBOX_BIN:-$TOP/target/cnibox}
 [ -x "$BIN" ] || die "no cnibox binary at $BIN (make build, or set CNIBOX_BIN)"
@@ -283,6 +289,9 @@ new_pods() { # side count: sets NEW (an array of names)
     NEW=()
     for ((i = 1; i <= count; i++)); do NEW+=("${TAG}p$SEQ$side$i"); done
     add_netns "${NEW[@]}"
+    if [ "$POD_IPV6" = off ]; then
+        for i in "${NEW[@]}"; do ip netns exec "$i" sysctl -qw net.ipv6.conf.default.disable_ipv6=1; done
+    fi
 }
 in_host() { # host inner-args…
     local h=$1
@@ -655,6 +664,7 @@ a_label=cnibox
     printf '  "reference": %s,\n  "reference_dir": %s,\n' "$(json_str "$ref_version")" "$(json_str "$REF")"
     printf '  "quick": %s,\n  "reference_on_both_sides": %s,\n' "$([ "$QUICK" = 1 ] && echo true || echo false)" \
         "$([ "$REF_BOTH" = 1 ] && echo true || echo false)"
+    printf '  "pod_ipv6": %s,\n' "$([ "$POD_IPV6" = on ] && echo true || echo false)"
     printf '  "applets": [%s],\n' "$(for a in "${APPLETS[@]}"; do printf '"%s",' "$a"; done | sed 's/,$//')"
     printf '  "common_with_reference": [%s],\n' "$(for a in "${COMMON[@]}"; do printf '"%s",' "$a"; done | sed 's/,$//')"
     printf '  "metrics": [\n'
@@ -704,3 +714,4 @@ done <"$W/metrics"
 printf '\n  ]\n}\n' >>"$JSON"
 echo
 echo "ratio = $a_label / reference (below 1: cnibox is smaller or faster); JSON: $JSON"
+if [ "$POD_IPV6" = off ]; then echo "control run: IPv6 off in every pod namespace (BENCH_POD_IPV6=off)"; fi
