@@ -52,17 +52,14 @@ thread_local! {
 /// Run `f` with the thread's runtime, made on first use.
 fn with_runtime<R>(f: impl FnOnce(&Runtime) -> R) -> Result<R, Error> {
     RUNTIME.with(|cell| {
-        if cell.get().is_none() {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-                .map_err(|e| Error::io("failed to start the netlink runtime", &e))?;
-            let _ = cell.set(rt);
+        if let Some(rt) = cell.get() {
+            return Ok(f(rt));
         }
-        match cell.get() {
-            Some(rt) => Ok(f(rt)),
-            None => Err(Error::io("failed to start the netlink runtime", &std::io::Error::other("no runtime"))),
-        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| Error::io("failed to start the netlink runtime", &e))?;
+        Ok(f(cell.get_or_init(|| rt)))
     })
 }
 
