@@ -250,7 +250,7 @@ fi
 # that program has no C library (its entry point only exits): glibc's static start-up runs
 # dozens of CPUID instructions, each a trap to the hypervisor in a VM (tests/bench/nop.c).
 build_floor() {
-    if [ "$(uname -m)" = x86_64 ]; then
+    if [ "$ARCH" = x86_64 ]; then
         printf 'void _start(void) { __asm__ volatile("mov $231, %%eax\\n xor %%edi, %%edi\\n syscall"); }\n' >"$W/floor.c"
         gcc -O2 -static -nostdlib -ffreestanding -o "$W/floor" "$W/floor.c" 2>/dev/null && return
     fi
@@ -405,9 +405,11 @@ fi
 # The plugin is built freestanding where nop.c can be (x86_64): a C library's start-up is no part
 # of what a client costs, and glibc's is slow in a VM (nop.c says why).
 build_nop() {
-    [ "$(uname -m)" = x86_64 ] && gcc -O2 -static -nostdlib -ffreestanding -fno-stack-protector -fno-builtin \
-        -DNOP_FREESTANDING -o "$W/nop-bin/nop" "$TOP/tests/bench/nop.c" 2>/dev/null ||
-        gcc -O2 -static -o "$W/nop-bin/nop" "$TOP/tests/bench/nop.c" 2>/dev/null
+    if [ "$ARCH" = x86_64 ]; then
+        gcc -O2 -static -nostdlib -ffreestanding -fno-stack-protector -fno-builtin -DNOP_FREESTANDING \
+            -o "$W/nop-bin/nop" "$TOP/tests/bench/nop.c" 2>/dev/null && return
+    fi
+    gcc -O2 -static -o "$W/nop-bin/nop" "$TOP/tests/bench/nop.c" 2>/dev/null
 }
 if want floors && [ -n "$SPAWN" ] && [ -n "$CNITOOL" ] && mkdir -p "$W/nop-bin" "$W/conf/nop" && build_nop; then
     log "client floor: cnitool with a plugin that only answers"
