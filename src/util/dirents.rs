@@ -6,33 +6,48 @@
 //! millisecond per listing, which every ADD and DEL makes.
 #![allow(unsafe_code)]
 
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd};
 
 /// `d_type` of a regular file.
 pub const DT_REG: u8 = 8;
 /// `d_type` where the filesystem does not say (the caller must look).
 pub const DT_UNKNOWN: u8 = 0;
+/// The smallest record (header and a one-byte name with its NUL, padded to 8 bytes): a bound
+/// on how many entries a buffer of records holds.
+pub const MIN_RECORD: usize = 24;
 
-/// One directory entry: inode, `d_type`, name (without its NUL).
+/// One directory entry: inode, `d_type`, and where its name (without its NUL) is in the
+/// buffer of records it was read from.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Entry<'a> {
+pub struct Entry {
     pub ino: u64,
     pub kind: u8,
-    pub name: &'a [u8],
+    pub name: Range<usize>,
 }
 
-/// Call `f` with every entry of the directory open as `dir`, from its first (the descriptor's
-/// offset is rewound, then left at the end).
-pub fn for_each(dir: impl AsFd, mut f: impl FnMut(Entry<'_>)) -> std::io::Result<()> {
+/// The records of every entry of the directory open as `dir`, from its first (the
+/// descriptor's offset is rewound, then left at the end), one after another as getdents64
+/// gives them: walk them with `entry_at` or `entries`. One buffer, grown only for a directory
+/// whose records outgrow it, and no copy of any name.
+pub fn read_all(dir: impl AsFd) -> std::io::Result<Vec<u8>> {
     let dir = dir.as_fd();
     nix::unistd::lseek(dir, 0, nix::unistd::Whence::SeekSet)?;
-    let mut buf = vec![0u8; 32 << 10];
+    let mut buf: Vec<u8> = Vec::with_capacity(32 << 10);
     loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which outlives the call.
-        let n = unsafe { nix::libc::syscall(nix::libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+        // Room for a whole record of the longest name, at least.
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(buf.capacity());
+        }
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: the kernel writes at most `spare.len()` bytes at the start of `spare`, memory
+        // the vector owns and that outlives the call.
+        let n =
+            unsafe { nix::libc::syscall(nix::libc::SYS_getdents64, dir.as_raw_fd(), spare.as_mut_ptr(), spare.len()) };
         match usize::try_from(n) {
-            Ok(0) => return Ok(()),
-            Ok(n) => entries(buf.get(..n).unwrap_or_default()).for_each(&mut f),
+            Ok(0) => return Ok(buf),
+            // SAFETY: the kernel has written the `n` bytes after the vector's end.
+            Ok(n) => unsafe { buf.set_len(buf.len() + n) },
             Err(_) => {
                 let e = std::io::Error::last_os_error();
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -43,19 +58,27 @@ pub fn for_each(dir: impl AsFd, mut f: impl FnMut(Entry<'_>)) -> std::io::Result
     }
 }
 
-/// The entries of one getdents64 answer (`struct linux_dirent64`: inode, offset, record length,
-/// type, NUL-terminated name, padding); stops at anything malformed.
-fn entries(mut buf: &[u8]) -> impl Iterator<Item = Entry<'_>> {
+/// The entry whose record (`struct linux_dirent64`: inode, offset, record length, type,
+/// NUL-terminated name, padding) starts at `at` in `buf`, and where the next one starts; None
+/// at the end or at anything malformed.
+pub fn entry_at(buf: &[u8], at: usize) -> Option<(Entry, usize)> {
     const NAME: usize = 19;
+    let rec = buf.get(at..)?;
+    let ino = u64::from_ne_bytes(rec.get(..8)?.try_into().ok()?);
+    let len = usize::from(u16::from_ne_bytes(rec.get(16..18)?.try_into().ok()?));
+    let raw = rec.get(NAME..len)?;
+    // The name ends at its NUL (a name holds none). The padding after it is whatever the
+    // buffer held: the kernel does not clear it.
+    let end = raw.iter().position(|&b| b == 0)?;
+    Some((Entry { ino, kind: rec[18], name: at + NAME..at + NAME + end }, at + len))
+}
+
+/// Every entry of a buffer of records, in order; stops at anything malformed.
+pub fn entries(buf: &[u8]) -> impl Iterator<Item = Entry> + '_ {
+    let mut at = 0;
     std::iter::from_fn(move || {
-        let ino = u64::from_ne_bytes(buf.get(..8)?.try_into().ok()?);
-        let len = usize::from(u16::from_ne_bytes(buf.get(16..18)?.try_into().ok()?));
-        let raw = buf.get(NAME..len)?;
-        // The name ends at its NUL; after it come at most 8 bytes of zero padding, and a name
-        // holds no NUL: found from the end.
-        let name = &raw[..raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)];
-        let e = Entry { ino, kind: buf[18], name };
-        buf = &buf[len..];
+        let (e, next) = entry_at(buf, at)?;
+        at = next;
         Some(e)
     })
 }
@@ -80,14 +103,23 @@ mod tests {
     fn records_and_malformed_input() {
         let mut buf = record(7, DT_REG, "10.1.0.2");
         buf.extend(record(9, 4, ".."));
-        let got: Vec<_> = entries(&buf).collect();
-        assert_eq!(got, [Entry { ino: 7, kind: DT_REG, name: b"10.1.0.2" }, Entry { ino: 9, kind: 4, name: b".." }]);
-        // A record length past the end, or shorter than its header, ends the walk.
+        let got: Vec<_> = entries(&buf).map(|e| (e.ino, e.kind, &buf[e.name])).collect();
+        assert_eq!(got, [(7, DT_REG, &b"10.1.0.2"[..]), (9, 4, b"..")]);
+        // The kernel leaves the padding after a name's NUL as the buffer held it.
+        let mut dirty = record(5, DT_REG, "10.1.0.3");
+        let n = dirty.len();
+        dirty[19 + 9..n].fill(0xaa);
+        assert_eq!(entries(&dirty).map(|e| dirty[e.name].to_vec()).collect::<Vec<_>>(), [b"10.1.0.3".to_vec()]);
+        // A record length past the end, shorter than its header, or a name without its NUL
+        // ends the walk.
         let mut bad = record(7, DT_REG, "a");
         bad[16] = 200;
         assert_eq!(entries(&bad).count(), 0);
         bad[16] = 3;
         assert_eq!(entries(&bad).count(), 0);
+        let mut unterminated = record(7, DT_REG, "abcd");
+        unterminated[23] = b'e';
+        assert_eq!(entries(&unterminated).count(), 0);
         assert_eq!(entries(&[1, 2, 3]).count(), 0);
     }
 
@@ -95,22 +127,23 @@ mod tests {
     fn lists_a_directory_twice_from_its_start() {
         let t = crate::util::scratch::Scratch::new("dirents");
         std::fs::create_dir(&t.0).unwrap();
-        for i in 0..300 {
-            std::fs::write(t.0.join(format!("file-{i:03}")), "").unwrap();
+        // Records of 1500 such names fill the first buffer twice over.
+        for i in 0..1500 {
+            std::fs::write(t.0.join(format!("file-with-a-name-of-some-length-{i:04}")), "").unwrap();
         }
         std::fs::create_dir(t.0.join("sub")).unwrap();
         let dir = std::fs::File::open(&t.0).unwrap();
         for _ in 0..2 {
-            let mut names = Vec::new();
-            for_each(&dir, |e| {
-                if e.kind == DT_REG || e.kind == DT_UNKNOWN {
-                    names.push(String::from_utf8(e.name.to_vec()).unwrap());
-                }
-            })
-            .unwrap();
+            let buf = read_all(&dir).unwrap();
+            let mut names: Vec<String> = entries(&buf)
+                .filter(|e| e.kind == DT_REG || e.kind == DT_UNKNOWN)
+                .map(|e| String::from_utf8(buf[e.name].to_vec()).unwrap())
+                .collect();
             names.sort();
-            assert_eq!(names.len(), 300);
-            assert_eq!((names[0].as_str(), names[299].as_str()), ("file-000", "file-299"));
+            assert!(buf.len() > 64 << 10);
+            assert_eq!(names.len(), 1500);
+            assert_eq!(names[0], "file-with-a-name-of-some-length-0000");
+            assert_eq!(names[1499], "file-with-a-name-of-some-length-1499");
         }
     }
 }
