@@ -15,6 +15,9 @@ use cnibox::cni::CniError;
 use std::path::Path;
 
 mod alloc;
+// Faster small copies than musl's (see the module); the tests build it everywhere on x86_64.
+#[cfg(all(target_arch = "x86_64", any(test, all(target_env = "musl", target_feature = "crt-static"))))]
+mod mem;
 // The static musl build, which never unwinds, leaves LLVM's libunwind out (see the module).
 #[cfg(all(target_env = "musl", target_feature = "crt-static", panic = "abort"))]
 mod nounwind;
