@@ -29,9 +29,11 @@ std::arch::global_asm!(
     "    mov rax, rdi",
     "    cmp rdx, 64",
     "    jbe .Lcnibox_mem_small",
-    // Forwards unless dst lies within (src, src + n): dst - src, unsigned, below n.
+    // Nothing to move onto itself; forwards unless dst lies within (src, src + n): dst - src,
+    // unsigned, below n.
     "    mov rcx, rdi",
     "    sub rcx, rsi",
+    "    jz .Lcnibox_mem_done",
     "    cmp rcx, rdx",
     "    jae .Lcnibox_mem_forward",
     // Backwards: the first word is loaded before any store, and put last.

@@ -410,14 +410,15 @@ impl Store {
         let (mut at, mut kept) = (0, 0);
         while let Some((e, next)) = entry_at(&buf, at) {
             let name = &buf[e.name.clone()];
-            let plain = match e.kind {
-                DT_REG => true,
-                // The filesystem does not say: as `lstat` says.
-                DT_UNKNOWN => nix::sys::stat::fstatat(&self.dir_fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-                    .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG),
-                _ => false,
-            };
-            if plain && std::str::from_utf8(name).is_ok() {
+            let plain = std::str::from_utf8(name).is_ok()
+                && match e.kind {
+                    DT_REG => true,
+                    // The filesystem does not say: as `lstat` says.
+                    DT_UNKNOWN => nix::sys::stat::fstatat(&self.dir_fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG),
+                    _ => false,
+                };
+            if plain {
                 let span = kept..kept + name.len();
                 out.sort(name, span.clone(), e.ino);
                 buf.copy_within(e.name, kept);

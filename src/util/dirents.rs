@@ -29,25 +29,30 @@ pub struct Entry {
 /// The records of every entry of the directory open as `dir`, from its first (the
 /// descriptor's offset is rewound, then left at the end), one after another as getdents64
 /// gives them: walk them with `entry_at` or `entries`. One buffer, grown only for a directory
-/// whose records outgrow it, and no copy of any name.
+/// whose records outgrow it, and no copy of any name. The buffer starts zeroed (fresh memory
+/// costs nothing to clear) and is grown with zeros: the kernel leaves the padding after each
+/// name unwritten, so every byte is either its or a zero.
 pub fn read_all(dir: impl AsFd) -> std::io::Result<Vec<u8>> {
     let dir = dir.as_fd();
     nix::unistd::lseek(dir, 0, nix::unistd::Whence::SeekSet)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(32 << 10);
+    let mut buf = vec![0u8; 32 << 10];
+    let mut len = 0;
     loop {
         // Room for a whole record of the longest name, at least.
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(buf.capacity());
+        if buf.len() - len < 4096 {
+            buf.resize(2 * buf.len(), 0);
         }
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: the kernel writes at most `spare.len()` bytes at the start of `spare`, memory
-        // the vector owns and that outlives the call.
+        let room = &mut buf[len..];
+        // SAFETY: the kernel writes at most `room.len()` bytes at the start of `room`, which
+        // the vector owns and which outlives the call.
         let n =
-            unsafe { nix::libc::syscall(nix::libc::SYS_getdents64, dir.as_raw_fd(), spare.as_mut_ptr(), spare.len()) };
+            unsafe { nix::libc::syscall(nix::libc::SYS_getdents64, dir.as_raw_fd(), room.as_mut_ptr(), room.len()) };
         match usize::try_from(n) {
-            Ok(0) => return Ok(buf),
-            // SAFETY: the kernel has written the `n` bytes after the vector's end.
-            Ok(n) => unsafe { buf.set_len(buf.len() + n) },
+            Ok(0) => {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+            Ok(n) => len += n,
             Err(_) => {
                 let e = std::io::Error::last_os_error();
                 if e.kind() != std::io::ErrorKind::Interrupted {
