@@ -28,7 +28,7 @@ pub struct Entry {
 
 /// The records of every entry of the directory open as `dir`, from its first (the
 /// descriptor's offset is rewound, then left at the end), one after another as getdents64
-/// gives them: walk them with `entry_at` or `entries`. One buffer, grown only for a directory
+/// gives them: walk them with `entry_at`. One buffer, grown only for a directory
 /// whose records outgrow it, and no copy of any name. The buffer starts zeroed (fresh memory
 /// costs nothing to clear) and is grown with zeros: the kernel leaves the padding after each
 /// name unwritten, so every byte is either its or a zero.
@@ -78,19 +78,19 @@ pub fn entry_at(buf: &[u8], at: usize) -> Option<(Entry, usize)> {
     Some((Entry { ino, kind: rec[18], name: at + NAME..at + NAME + end }, at + len))
 }
 
-/// Every entry of a buffer of records, in order; stops at anything malformed.
-pub fn entries(buf: &[u8]) -> impl Iterator<Item = Entry> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let (e, next) = entry_at(buf, at)?;
-        at = next;
-        Some(e)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every entry of a buffer of records, in order; stops at anything malformed.
+    fn entries(buf: &[u8]) -> impl Iterator<Item = Entry> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let (e, next) = entry_at(buf, at)?;
+            at = next;
+            Some(e)
+        })
+    }
 
     fn record(ino: u64, kind: u8, name: &str) -> Vec<u8> {
         let len = (19 + name.len() + 1 + 7) & !7;
