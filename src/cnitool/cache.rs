@@ -1,8 +1,15 @@
 //! The result cache at `<cacheDir>/results/<net>-<cid>-<ifname>`, in libcni's `cniCacheV1` layout,
 //! so that DEL, CHECK and GC see what ADD returned (and libcni-based tools read our entries).
 
+use crate::util::fs as ufs;
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
+use nix::unistd::linkat;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 pub const KIND: &str = "cniCacheV1";
@@ -32,27 +39,78 @@ pub fn path(dir: &Path, net: &str, cid: &str, ifname: &str) -> PathBuf {
     dir.join("results").join(format!("{net}-{cid}-{ifname}"))
 }
 
+/// An entry's file begun before its content is known: created unnamed (O_TMPFILE) in the
+/// results directory while the client waits for the first plugin, so that allocating its
+/// inode, on some filesystems the costliest step of writing an entry (ext4 without a journal
+/// skips every inode of the group freed in the last minutes), is not on the ADD's path. Having
+/// no name, it leaves nothing behind when the ADD fails or the process dies.
+pub struct Pending(File);
+
+impl Pending {
+    /// None where that cannot be done (a filesystem without O_TMPFILE): `store` then writes the
+    /// entry as it would without.
+    pub fn begin(dir: &Path) -> Option<Pending> {
+        let results = dir.join("results");
+        make_dir(&results).ok()?;
+        ufs::open(&results, OFlag::O_TMPFILE | OFlag::O_WRONLY, 0o600).ok().map(Pending)
+    }
+
+    /// Give the written file the name `to`: AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH, the
+    /// file's /proc/self/fd link does not.
+    fn link(&self, to: &Path) -> nix::Result<()> {
+        match linkat(&self.0, "", AT_FDCWD, to, AtFlags::AT_EMPTY_PATH) {
+            Err(Errno::EPERM | Errno::ENOENT | Errno::EINVAL) => self.link_by_proc(to),
+            other => other,
+        }
+    }
+
+    fn link_by_proc(&self, to: &Path) -> nix::Result<()> {
+        let fd = PathBuf::from(format!("/proc/self/fd/{}", self.0.as_raw_fd()));
+        linkat(AT_FDCWD, &fd, AT_FDCWD, to, AtFlags::AT_SYMLINK_FOLLOW)
+    }
+}
+
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// Write atomically: a crash of the process never leaves a half-written entry. Not synced, as
 /// libcni does not sync it either: the attachments it describes do not outlive the node, and an
-/// entry a power loss emptied is ignored by DEL (`unusable cached result`).
-pub fn store(dir: &Path, entry: &Entry) -> Result<(), String> {
+/// entry a power loss emptied is ignored by DEL (`unusable cached result`). With a `pending`
+/// file, its content is written and it is given the entry's name (through a temp name and a
+/// rename when an entry of that name is there); without one, or when that fails, a temp file
+/// is written and renamed.
+pub fn store(dir: &Path, entry: &Entry, pending: Option<Pending>) -> Result<(), String> {
     let file = path(dir, &entry.network_name, &entry.container_id, &entry.if_name);
     let parent = file.parent().unwrap_or(dir);
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(parent)
-        .map_err(|e| format!("creating {}: {e}", parent.display()))?;
     let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
     let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), entry.container_id));
+    let replace = || -> std::io::Result<()> {
+        std::fs::rename(&tmp, &file).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    };
+    if let Some(mut p) = pending
+        && p.0.write_all(&bytes).is_ok()
+    {
+        match p.link(&file) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EEXIST) => {
+                let _ = std::fs::remove_file(&tmp);
+                if p.link(&tmp).is_ok() && replace().is_ok() {
+                    return Ok(());
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    make_dir(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
     let write = || -> std::io::Result<()> {
-        use nix::fcntl::OFlag;
-        use std::io::Write;
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
-        let mut f = crate::util::fs::open(&tmp, flags, 0o600)?;
+        let mut f = ufs::open(&tmp, flags, 0o600)?;
         f.write_all(&bytes)?;
-        std::fs::rename(&tmp, &file)
+        replace()
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -79,4 +137,61 @@ pub fn list(dir: &Path, net: &str) -> Vec<Entry> {
         .filter_map(|b| crate::cni::json::from_slice::<Entry>(&b).ok())
         .filter(|e| e.kind == KIND && e.network_name == net)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn entry(result: &str) -> Entry {
+        Entry {
+            kind: KIND.into(),
+            container_id: "c1".into(),
+            config: String::new(),
+            if_name: "eth0".into(),
+            network_name: "n".into(),
+            netns: String::new(),
+            cni_args: Vec::new(),
+            capability_args: Map::new(),
+            result: Some(Value::String(result.into())),
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join("results"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_begun_file_becomes_the_entry_or_nothing() {
+        let dir = std::env::temp_dir().join(format!("cnibox-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Begun and dropped (the ADD failed): the results directory holds nothing.
+        drop(Pending::begin(&dir).expect("O_TMPFILE on the test's filesystem"));
+        assert!(names(&dir).is_empty());
+        // A new entry, then one over it (a second ADD of the attachment), then one without a
+        // begun file: each readable, nothing else left.
+        for (result, pending) in [("first", Pending::begin(&dir)), ("second", Pending::begin(&dir)), ("third", None)] {
+            store(&dir, &entry(result), pending).unwrap();
+            let e = load(&dir, "n", "c1", "eth0").unwrap();
+            assert_eq!(e.result, Some(Value::String(result.into())));
+            assert_eq!(names(&dir), ["n-c1-eth0"]);
+            let mode = std::fs::metadata(path(&dir, "n", "c1", "eth0")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        remove(&dir, "n", "c1", "eth0");
+        assert!(names(&dir).is_empty());
+        // The link through /proc, for a client without CAP_DAC_READ_SEARCH.
+        let mut p = Pending::begin(&dir).unwrap();
+        p.0.write_all(b"x").unwrap();
+        let to = dir.join("results").join("by-proc");
+        p.link_by_proc(&to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"x");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

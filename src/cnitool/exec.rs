@@ -2,7 +2,7 @@
 //! the config on stdin, the reply (or error) read from stdout.
 
 use crate::cni::CniError;
-use crate::cni::delegate::run_plugin;
+use crate::cni::delegate::run_plugin_meanwhile;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -16,8 +16,14 @@ pub struct CallEnv<'a> {
     pub path: &'a [PathBuf],
 }
 
-/// Run `plugin` with the runtime's env plus the call's CNI_* variables.
-pub fn run<'a>(plugin: &Path, env: &CallEnv<'a>, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
+/// Run `plugin` with the runtime's env plus the call's CNI_* variables, doing `meanwhile`
+/// while it runs.
+pub fn run<'a>(
+    plugin: &Path,
+    env: &CallEnv<'a>,
+    stdin: &[u8],
+    meanwhile: &mut dyn FnMut(),
+) -> Result<Vec<u8>, CniError> {
     let path = std::env::join_paths(env.path).map_err(|e| CniError::internal(e.to_string()))?;
     // The per-call ones are removed when empty: GC and STATUS carry none.
     let per_call = |v: &'a str| Some(OsStr::new(v)).filter(|v| !v.is_empty());
@@ -29,5 +35,5 @@ pub fn run<'a>(plugin: &Path, env: &CallEnv<'a>, stdin: &[u8]) -> Result<Vec<u8>
         ("CNI_NETNS", per_call(env.netns)),
         ("CNI_IFNAME", per_call(env.ifname)),
     ];
-    run_plugin(plugin, &vars, stdin)
+    run_plugin_meanwhile(plugin, &vars, stdin, meanwhile)
 }

@@ -197,6 +197,17 @@ fn build_one(list: &ConfList, plugin: &Map<String, Value>, prev: Option<&Value>,
 }
 
 fn call(plugin: &Map<String, Value>, verb: &str, stdin: &[u8], rt: &Runtime) -> Result<Vec<u8>, CniError> {
+    call_meanwhile(plugin, verb, stdin, rt, &mut || {})
+}
+
+/// `call`, doing `meanwhile` while the plugin runs.
+fn call_meanwhile(
+    plugin: &Map<String, Value>,
+    verb: &str,
+    stdin: &[u8],
+    rt: &Runtime,
+    meanwhile: &mut dyn FnMut(),
+) -> Result<Vec<u8>, CniError> {
     let t = plugin.get("type").and_then(Value::as_str).unwrap_or_default();
     let bin = find_in_path(t, &rt.path)?;
     let per_container = matches!(verb, "ADD" | "DEL" | "CHECK");
@@ -209,7 +220,7 @@ fn call(plugin: &Map<String, Value>, verb: &str, stdin: &[u8], rt: &Runtime) -> 
         args: if per_container { &args } else { "" },
         path: &rt.path,
     };
-    exec::run(&bin, &env, stdin)
+    exec::run(&bin, &env, stdin, meanwhile)
 }
 
 fn validate(list: &ConfList, rt: &Runtime) -> Result<(), String> {
@@ -225,9 +236,18 @@ fn validate(list: &ConfList, rt: &Runtime) -> Result<(), String> {
 fn add(list: &ConfList, rt: &Runtime) -> Result<Value, String> {
     validate(list, rt)?;
     let mut prev: Option<Value> = None;
+    // The cache file is begun while the first plugin runs (see `cache::Pending`).
+    let mut pending: Option<cache::Pending> = None;
+    let mut begun = false;
+    let mut begin = || {
+        if !begun {
+            begun = true;
+            pending = cache::Pending::begin(&rt.cache_dir);
+        }
+    };
     for plugin in &list.plugins {
         let stdin = build_one(list, plugin, prev.as_ref(), rt);
-        let out = call(plugin, "ADD", &stdin, rt)
+        let out = call_meanwhile(plugin, "ADD", &stdin, rt, &mut begin)
             .map_err(|e| format!("{} failed (add): {e}", describe(plugin, &list.name)))?;
         let mut v: Value = serde_json::from_slice(&out)
             .map_err(|e| format!("{} failed (add): invalid result: {e}", describe(plugin, &list.name)))?;
@@ -250,6 +270,7 @@ fn add(list: &ConfList, rt: &Runtime) -> Result<Value, String> {
             capability_args: rt.cap_args.clone(),
             result: Some(result.clone()),
         },
+        pending,
     )?;
     Ok(result)
 }

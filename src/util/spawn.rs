@@ -66,6 +66,17 @@ pub enum Error {
 /// `(name, Some(value))` of `vars` is set and each `(name, None)` removed; `stdin` is its
 /// standard input. Returns its exit and everything it wrote to stdout.
 pub fn run(program: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Result<(Exit, Vec<u8>), Error> {
+    run_meanwhile(program, vars, stdin, &mut || {})
+}
+
+/// `run`, doing `meanwhile` once the program has started and before waiting for its reply:
+/// work of the caller's that does not depend on the reply, done while the program runs.
+pub fn run_meanwhile(
+    program: &Path,
+    vars: &[(&str, Option<&OsStr>)],
+    stdin: &[u8],
+    meanwhile: &mut dyn FnMut(),
+) -> Result<(Exit, Vec<u8>), Error> {
     let start = |e: Errno| Error::Start(e);
     let path = CString::new(program.as_os_str().as_bytes()).map_err(|_| Error::Start(Errno::EINVAL))?;
     let mut set = Vec::new();
@@ -108,6 +119,7 @@ pub fn run(program: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Res
         // A plugin that exits without reading stdin is not our error; its reply says what happened.
         let _ = File::from(w).write_all(stdin);
     }
+    meanwhile();
     // Room for a usual reply up front (std's reader starts at 32 bytes and doubles).
     let mut out = Vec::with_capacity(4096);
     let read = File::from(out_r).read_to_end(&mut out);
@@ -175,6 +187,24 @@ mod tests {
         assert!(out.lines().any(|l| l.starts_with("PATH=")), "the rest is passed on: {out}");
         let (exit, _) = run(Path::new("/bin/sh"), &[], b"exit 3\n").unwrap();
         assert_eq!((exit, exit.to_string()), (Exit::Code(3), "exit status: 3".to_string()));
+    }
+
+    #[test]
+    fn meanwhile_runs_while_the_program_does() {
+        // The program waits for a file that only `meanwhile` creates.
+        let dir = std::env::temp_dir().join(format!("cnibox-spawn-{}", std::process::id()));
+        let flag = dir.join("go");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!("while [ ! -e {} ]; do sleep 0.01; done; echo ran", flag.display());
+        let mut calls = 0;
+        let (exit, out) = run_meanwhile(Path::new("/bin/sh"), &[], script.as_bytes(), &mut || {
+            calls += 1;
+            std::fs::write(&flag, b"").unwrap();
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!((exit, out.as_slice(), calls), (Exit::Code(0), &b"ran\n"[..], 1));
     }
 
     #[test]
