@@ -21,6 +21,10 @@ mod mem;
 // The static musl build, which never unwinds, leaves LLVM's libunwind out (see the module).
 #[cfg(all(target_env = "musl", target_feature = "crt-static", panic = "abort"))]
 mod nounwind;
+// And registers no thread-local destructor, which a single-threaded process never runs (see
+// the module).
+#[cfg(all(target_env = "musl", target_feature = "crt-static", not(test)))]
+mod nodtors;
 
 #[global_allocator]
 static ALLOC: alloc::Pool = alloc::Pool::new();

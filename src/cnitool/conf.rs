@@ -4,7 +4,11 @@
 //! aggregate them, unless the list sets `loadOnlyInlinedPlugins`.
 
 use crate::cni::SpecVersion;
+use crate::util::dirents;
+use nix::fcntl::OFlag;
 use serde_json::{Map, Value};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -132,18 +136,34 @@ fn pick_version(raw: &Map<String, Value>) -> String {
     best.map(|v| v.as_str().to_string()).unwrap_or(main)
 }
 
+/// The files (or links to files) of `dir` with one of the extensions `exts`, sorted; none
+/// when `dir` is not there.
 fn files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, String> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
+    let opened = crate::util::fs::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0);
+    let buf = match opened.and_then(dirents::read_all) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("reading {}: {e}", dir.display())),
     };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e)))
-        .collect();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some((e, next)) = dirents::entry_at(&buf, at) {
+        at = next;
+        let name = Path::new(OsStr::from_bytes(&buf[e.name]));
+        if !name.extension().and_then(|x| x.to_str()).is_some_and(|x| exts.contains(&x)) {
+            continue;
+        }
+        let path = dir.join(name);
+        // Only links, and entries the filesystem gives no type, need a look at what they are.
+        let file = match e.kind {
+            dirents::DT_REG => true,
+            dirents::DT_LNK | dirents::DT_UNKNOWN => path.is_file(),
+            _ => false,
+        };
+        if file {
+            out.push(path);
+        }
+    }
     out.sort();
     Ok(out)
 }
@@ -194,6 +214,29 @@ mod tests {
         assert!(ConfList::from_bytes(br#"{"name":"n","disableGC":1,"plugins":[{"type":"x"}]}"#).is_err());
         let s = ConfList::from_single(br#"{"cniVersion":"0.2.0","name":"lo","type":"loopback"}"#).unwrap();
         assert_eq!((s.name.as_str(), s.cni_version.as_str(), s.plugins.len()), ("lo", "0.2.0", 1));
+    }
+
+    /// Files and links to files count, in name order; directories, dangling links and other
+    /// extensions do not.
+    #[test]
+    fn which_files_are_configs() {
+        let scratch = crate::util::scratch::Scratch::new("conffiles");
+        let dir = scratch.0.clone();
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = |p: &str| std::fs::write(dir.join(p), "{}").unwrap();
+        w("20-b.conflist");
+        w("real.txt");
+        w("x.conf");
+        std::os::unix::fs::symlink(dir.join("real.txt"), dir.join("10-a.conflist")).unwrap();
+        std::os::unix::fs::symlink(dir.join("gone"), dir.join("30-c.conflist")).unwrap();
+        std::fs::create_dir(dir.join("40-d.conflist")).unwrap();
+        let names = |v: Vec<PathBuf>| -> Vec<String> {
+            v.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
+        };
+        assert_eq!(names(files(&dir, &["conflist"]).unwrap()), ["10-a.conflist", "20-b.conflist"]);
+        assert_eq!(names(files(&dir, &["conf", "json"]).unwrap()), ["x.conf"]);
+        assert!(files(&dir.join("none"), &["conf"]).unwrap().is_empty());
+        assert!(files(&dir.join("x.conf"), &["conf"]).unwrap_err().starts_with("reading "));
     }
 
     /// Spec 1.1.0 / libcni 1.3: plugins from `<dir>/<network>/*.conf` follow the list's own.

@@ -11,6 +11,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 /// `d_type` of a regular file.
 pub const DT_REG: u8 = 8;
+/// `d_type` of a symbolic link.
+pub const DT_LNK: u8 = 10;
 /// `d_type` where the filesystem does not say (the caller must look).
 pub const DT_UNKNOWN: u8 = 0;
 /// The smallest record (header and a one-byte name with its NUL, padded to 8 bytes): a bound

@@ -17,9 +17,25 @@ pub fn open(path: &Path, flags: OFlag, mode: u32) -> io::Result<File> {
 }
 
 /// The whole content of `path` (files of configs, caches and the kernel's parameters: small).
+/// Read until end of file into a buffer that doubles as it fills: std's `read_to_end` on a
+/// `File` first asks its size and position (fstat and lseek), two system calls more a file
+/// for files a page holds.
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(4096);
-    open(path, OFlag::O_RDONLY, 0)?.read_to_end(&mut out)?;
+    let mut f = open(path, OFlag::O_RDONLY, 0)?;
+    let mut out = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == out.len() {
+            out.resize(2 * len, 0);
+        }
+        match f.read(&mut out[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(len);
     Ok(out)
 }
 
@@ -35,6 +51,14 @@ mod tests {
     #[test]
     fn opens_reads_and_names_errors() {
         assert!(!read_to_string(Path::new("/proc/sys/kernel/ostype")).unwrap().is_empty());
+        // Past the first buffer's size.
+        let dir = crate::util::scratch::Scratch::new("fsread");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.0.join("big"), &big).unwrap();
+        assert_eq!(read(&dir.0.join("big")).unwrap(), big);
+        std::fs::write(dir.0.join("page"), &big[..4096]).unwrap();
+        assert_eq!(read(&dir.0.join("page")).unwrap(), &big[..4096]);
         let e = read(Path::new("/nonexistent/file")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         let f = open(Path::new("/proc/self/status"), OFlag::O_RDONLY, 0).unwrap();
