@@ -115,6 +115,11 @@ pub fn run_meanwhile(
         }
     };
     drop((stdin_r, out_w));
+    // Left allocated: the C library's file actions are a block of its own allocator, whose
+    // release unmaps the page it sits in, and that unmap interrupts the other CPU (where the
+    // child, sharing this address space until its exec, ran) to drop its copy of the mapping:
+    // 6 us for a few dozen bytes that the process's exit frees anyway.
+    std::mem::forget(actions);
     if let Some(w) = late {
         // A plugin that exits without reading stdin is not our error; its reply says what happened.
         let _ = File::from(w).write_all(stdin);
