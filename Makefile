@@ -35,6 +35,12 @@ RUSTFLAGS_STATIC := -C target-feature=+crt-static -C relocation-model=static \
   -C llvm-args=-enable-machine-outliner=always \
   --remap-path-prefix=$(CARGO_HOME)/registry/src=crates --remap-path-prefix=$(CURDIR)=cnibox \
   --remap-path-prefix=/rustc/$(shell rustc -vV 2>/dev/null | sed -n 's/^commit-hash: //p')=rust
+# No RELRO segment in the musl build: a static musl program never makes it read-only (that is
+# the dynamic loader's work), so it only split the writable data into two mappings, and each
+# process faulted in a page more. (glibc's static start-up does protect it: kept there.)
+ifneq ($(findstring musl,$(TARGET)),)
+RUSTFLAGS_STATIC += -C link-arg=-Wl,-z,norelro
+endif
 # Linked by the toolchain's own lld (rustup ships it) when present: identical functions folded,
 # and the functions pod set-up runs placed first in the order of src/hot.order, so a short-lived
 # call touches a few 64 KiB windows of the file instead of all of them (see tests/bench/hot-order.sh).
