@@ -120,6 +120,11 @@ fn run(argv: Vec<String>) -> ! {
 fn exit(code: i32) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    // With the reply out, stdout is closed first: the runtime reading it sees its end, and goes
+    // on with the reply, while the kernel tears this process down (its memory, its sockets),
+    // instead of after.
+    // SAFETY: close(2) only releases the descriptor; nothing of this process uses it after.
+    unsafe { nix::libc::close(1) };
     // SAFETY: _exit(2) ends the process at once and has no preconditions; nothing of this
     // process needs to run after it (stdout is flushed, stderr is unbuffered).
     unsafe { nix::libc::_exit(code) }

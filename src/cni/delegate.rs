@@ -57,15 +57,15 @@ fn exec_found(bin: &Path, command: Command, inv: &Invocation) -> Result<Option<C
 /// `util::spawn::run`), feed it `stdin`, and return its stdout; a failure is the plugin's own
 /// CNI error when it printed one. stderr passes through.
 pub fn run_plugin(bin: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Result<Vec<u8>, CniError> {
-    run_plugin_meanwhile(bin, vars, stdin, &mut || {})
+    run_plugin_meanwhile(bin, vars, stdin, &mut ())
 }
 
-/// `run_plugin`, doing `meanwhile` while the plugin runs (see `spawn::run_meanwhile`).
+/// `run_plugin`, doing `meanwhile`'s work while the plugin runs (see `spawn::Meanwhile`).
 pub fn run_plugin_meanwhile(
     bin: &Path,
     vars: &[(&str, Option<&OsStr>)],
     stdin: &[u8],
-    meanwhile: &mut dyn FnMut(),
+    meanwhile: &mut dyn spawn::Meanwhile,
 ) -> Result<Vec<u8>, CniError> {
     let name = || bin.display().to_string();
     let (status, stdout) = spawn::run_meanwhile(bin, vars, stdin, meanwhile).map_err(|e| match e {

@@ -43,8 +43,13 @@ pub fn path(dir: &Path, net: &str, cid: &str, ifname: &str) -> PathBuf {
 /// results directory while the client waits for the first plugin, so that allocating its
 /// inode, on some filesystems the costliest step of writing an entry (ext4 without a journal
 /// skips every inode of the group freed in the last minutes), is not on the ADD's path. Having
-/// no name, it leaves nothing behind when the ADD fails or the process dies.
-pub struct Pending(File);
+/// no name, it leaves nothing behind when the ADD fails or the process dies. Its content can
+/// be written before the ADD is known to have succeeded (`fill`): only `store` names it.
+pub struct Pending {
+    file: File,
+    /// The entry is written in it.
+    filled: bool,
+}
 
 impl Pending {
     /// None where that cannot be done (a filesystem without O_TMPFILE): `store` then writes the
@@ -52,20 +57,32 @@ impl Pending {
     pub fn begin(dir: &Path) -> Option<Pending> {
         let results = dir.join("results");
         make_dir(&results).ok()?;
-        ufs::open(&results, OFlag::O_TMPFILE | OFlag::O_WRONLY, 0o600).ok().map(Pending)
+        let file = ufs::open(&results, OFlag::O_TMPFILE | OFlag::O_WRONLY, 0o600).ok()?;
+        Some(Pending { file, filled: false })
+    }
+
+    /// Write `entry` in the file, still unnamed. Once only; a failed write leaves it unfilled
+    /// (and unusable: `store` then writes a file of its own).
+    pub fn fill(&mut self, entry: &Entry) {
+        if self.filled {
+            return;
+        }
+        if let Ok(bytes) = serde_json::to_vec(entry) {
+            self.filled = self.file.write_all(&bytes).is_ok();
+        }
     }
 
     /// Give the written file the name `to`: AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH, the
     /// file's /proc/self/fd link does not.
     fn link(&self, to: &Path) -> nix::Result<()> {
-        match linkat(&self.0, "", AT_FDCWD, to, AtFlags::AT_EMPTY_PATH) {
+        match linkat(&self.file, "", AT_FDCWD, to, AtFlags::AT_EMPTY_PATH) {
             Err(Errno::EPERM | Errno::ENOENT | Errno::EINVAL) => self.link_by_proc(to),
             other => other,
         }
     }
 
     fn link_by_proc(&self, to: &Path) -> nix::Result<()> {
-        let fd = PathBuf::from(format!("/proc/self/fd/{}", self.0.as_raw_fd()));
+        let fd = PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()));
         linkat(AT_FDCWD, &fd, AT_FDCWD, to, AtFlags::AT_SYMLINK_FOLLOW)
     }
 }
@@ -78,13 +95,12 @@ fn make_dir(dir: &Path) -> std::io::Result<()> {
 /// Write atomically: a crash of the process never leaves a half-written entry. Not synced, as
 /// libcni does not sync it either: the attachments it describes do not outlive the node, and an
 /// entry a power loss emptied is ignored by DEL (`unusable cached result`). With a `pending`
-/// file, its content is written and it is given the entry's name (through a temp name and a
-/// rename when an entry of that name is there); without one, or when that fails, a temp file
-/// is written and renamed.
+/// file, the entry is written in it (unless `fill` did) and it is given the entry's name
+/// (through a temp name and a rename when an entry of that name is there); without one, or
+/// when that fails, a temp file is written and renamed.
 pub fn store(dir: &Path, entry: &Entry, pending: Option<Pending>) -> Result<(), String> {
     let file = path(dir, &entry.network_name, &entry.container_id, &entry.if_name);
     let parent = file.parent().unwrap_or(dir);
-    let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
     let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), entry.container_id));
     let replace = || -> std::io::Result<()> {
         std::fs::rename(&tmp, &file).inspect_err(|_| {
@@ -92,7 +108,10 @@ pub fn store(dir: &Path, entry: &Entry, pending: Option<Pending>) -> Result<(), 
         })
     };
     if let Some(mut p) = pending
-        && p.0.write_all(&bytes).is_ok()
+        && {
+            p.fill(entry);
+            p.filled
+        }
     {
         match p.link(&file) {
             Ok(()) => return Ok(()),
@@ -106,6 +125,7 @@ pub fn store(dir: &Path, entry: &Entry, pending: Option<Pending>) -> Result<(), 
         }
     }
     make_dir(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
     let write = || -> std::io::Result<()> {
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
         let mut f = ufs::open(&tmp, flags, 0o600)?;
@@ -174,9 +194,17 @@ mod tests {
         // Begun and dropped (the ADD failed): the results directory holds nothing.
         drop(Pending::begin(&dir).expect("O_TMPFILE on the test's filesystem"));
         assert!(names(&dir).is_empty());
-        // A new entry, then one over it (a second ADD of the attachment), then one without a
-        // begun file: each readable, nothing else left.
-        for (result, pending) in [("first", Pending::begin(&dir)), ("second", Pending::begin(&dir)), ("third", None)] {
+        // A new entry, then one over it (a second ADD of the attachment), one filled before it
+        // is stored, then one without a begun file: each readable, nothing else left.
+        let mut filled = Pending::begin(&dir);
+        if let Some(p) = filled.as_mut() {
+            p.fill(&entry("third"));
+            assert!(p.filled);
+            assert!(names(&dir).is_empty(), "filled, still unnamed");
+        }
+        let cases =
+            [("first", Pending::begin(&dir)), ("second", Pending::begin(&dir)), ("third", filled), ("fourth", None)];
+        for (result, pending) in cases {
             store(&dir, &entry(result), pending).unwrap();
             let e = load(&dir, "n", "c1", "eth0").unwrap();
             assert_eq!(e.result, Some(Value::String(result.into())));
@@ -188,7 +216,7 @@ mod tests {
         assert!(names(&dir).is_empty());
         // The link through /proc, for a client without CAP_DAC_READ_SEARCH.
         let mut p = Pending::begin(&dir).unwrap();
-        p.0.write_all(b"x").unwrap();
+        p.file.write_all(b"x").unwrap();
         let to = dir.join("results").join("by-proc");
         p.link_by_proc(&to).unwrap();
         assert_eq!(std::fs::read(&to).unwrap(), b"x");

@@ -3,6 +3,7 @@
 
 use crate::cni::CniError;
 use crate::cni::delegate::run_plugin_meanwhile;
+pub use crate::util::spawn::Meanwhile;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -16,13 +17,13 @@ pub struct CallEnv<'a> {
     pub path: &'a [PathBuf],
 }
 
-/// Run `plugin` with the runtime's env plus the call's CNI_* variables, doing `meanwhile`
-/// while it runs.
+/// Run `plugin` with the runtime's env plus the call's CNI_* variables, doing `meanwhile`'s
+/// work while it runs.
 pub fn run<'a>(
     plugin: &Path,
     env: &CallEnv<'a>,
     stdin: &[u8],
-    meanwhile: &mut dyn FnMut(),
+    meanwhile: &mut dyn Meanwhile,
 ) -> Result<Vec<u8>, CniError> {
     let path = std::env::join_paths(env.path).map_err(|e| CniError::internal(e.to_string()))?;
     // The per-call ones are removed when empty: GC and STATUS carry none.

@@ -18,7 +18,7 @@ use crate::cni::skel::validate_ifname;
 use crate::cni::{CniError, CniResult, SpecVersion};
 use argh::FromArgs;
 use conf::ConfList;
-use exec::CallEnv;
+use exec::{CallEnv, Meanwhile};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 
@@ -197,16 +197,16 @@ fn build_one(list: &ConfList, plugin: &Map<String, Value>, prev: Option<&Value>,
 }
 
 fn call(plugin: &Map<String, Value>, verb: &str, stdin: &[u8], rt: &Runtime) -> Result<Vec<u8>, CniError> {
-    call_meanwhile(plugin, verb, stdin, rt, &mut || {})
+    call_meanwhile(plugin, verb, stdin, rt, &mut ())
 }
 
-/// `call`, doing `meanwhile` while the plugin runs.
+/// `call`, doing `meanwhile`'s work while the plugin runs.
 fn call_meanwhile(
     plugin: &Map<String, Value>,
     verb: &str,
     stdin: &[u8],
     rt: &Runtime,
-    meanwhile: &mut dyn FnMut(),
+    meanwhile: &mut dyn Meanwhile,
 ) -> Result<Vec<u8>, CniError> {
     let t = plugin.get("type").and_then(Value::as_str).unwrap_or_default();
     let bin = find_in_path(t, &rt.path)?;
@@ -235,44 +235,88 @@ fn validate(list: &ConfList, rt: &Runtime) -> Result<(), String> {
 
 fn add(list: &ConfList, rt: &Runtime) -> Result<Value, String> {
     validate(list, rt)?;
+    let mut work = AddWork { list, rt, pending: None, begun: false, last: false, read: None, entry: None };
     let mut prev: Option<Value> = None;
-    // The cache file is begun while the first plugin runs (see `cache::Pending`).
-    let mut pending: Option<cache::Pending> = None;
-    let mut begun = false;
-    let mut begin = || {
-        if !begun {
-            begun = true;
-            pending = cache::Pending::begin(&rt.cache_dir);
-        }
-    };
-    for plugin in &list.plugins {
+    for (i, plugin) in list.plugins.iter().enumerate() {
+        work.last = i + 1 == list.plugins.len();
         let stdin = build_one(list, plugin, prev.as_ref(), rt);
-        let out = call_meanwhile(plugin, "ADD", &stdin, rt, &mut begin)
+        let out = call_meanwhile(plugin, "ADD", &stdin, rt, &mut work)
             .map_err(|e| format!("{} failed (add): {e}", describe(plugin, &list.name)))?;
-        let mut v: Value = serde_json::from_slice(&out)
+        let v = work
+            .read
+            .take()
+            .unwrap_or_else(|| read_result(&out, list))
             .map_err(|e| format!("{} failed (add): invalid result: {e}", describe(plugin, &list.name)))?;
-        if let Some(o) = v.as_object_mut() {
-            o.entry("cniVersion").or_insert_with(|| Value::String(list.cni_version.clone()));
-        }
         prev = Some(v);
     }
     let result = prev.unwrap_or(Value::Null);
-    cache::store(
-        &rt.cache_dir,
-        &cache::Entry {
-            kind: cache::KIND.into(),
-            container_id: rt.container_id.clone(),
-            config: crate::util::base64::encode(&list.bytes),
-            if_name: rt.ifname.clone(),
-            network_name: list.name.clone(),
-            netns: rt.netns.clone(),
-            cni_args: rt.args.clone(),
-            capability_args: rt.cap_args.clone(),
-            result: Some(result.clone()),
-        },
-        pending,
-    )?;
+    let entry = work.entry.take().unwrap_or_else(|| cache_entry(list, rt, &result));
+    cache::store(&rt.cache_dir, &entry, work.pending)?;
     Ok(result)
+}
+
+/// What the client of an ADD does while the plugins run (see `spawn::Meanwhile`): while the
+/// first sets up, it begins the cache file (`cache::Pending`); once the last has replied, while
+/// the kernel tears that process down, it reads the result and writes the cache entry into the
+/// file, still unnamed: the file is named (`cache::store`) only once the exit says success.
+struct AddWork<'a> {
+    list: &'a ConfList,
+    rt: &'a Runtime,
+    pending: Option<cache::Pending>,
+    begun: bool,
+    /// The plugin running is the list's last.
+    last: bool,
+    /// Its reply, read as a result.
+    read: Option<Result<Value, String>>,
+    /// The cache entry of that result, as written in `pending`.
+    entry: Option<cache::Entry>,
+}
+
+impl Meanwhile for AddWork<'_> {
+    fn started(&mut self) {
+        if !self.begun {
+            self.begun = true;
+            self.pending = cache::Pending::begin(&self.rt.cache_dir);
+        }
+    }
+
+    fn replied(&mut self, reply: &[u8]) {
+        if !self.last {
+            return;
+        }
+        let read = read_result(reply, self.list);
+        if let Ok(v) = &read {
+            let entry = cache_entry(self.list, self.rt, v);
+            if let Some(p) = self.pending.as_mut() {
+                p.fill(&entry);
+            }
+            self.entry = Some(entry);
+        }
+        self.read = Some(read);
+    }
+}
+
+/// A plugin's ADD reply as a result, with the list's version where it names none.
+fn read_result(reply: &[u8], list: &ConfList) -> Result<Value, String> {
+    let mut v: Value = serde_json::from_slice(reply).map_err(|e| e.to_string())?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("cniVersion").or_insert_with(|| Value::String(list.cni_version.clone()));
+    }
+    Ok(v)
+}
+
+fn cache_entry(list: &ConfList, rt: &Runtime, result: &Value) -> cache::Entry {
+    cache::Entry {
+        kind: cache::KIND.into(),
+        container_id: rt.container_id.clone(),
+        config: crate::util::base64::encode(&list.bytes),
+        if_name: rt.ifname.clone(),
+        network_name: list.name.clone(),
+        netns: rt.netns.clone(),
+        cni_args: rt.args.clone(),
+        capability_args: rt.cap_args.clone(),
+        result: Some(result.clone()),
+    }
 }
 
 /// The cached ADD result, converted to the list's version.

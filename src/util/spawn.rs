@@ -66,16 +66,28 @@ pub enum Error {
 /// `(name, Some(value))` of `vars` is set and each `(name, None)` removed; `stdin` is its
 /// standard input. Returns its exit and everything it wrote to stdout.
 pub fn run(program: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Result<(Exit, Vec<u8>), Error> {
-    run_meanwhile(program, vars, stdin, &mut || {})
+    run_meanwhile(program, vars, stdin, &mut ())
 }
 
-/// `run`, doing `meanwhile` once the program has started and before waiting for its reply:
-/// work of the caller's that does not depend on the reply, done while the program runs.
+/// A caller's work done while the program runs instead of after it.
+pub trait Meanwhile {
+    /// Once the program has started: work that does not depend on its reply.
+    fn started(&mut self) {}
+    /// Once its stdout is closed, before its exit is waited for: work on the reply that holds
+    /// whether it succeeded or not (the exit status decides, after). A plugin closes its stdout
+    /// once its reply is written, and its exit (the kernel tearing the process down) then runs
+    /// alongside this.
+    fn replied(&mut self, _reply: &[u8]) {}
+}
+
+impl Meanwhile for () {}
+
+/// `run`, doing `meanwhile`'s work while the program runs.
 pub fn run_meanwhile(
     program: &Path,
     vars: &[(&str, Option<&OsStr>)],
     stdin: &[u8],
-    meanwhile: &mut dyn FnMut(),
+    meanwhile: &mut dyn Meanwhile,
 ) -> Result<(Exit, Vec<u8>), Error> {
     let start = |e: Errno| Error::Start(e);
     let path = CString::new(program.as_os_str().as_bytes()).map_err(|_| Error::Start(Errno::EINVAL))?;
@@ -124,10 +136,13 @@ pub fn run_meanwhile(
         // A plugin that exits without reading stdin is not our error; its reply says what happened.
         let _ = File::from(w).write_all(stdin);
     }
-    meanwhile();
+    meanwhile.started();
     // Room for a usual reply up front (std's reader starts at 32 bytes and doubles).
     let mut out = Vec::with_capacity(4096);
     let read = File::from(out_r).read_to_end(&mut out);
+    if read.is_ok() {
+        meanwhile.replied(&out);
+    }
     let status = loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => break Exit::Code(code),
@@ -202,14 +217,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let script = format!("while [ ! -e {} ]; do sleep 0.01; done; echo ran", flag.display());
-        let mut calls = 0;
-        let (exit, out) = run_meanwhile(Path::new("/bin/sh"), &[], script.as_bytes(), &mut || {
-            calls += 1;
-            std::fs::write(&flag, b"").unwrap();
-        })
-        .unwrap();
+        struct Hooks {
+            flag: std::path::PathBuf,
+            calls: Vec<String>,
+        }
+        impl Meanwhile for Hooks {
+            fn started(&mut self) {
+                self.calls.push("started".into());
+                std::fs::write(&self.flag, b"").unwrap();
+            }
+            fn replied(&mut self, reply: &[u8]) {
+                self.calls.push(String::from_utf8_lossy(reply).into_owned());
+            }
+        }
+        // The reply is handed over once stdout is closed, while the program still runs.
+        let script = format!("{script}; exec >&-; sleep 0.2");
+        let mut hooks = Hooks { flag, calls: Vec::new() };
+        let (exit, out) = run_meanwhile(Path::new("/bin/sh"), &[], script.as_bytes(), &mut hooks).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!((exit, out.as_slice(), calls), (Exit::Code(0), &b"ran\n"[..], 1));
+        assert_eq!((exit, out.as_slice()), (Exit::Code(0), &b"ran\n"[..]));
+        assert_eq!(hooks.calls, ["started", "ran\n"]);
     }
 
     #[test]
