@@ -123,6 +123,50 @@ fn cnitool_reports_plugin_errors() {
     assert!(r.stderr.contains("no net configuration with name \"missing\""), "{r:?}");
 }
 
+/// The result cache gets an entry only for an ADD that succeeded: when the last plugin of a
+/// list fails, after the first one set up, nothing is left in the cache directory (its file,
+/// made while the plugins ran, is never named); a successful ADD leaves exactly its entry.
+#[test]
+fn cnitool_caches_only_what_succeeded() {
+    if !root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let conf = TempDir::new("cnitool-cachefail");
+    let cache = TempDir::new("cnitool-cachefail-cache");
+    let bin = TempDir::new("cnitool-cachefail-bin");
+    let fail = bin.path().join("refuse");
+    std::fs::write(
+        &fail,
+        "#!/bin/sh\ncat >/dev/null\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"refused\"}'\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.path().display(), plugin_dir().display());
+    let env = [("CNI_CACHE_DIR", cache.path().to_str().unwrap()), ("CNI_PATH", path.as_str())];
+    let entries = || -> Vec<String> {
+        std::fs::read_dir(cache.path().join("results"))
+            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let ns = Netns::bare("cfail");
+    write_conf(
+        conf.path(),
+        "f.conflist",
+        &json!({"cniVersion":"1.0.0","name":"f","plugins":[{"type":"loopback"},{"type":"refuse"}]}),
+    );
+    let r = cnitool(None, conf.path(), &["add", "f", &ns.path()], &env);
+    assert_eq!(r.status, 1, "{r:?}");
+    assert!(r.stderr.contains("refused"), "{r:?}");
+    assert!(entries().is_empty(), "{:?}", entries());
+    write_conf(conf.path(), "f.conflist", &json!({"cniVersion":"1.0.0","name":"f","plugins":[{"type":"loopback"}]}));
+    cnitool(None, conf.path(), &["add", "f", &ns.path()], &env).ok();
+    let e = entries();
+    assert!(e.len() == 1 && e[0].starts_with("f-cnitool-") && e[0].ends_with("-eth0"), "{e:?}");
+    cnitool(None, conf.path(), &["del", "f", &ns.path()], &env).ok();
+    assert!(entries().is_empty(), "{:?}", entries());
+}
+
 #[test]
 fn cnitool_gc_without_a_valid_list_keeps_other_runtimes_attachments() {
     if !root() {

@@ -211,28 +211,33 @@ mod tests {
 
     #[test]
     fn meanwhile_runs_while_the_program_does() {
-        // The program waits for a file that only `meanwhile` creates.
+        // The program waits for a file that only `started` creates, replies, closes its stdout,
+        // then waits for a file that only `replied` creates (and gives up, failing, after 10 s):
+        // it exits 0 only if each hook ran while it was still running.
         let dir = std::env::temp_dir().join(format!("cnibox-spawn-{}", std::process::id()));
-        let flag = dir.join("go");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let script = format!("while [ ! -e {} ]; do sleep 0.01; done; echo ran", flag.display());
+        let (go, replied) = (dir.join("go"), dir.join("replied"));
+        let wait = |f: &std::path::Path| {
+            format!("n=0; while [ ! -e {} ]; do n=$((n+1)); [ $n -gt 1000 ] && exit 7; sleep 0.01; done", f.display())
+        };
+        let script = format!("{}; echo ran; exec >&-; {}", wait(&go), wait(&replied));
         struct Hooks {
-            flag: std::path::PathBuf,
+            go: std::path::PathBuf,
+            replied: std::path::PathBuf,
             calls: Vec<String>,
         }
         impl Meanwhile for Hooks {
             fn started(&mut self) {
                 self.calls.push("started".into());
-                std::fs::write(&self.flag, b"").unwrap();
+                std::fs::write(&self.go, b"").unwrap();
             }
             fn replied(&mut self, reply: &[u8]) {
                 self.calls.push(String::from_utf8_lossy(reply).into_owned());
+                std::fs::write(&self.replied, b"").unwrap();
             }
         }
-        // The reply is handed over once stdout is closed, while the program still runs.
-        let script = format!("{script}; exec >&-; sleep 0.2");
-        let mut hooks = Hooks { flag, calls: Vec::new() };
+        let mut hooks = Hooks { go, replied, calls: Vec::new() };
         let (exit, out) = run_meanwhile(Path::new("/bin/sh"), &[], script.as_bytes(), &mut hooks).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!((exit, out.as_slice()), (Exit::Code(0), &b"ran\n"[..]));
