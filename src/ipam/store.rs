@@ -279,16 +279,33 @@ impl Store {
     /// Open (creating as needed) `<data_dir>/<network>` and its lock file.
     pub fn open(data_dir: &Path, network: &str) -> Result<Store, IpamError> {
         let dir = data_dir.join(network);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&dir)
-            .map_err(|e| IpamError::store("mkdir", &dir, e))?;
+        // Made only when it is not there yet (on every call but a network's first, a mkdir
+        // that finds it and a stat that checks it are two system calls for nothing).
+        let open_dir = || ufs::open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0);
+        let dir_fd = match open_dir() {
+            Ok(f) => f,
+            Err(_) => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(&dir)
+                    .map_err(|e| IpamError::store("mkdir", &dir, e))?;
+                open_dir().map_err(|e| IpamError::store("open", &dir, e))?
+            }
+        };
         let path = dir.join(LOCK_FILE);
-        let lock = ufs::open(&path, OFlag::O_RDWR | OFlag::O_CREAT, 0o600)
-            .or_else(|_| ufs::open(&path, OFlag::O_RDONLY, 0))
+        let at = |flags: OFlag, mode: u32| -> std::io::Result<File> {
+            let fd = nix::fcntl::openat(
+                &dir_fd,
+                LOCK_FILE,
+                flags | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(mode),
+            )?;
+            Ok(File::from(fd))
+        };
+        let lock = at(OFlag::O_RDWR | OFlag::O_CREAT, 0o600)
+            .or_else(|_| at(OFlag::O_RDONLY, 0))
             .map_err(|e| IpamError::store("open", &path, e))?;
-        let dir_fd = ufs::open(&dir, OFlag::O_RDONLY, 0).map_err(|e| IpamError::store("open", &dir, e))?;
         Ok(Store { dir, dir_fd, lock, prepared: RefCell::new(None) })
     }
 
@@ -503,13 +520,14 @@ impl Locked<'_> {
     /// `Ok(false)` when the address is already taken.
     pub fn reserve(&self, id: &str, ifname: &str, ip: IpAddr, range_id: usize) -> Result<bool, IpamError> {
         let name = self.dir().join(ip.to_string());
-        if fs::symlink_metadata(&name).is_ok() {
-            return Ok(false);
-        }
         let content = content(id, ifname);
         // The file is complete before the name exists; normally it was written before the lock
-        // was taken (`Store::prepare`).
+        // was taken (`Store::prepare`), and linking it says whether the name is taken. A file
+        // still to be written is not, for a name that is.
         let prepared = self.store.prepared.borrow().as_ref().filter(|(_, c)| *c == content).map(|(p, _)| p.clone());
+        if prepared.is_none() && fs::symlink_metadata(&name).is_ok() {
+            return Ok(false);
+        }
         let mut temp = prepared.clone();
         let mut linked = match &temp {
             Some(t) => link(t, &name, &content),
@@ -552,10 +570,13 @@ impl Locked<'_> {
         // request to the disk on every ADD).
         let last = self.dir().join(format!("{LAST_IP_PREFIX}{range_id}"));
         let text = ip.to_string();
+        // Cut to length only when the old text was longer: the truncation of a file to the size
+        // it has still costs the filesystem a pass over its blocks.
         ufs::open(&last, OFlag::O_WRONLY | OFlag::O_CREAT, 0o600)
             .and_then(|mut f| {
                 f.write_all(text.as_bytes())?;
-                f.set_len(text.len() as u64)
+                let len = text.len() as u64;
+                if f.metadata()?.len() > len { f.set_len(len) } else { Ok(()) }
             })
             .map_err(|e| IpamError::store("write", &last, e))?;
         Ok(true)
@@ -844,6 +865,20 @@ mod tests {
         s.prepare("c3", "eth0").unwrap();
         drop(s);
         assert_eq!(names(&dir), ["10.0.0.2", "10.0.0.3", "10.0.0.9", "last_reserved_ip.0", "lock"]);
+    }
+
+    /// The last reserved address is rewritten in place: a shorter one leaves no tail of the
+    /// longer one before it.
+    #[test]
+    fn last_reserved_is_exact_whatever_its_length() {
+        let t = Tmp::new("lastlen");
+        let s = Store::open(&t.0, "n").unwrap();
+        let l = s.lock().unwrap();
+        for (i, a) in ["10.0.0.100", "10.0.0.9", "10.0.0.10", "10.0.0.11"].iter().enumerate() {
+            assert!(l.reserve(&format!("c{i}"), "eth0", ip(a), 0).unwrap());
+            assert_eq!(fs::read_to_string(t.0.join("n/last_reserved_ip.0")).unwrap(), *a);
+            assert_eq!(l.last_reserved(0), Some(ip(a)));
+        }
     }
 
     #[test]
