@@ -648,6 +648,7 @@ if want scaling && [ -n "${SIDES[bridge]:-}" ]; then
             # fourth from about 20 s. The pods are measured about 15 s after the fill, between
             # the two (a node whose pods came over minutes has no such bursts).
             sleep "$SCALE_SETTLE"
+            quiet
             log "scaling: side $side, $SCALE_M ADD+DEL at $level pods"
             new_pods "$side" "$SCALE_M"
             : >"$W/plan"
