@@ -124,7 +124,7 @@ fn cnitool_reports_plugin_errors() {
 }
 
 /// The result cache gets an entry only for an ADD that succeeded: when the last plugin of a
-/// list fails, after the first one set up, nothing is left in the cache directory (its file,
+/// list fails, after the first one set up, the results directory holds no file (the entry's,
 /// made while the plugins ran, is never named); a successful ADD leaves exactly its entry.
 #[test]
 fn cnitool_caches_only_what_succeeded() {

@@ -47,8 +47,16 @@ pub fn path(dir: &Path, net: &str, cid: &str, ifname: &str) -> PathBuf {
 /// be written before the ADD is known to have succeeded (`fill`): only `store` names it.
 pub struct Pending {
     file: File,
-    /// The entry is written in it.
-    filled: bool,
+    /// Whether `fill` has written the entry in it, or tried and failed (a file left partly
+    /// written is never named: `store` writes a file of its own then).
+    state: Fill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    Empty,
+    Filled,
+    Spoiled,
 }
 
 impl Pending {
@@ -58,22 +66,21 @@ impl Pending {
         let results = dir.join("results");
         make_dir(&results).ok()?;
         let file = ufs::open(&results, OFlag::O_TMPFILE | OFlag::O_WRONLY, 0o600).ok()?;
-        Some(Pending { file, filled: false })
+        Some(Pending { file, state: Fill::Empty })
     }
 
-    /// Write `entry` in the file, still unnamed. Once only; a failed write leaves it unfilled
-    /// (and unusable: `store` then writes a file of its own).
+    /// Write `entry` in the file, still unnamed. Once only: after a failed write the file is
+    /// spoiled (it may hold part of the entry), and `store` writes a file of its own.
     pub fn fill(&mut self, entry: &Entry) {
-        if self.filled {
+        if self.state != Fill::Empty {
             return;
         }
-        if let Ok(bytes) = serde_json::to_vec(entry) {
-            self.filled = self.file.write_all(&bytes).is_ok();
-        }
+        let written = serde_json::to_vec(entry).is_ok_and(|bytes| self.file.write_all(&bytes).is_ok());
+        self.state = if written { Fill::Filled } else { Fill::Spoiled };
     }
 
-    /// Give the written file the name `to`: AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH, the
-    /// file's /proc/self/fd link does not.
+    /// Give the written file the name `to`: AT_EMPTY_PATH can be refused to a process without
+    /// CAP_DAC_READ_SEARCH, the file's /proc/self/fd link cannot.
     fn link(&self, to: &Path) -> nix::Result<()> {
         match linkat(&self.file, "", AT_FDCWD, to, AtFlags::AT_EMPTY_PATH) {
             Err(Errno::EPERM | Errno::ENOENT | Errno::EINVAL) => self.link_by_proc(to),
@@ -110,7 +117,7 @@ pub fn store(dir: &Path, entry: &Entry, pending: Option<Pending>) -> Result<(), 
     if let Some(mut p) = pending
         && {
             p.fill(entry);
-            p.filled
+            p.state == Fill::Filled
         }
     {
         match p.link(&file) {
@@ -162,7 +169,7 @@ pub fn list(dir: &Path, net: &str) -> Vec<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn entry(result: &str) -> Entry {
         Entry {
@@ -199,13 +206,19 @@ mod tests {
         let mut filled = Pending::begin(&dir);
         if let Some(p) = filled.as_mut() {
             p.fill(&entry("third"));
-            assert!(p.filled);
+            assert_eq!(p.state, Fill::Filled);
             assert!(names(&dir).is_empty(), "filled, still unnamed");
         }
         let cases =
             [("first", Pending::begin(&dir)), ("second", Pending::begin(&dir)), ("third", filled), ("fourth", None)];
         for (result, pending) in cases {
+            // A begun file becomes the entry itself (named by a link, also over an entry that
+            // was there), not a copy written in a file of store's own.
+            let ino = pending.as_ref().map(|p| p.file.metadata().unwrap().ino());
             store(&dir, &entry(result), pending).unwrap();
+            if let Some(ino) = ino {
+                assert_eq!(std::fs::metadata(path(&dir, "n", "c1", "eth0")).unwrap().ino(), ino, "{result}");
+            }
             let e = load(&dir, "n", "c1", "eth0").unwrap();
             assert_eq!(e.result, Some(Value::String(result.into())));
             assert_eq!(names(&dir), ["n-c1-eth0"]);
@@ -220,6 +233,13 @@ mod tests {
         let to = dir.join("results").join("by-proc");
         p.link_by_proc(&to).unwrap();
         assert_eq!(std::fs::read(&to).unwrap(), b"x");
+        // A fill that failed spoils the file (here with part of an entry in it): store writes
+        // the entry in a file of its own, which reads whole.
+        let mut p = Pending::begin(&dir).unwrap();
+        p.state = Fill::Spoiled;
+        p.file.write_all(b"{partial").unwrap();
+        store(&dir, &entry("fifth"), Some(p)).unwrap();
+        assert_eq!(load(&dir, "n", "c1", "eth0").unwrap().result, Some(Value::String("fifth".into())));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -315,9 +315,9 @@ in_host() { # host inner-args…
 cpu_times() { # total idle (jiffies, all CPUs)
     awk '/^cpu /{t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $5 + $6}' /proc/stat
 }
-quiet() {
+quiet() { # [max seconds, 30 unless given]
     local i t0 i0 t1 i1
-    for ((i = 0; i < 150; i++)); do
+    for ((i = 0; i < ${1:-30} * 5; i++)); do
         read -r t0 i0 < <(cpu_times)
         sleep 0.2
         read -r t1 i1 < <(cpu_times)
@@ -325,7 +325,7 @@ quiet() {
             return 0
         fi
     done
-    log "the machine stayed busy for 30 s: measuring all the same"
+    log "the machine stayed busy for ${1:-30} s: measuring all the same"
 }
 
 # ---- install size ----------------------------------------------------------------------------
@@ -648,7 +648,8 @@ if want scaling && [ -n "${SIDES[bridge]:-}" ]; then
             # fourth from about 20 s. The pods are measured about 15 s after the fill, between
             # the two (a node whose pods came over minutes has no such bursts).
             sleep "$SCALE_SETTLE"
-            quiet
+            # Briefly: the window between two rounds of solicitations is a few seconds.
+            quiet 3
             log "scaling: side $side, $SCALE_M ADD+DEL at $level pods"
             new_pods "$side" "$SCALE_M"
             : >"$W/plan"
