@@ -294,17 +294,9 @@ impl Store {
             }
         };
         let path = dir.join(LOCK_FILE);
-        let at = |flags: OFlag, mode: u32| -> std::io::Result<File> {
-            let fd = nix::fcntl::openat(
-                &dir_fd,
-                LOCK_FILE,
-                flags | OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::from_bits_truncate(mode),
-            )?;
-            Ok(File::from(fd))
-        };
-        let lock = at(OFlag::O_RDWR | OFlag::O_CREAT, 0o600)
-            .or_else(|_| at(OFlag::O_RDONLY, 0))
+        let name = Path::new(LOCK_FILE);
+        let lock = ufs::open_in(&dir_fd, name, OFlag::O_RDWR | OFlag::O_CREAT, 0o600)
+            .or_else(|_| ufs::open_in(&dir_fd, name, OFlag::O_RDONLY, 0))
             .map_err(|e| IpamError::store("open", &path, e))?;
         Ok(Store { dir, dir_fd, lock, prepared: RefCell::new(None) })
     }
@@ -390,9 +382,7 @@ impl Store {
     /// owner links (see the module's notes). A read of a regular file that returns less than
     /// asked for has reached its end.
     fn read_entry(&self, name: &str) -> Option<Vec<u8>> {
-        use nix::fcntl::{OFlag, openat};
-        use nix::sys::stat::Mode;
-        let fd = openat(&self.dir_fd, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+        let fd = ufs::open_in(&self.dir_fd, Path::new(name), OFlag::O_RDONLY, 0).ok()?;
         let mut out = Vec::new();
         let mut buf = [0u8; 256];
         loop {

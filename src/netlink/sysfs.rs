@@ -12,8 +12,7 @@
 //! caller's: an entry counts only when its `ifindex` is the link's, else the caller asks the
 //! kernel.
 
-use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::Mode;
+use nix::fcntl::OFlag;
 use std::fs::File;
 use std::path::Path;
 
@@ -44,7 +43,7 @@ pub fn read(name: &str, index: u32) -> Option<SysfsLink> {
 
 /// One attribute file's content, without its line break.
 fn attribute(dir: &File, file: &str) -> Option<String> {
-    let fd = openat(dir, file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+    let fd = crate::util::fs::open_in(dir, Path::new(file), OFlag::O_RDONLY, 0).ok()?;
     let mut buf = [0u8; 64];
     let n = nix::unistd::read(&fd, &mut buf).ok()?;
     Some(String::from_utf8_lossy(&buf[..n]).trim_end().to_string())

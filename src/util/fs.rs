@@ -8,11 +8,17 @@ use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::Mode;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// Open `path` with `flags` (O_CLOEXEC is always added) and, for a file it creates, `mode`.
 pub fn open(path: &Path, flags: OFlag, mode: u32) -> io::Result<File> {
-    let fd = openat(AT_FDCWD, path, flags | OFlag::O_CLOEXEC, Mode::from_bits_truncate(mode))?;
+    open_in(AT_FDCWD, path, flags, mode)
+}
+
+/// `open`, a relative `path` taken from the directory open as `dir`.
+pub fn open_in(dir: impl AsFd, path: &Path, flags: OFlag, mode: u32) -> io::Result<File> {
+    let fd = openat(dir, path, flags | OFlag::O_CLOEXEC, Mode::from_bits_truncate(mode))?;
     Ok(File::from(fd))
 }
 
