@@ -46,7 +46,7 @@ fn exec(plugin_type: &str, command: Command, inv: &Invocation) -> Result<Option<
 
 /// `exec` of the plugin at `bin`.
 fn exec_found(bin: &Path, command: Command, inv: &Invocation) -> Result<Option<CniResult>, CniError> {
-    let stdout = run_plugin(bin, &[("CNI_COMMAND", Some(OsStr::new(command.as_str())))], &inv.stdin)?;
+    let stdout = run_plugin(bin, &[("CNI_COMMAND", Some(OsStr::new(command.as_str())))], &inv.stdin, &mut ())?;
     match command {
         Command::Add => CniResult::from_reply(&stdout, inv.version).map(Some),
         _ => Ok(None),
@@ -55,20 +55,16 @@ fn exec_found(bin: &Path, command: Command, inv: &Invocation) -> Result<Option<C
 
 /// Exec the plugin `bin` with this process's environment, changed by `vars` (see
 /// `util::spawn::run`), feed it `stdin`, and return its stdout; a failure is the plugin's own
-/// CNI error when it printed one. stderr passes through.
-pub fn run_plugin(bin: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Result<Vec<u8>, CniError> {
-    run_plugin_meanwhile(bin, vars, stdin, &mut ())
-}
-
-/// `run_plugin`, doing `meanwhile`'s work while the plugin runs (see `spawn::Meanwhile`).
-pub fn run_plugin_meanwhile(
+/// CNI error when it printed one. stderr passes through. `meanwhile`'s work is done while the
+/// plugin runs (see `spawn::Meanwhile`).
+pub fn run_plugin(
     bin: &Path,
     vars: &[(&str, Option<&OsStr>)],
     stdin: &[u8],
     meanwhile: &mut dyn spawn::Meanwhile,
 ) -> Result<Vec<u8>, CniError> {
     let name = || bin.display().to_string();
-    let (status, stdout) = spawn::run_meanwhile(bin, vars, stdin, meanwhile).map_err(|e| match e {
+    let (status, stdout) = spawn::run(bin, vars, stdin, meanwhile).map_err(|e| match e {
         spawn::Error::Start(errno) => {
             CniError::internal(format!("failed to exec {}: {}", name(), std::io::Error::from(errno)))
         }

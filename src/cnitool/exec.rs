@@ -2,7 +2,7 @@
 //! the config on stdin, the reply (or error) read from stdout.
 
 use crate::cni::CniError;
-use crate::cni::delegate::run_plugin_meanwhile;
+use crate::cni::delegate::run_plugin;
 pub use crate::util::spawn::Meanwhile;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -36,5 +36,5 @@ pub fn run<'a>(
         ("CNI_NETNS", per_call(env.netns)),
         ("CNI_IFNAME", per_call(env.ifname)),
     ];
-    run_plugin_meanwhile(plugin, &vars, stdin, meanwhile)
+    run_plugin(plugin, &vars, stdin, meanwhile)
 }

@@ -62,13 +62,6 @@ pub enum Error {
     Wait(std::io::Error),
 }
 
-/// Run `program` (argv[0] its own path) with this process's environment, where each
-/// `(name, Some(value))` of `vars` is set and each `(name, None)` removed; `stdin` is its
-/// standard input. Returns its exit and everything it wrote to stdout.
-pub fn run(program: &Path, vars: &[(&str, Option<&OsStr>)], stdin: &[u8]) -> Result<(Exit, Vec<u8>), Error> {
-    run_meanwhile(program, vars, stdin, &mut ())
-}
-
 /// A caller's work done while the program runs instead of after it.
 pub trait Meanwhile {
     /// Once the program has started: work that does not depend on its reply.
@@ -80,10 +73,14 @@ pub trait Meanwhile {
     fn replied(&mut self, _reply: &[u8]) {}
 }
 
+/// Nothing to do meanwhile.
 impl Meanwhile for () {}
 
-/// `run`, doing `meanwhile`'s work while the program runs.
-pub fn run_meanwhile(
+/// Run `program` (argv[0] its own path) with this process's environment, where each
+/// `(name, Some(value))` of `vars` is set and each `(name, None)` removed; `stdin` is its
+/// standard input; `meanwhile`'s work is done while it runs. Returns its exit and everything
+/// it wrote to stdout.
+pub fn run(
     program: &Path,
     vars: &[(&str, Option<&OsStr>)],
     stdin: &[u8],
@@ -196,16 +193,16 @@ mod tests {
 
     #[test]
     fn stdin_env_stdout_and_status() {
-        let (exit, out) = run(Path::new("/bin/cat"), &[], b"a config").unwrap();
+        let (exit, out) = run(Path::new("/bin/cat"), &[], b"a config", &mut ()).unwrap();
         assert_eq!((exit, out.as_slice()), (Exit::Code(0), &b"a config"[..]));
         let vars = [("CNIBOX_SPAWN_T", Some(OsStr::new("v w"))), ("HOME", None)];
-        let (exit, out) = run(Path::new("/usr/bin/env"), &vars, b"").unwrap();
+        let (exit, out) = run(Path::new("/usr/bin/env"), &vars, b"", &mut ()).unwrap();
         let out = String::from_utf8_lossy(&out);
         assert!(exit.success());
         assert!(out.lines().any(|l| l == "CNIBOX_SPAWN_T=v w"), "{out}");
         assert!(!out.lines().any(|l| l.starts_with("HOME=")), "{out}");
         assert!(out.lines().any(|l| l.starts_with("PATH=")), "the rest is passed on: {out}");
-        let (exit, _) = run(Path::new("/bin/sh"), &[], b"exit 3\n").unwrap();
+        let (exit, _) = run(Path::new("/bin/sh"), &[], b"exit 3\n", &mut ()).unwrap();
         assert_eq!((exit, exit.to_string()), (Exit::Code(3), "exit status: 3".to_string()));
     }
 
@@ -238,7 +235,7 @@ mod tests {
             }
         }
         let mut hooks = Hooks { go, replied, calls: Vec::new() };
-        let (exit, out) = run_meanwhile(Path::new("/bin/sh"), &[], script.as_bytes(), &mut hooks).unwrap();
+        let (exit, out) = run(Path::new("/bin/sh"), &[], script.as_bytes(), &mut hooks).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!((exit, out.as_slice()), (Exit::Code(0), &b"ran\n"[..]));
         assert_eq!(hooks.calls, ["started", "ran\n"]);
@@ -247,18 +244,18 @@ mod tests {
     #[test]
     fn large_stdin_goes_after_the_spawn() {
         let data = vec![b'x'; 200 << 10];
-        let (exit, out) = run(Path::new("/usr/bin/wc"), &[], &data).unwrap();
+        let (exit, out) = run(Path::new("/usr/bin/wc"), &[], &data, &mut ()).unwrap();
         assert!(exit.success());
         assert_eq!(String::from_utf8_lossy(&out).split_whitespace().last(), Some("204800"));
     }
 
     #[test]
     fn signals_and_missing_programs() {
-        let (exit, _) = run(Path::new("/bin/sh"), &[], b"kill -9 $$\n").unwrap();
+        let (exit, _) = run(Path::new("/bin/sh"), &[], b"kill -9 $$\n", &mut ()).unwrap();
         assert_eq!(exit, Exit::Signal(9, false));
         assert_eq!(exit.to_string(), "signal: 9 (SIGKILL)");
-        assert!(matches!(run(Path::new("/nonexistent/plugin"), &[], b""), Err(Error::Start(Errno::ENOENT))));
+        assert!(matches!(run(Path::new("/nonexistent/plugin"), &[], b"", &mut ()), Err(Error::Start(Errno::ENOENT))));
         let nul = [("CNI_ARGS", Some(OsStr::new("a\0b")))];
-        assert!(matches!(run(Path::new("/bin/true"), &nul, b""), Err(Error::Start(Errno::EINVAL))));
+        assert!(matches!(run(Path::new("/bin/true"), &nul, b"", &mut ()), Err(Error::Start(Errno::EINVAL))));
     }
 }
