@@ -196,12 +196,8 @@ fn build_one(list: &ConfList, plugin: &Map<String, Value>, prev: Option<&Value>,
     serde_json::to_vec(&conf).unwrap_or_default()
 }
 
-fn call(plugin: &Map<String, Value>, verb: &str, stdin: &[u8], rt: &Runtime) -> Result<Vec<u8>, CniError> {
-    call_meanwhile(plugin, verb, stdin, rt, &mut ())
-}
-
-/// `call`, doing `meanwhile`'s work while the plugin runs.
-fn call_meanwhile(
+/// Run `plugin` for `verb`, doing `meanwhile`'s work while it runs.
+fn call(
     plugin: &Map<String, Value>,
     verb: &str,
     stdin: &[u8],
@@ -240,7 +236,7 @@ fn add(list: &ConfList, rt: &Runtime) -> Result<Value, String> {
     for (i, plugin) in list.plugins.iter().enumerate() {
         work.last = i + 1 == list.plugins.len();
         let stdin = build_one(list, plugin, prev.as_ref(), rt);
-        let out = call_meanwhile(plugin, "ADD", &stdin, rt, &mut work)
+        let out = call(plugin, "ADD", &stdin, rt, &mut work)
             .map_err(|e| format!("{} failed (add): {e}", describe(plugin, &list.name)))?;
         let v = work
             .read
@@ -342,7 +338,7 @@ fn check(list: &ConfList, rt: &Runtime) -> Result<(), String> {
         cached_result(list, rt).map_err(|e| format!("failed to get network \"{}\" cached result: {e}", list.name))?;
     for plugin in &list.plugins {
         let stdin = build_one(list, plugin, prev.as_ref(), rt);
-        call(plugin, "CHECK", &stdin, rt)
+        call(plugin, "CHECK", &stdin, rt, &mut ())
             .map_err(|e| format!("{} failed (check): {e}", describe(plugin, &list.name)))?;
     }
     Ok(())
@@ -360,7 +356,7 @@ fn del(list: &ConfList, rt: &Runtime) -> Result<(), String> {
     };
     for plugin in list.plugins.iter().rev() {
         let stdin = build_one(list, plugin, prev.as_ref(), rt);
-        call(plugin, "DEL", &stdin, rt)
+        call(plugin, "DEL", &stdin, rt, &mut ())
             .map_err(|e| format!("{} failed (delete): {e}", describe(plugin, &list.name)))?;
     }
     cache::remove(&rt.cache_dir, &list.name, &rt.container_id, &rt.ifname);
@@ -406,7 +402,7 @@ fn gc(list: &ConfList, rt: &Runtime, valid: Option<&[Attachment]>) -> Result<(),
                 conf.insert("cni.dev/attachments".into(), a.clone());
             }
             let stdin = serde_json::to_vec(&conf).unwrap_or_default();
-            if let Err(e) = call(plugin, "GC", &stdin, rt) {
+            if let Err(e) = call(plugin, "GC", &stdin, rt, &mut ()) {
                 errors.push(format!("{} failed (gc): {e}", describe(plugin, &list.name)));
             }
         }
@@ -421,7 +417,7 @@ fn status(list: &ConfList, rt: &Runtime) -> Result<(), String> {
     }
     for plugin in &list.plugins {
         let stdin = build_one(list, plugin, None, rt);
-        call(plugin, "STATUS", &stdin, rt)
+        call(plugin, "STATUS", &stdin, rt, &mut ())
             .map_err(|e| format!("{} failed (status): {e}", describe(plugin, &list.name)))?;
     }
     Ok(())
