@@ -226,7 +226,7 @@ cleanup() {
     if [ -n "${BENCH_SAMPLES:-}" ]; then
         mkdir -p "$BENCH_SAMPLES" && cp -r "$W/s/." "$BENCH_SAMPLES/" || true
     fi
-    if mountpoint -q "$STATE" 2>/dev/null; then umount "$STATE" 2>/dev/null || umount -l "$STATE" 2>/dev/null || true; fi
+    if [ -n "${STATE:-}" ] && mountpoint -q "$STATE" 2>/dev/null; then umount "$STATE" 2>/dev/null || umount -l "$STATE" 2>/dev/null || true; fi
     rm -rf "$W"
     exit "$rc"
 }
