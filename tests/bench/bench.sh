@@ -19,7 +19,9 @@
 # It does not assert. Metrics whose applets cnibox does not have yet print "n/a".
 #
 # Everything runs inside throwaway "host" network namespaces: no bridge, veth or sysctl change
-# reaches the real host; IPAM state lives in a temporary directory; all is removed on exit.
+# reaches the real host; IPAM state and the result cache (CNI_CACHE_DIR) live on a journaled
+# ext4 image under a temporary directory, /run/cni on a tmpfs in a mount namespace of the run's
+# own; all is removed on exit.
 # Both sides are driven by the same runtime client, cnibox's cnitool applet, whose NETCONFPATH
 # points at a configuration resolving to the cnibox links or to the reference directory. Peak
 # RSS is that of the largest process of the call tree (GNU time, wait4 rusage).
@@ -147,6 +149,18 @@ fi
 # ---- setup -----------------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 command -v ip >/dev/null || die "needs ip (iproute2)"
+# The run has a mount namespace of its own, where /run/cni, which plugins write per call
+# (tuning's backups, cnibox's notes for portmap's and firewall's garbage collection), is a
+# tmpfs, as a node's /run is, and the machine's own /run/cni is left as it is; the node
+# namespaces the run makes are mounted only there, so they go with it however it ends.
+if [ -z "${BENCH_OWN_MOUNTS:-}" ] && command -v unshare >/dev/null; then
+    export BENCH_OWN_MOUNTS=1
+    exec unshare --mount --propagation private "$SELF" "$@"
+fi
+RUN_CNI="the machine's /run/cni"
+if [ "${BENCH_OWN_MOUNTS:-}" = 1 ] && mkdir -p /run/cni && mount -t tmpfs -o mode=0755,size=64m cnibox-bench /run/cni; then
+    RUN_CNI="a tmpfs of the run's own"
+fi
 QUICK=${BENCH_QUICK:-0}
 ONLY=${BENCH_ONLY:-}
 want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
@@ -192,29 +206,11 @@ mkdir -p "$W/s" "$W/conf" "$W/cnibox-bin"
 : >"$W/netns.list"
 : >"$W/metrics"
 
-# What the plugins and the runtime client keep between calls (host-local's leases, the client's
-# result cache) goes where a node keeps it, /var/lib/cni: on a journaled filesystem. On ext4
-# without a journal (as this project's development VM's root is), each new file's inode is found
-# by skipping every inode of its group deleted in the last minutes, and the benchmark deletes
-# them by the thousand: a cost no node pays, added alike to both sides' every ADD (0.27 ms per
-# bridge ADD after 2 000 deletions in each of the two directories). So the run keeps that state
-# on a journaled ext4 image of its own, loop-mounted under $W, or, where that cannot be had, in
-# $W itself.
-STATE=$W/state
-mkdir -p "$STATE"
-if command -v mkfs.ext4 >/dev/null && truncate -s 256M "$W/state.img" 2>/dev/null &&
-    mkfs.ext4 -q -F -j "$W/state.img" >/dev/null 2>&1 && mount -o loop "$W/state.img" "$STATE" 2>/dev/null; then
-    STATE_ON="a journaled ext4 image (loop-mounted)"
-else
-    rm -f "$W/state.img"
-    STATE_ON="$(findmnt -n -o FSTYPE --target "$W" 2>/dev/null || echo unknown) under $W"
-fi
-export CNI_CACHE_DIR=$STATE/cache
-log "leases and result cache on $STATE_ON"
-
 cleanup() {
     local rc=$?
-    trap - EXIT INT TERM
+    # A second interrupt must not cut the cleanup short.
+    trap - EXIT
+    trap '' INT TERM
     jobs -p | xargs -r kill 2>/dev/null || true
     if [ -s "$W/netns.list" ]; then
         sed 's/^/netns delete /' "$W/netns.list" >"$W/netns.del"
@@ -233,6 +229,30 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# What the plugins and the runtime client keep between calls (host-local's leases, the client's
+# result cache) goes where a node keeps it, /var/lib/cni: on a journaled filesystem. On ext4
+# without a journal (as this project's development VM's root is), each new file's inode is found
+# by skipping every inode of its group deleted in the last minutes, and the benchmark deletes
+# them by the thousand: a cost no node pays, added alike to both sides' every ADD (0.26 ms per
+# bridge ADD after 2 000 deletions in each of the two directories). So the run keeps that state
+# on a journaled ext4 image of its own, loop-mounted under $W, or, where that cannot be had, in
+# $W itself.
+STATE=$W/state
+mkdir -p "$STATE"
+if command -v mkfs.ext4 >/dev/null && truncate -s 256M "$W/state.img" 2>/dev/null &&
+    mkfs.ext4 -q -F -j "$W/state.img" >/dev/null 2>&1 && mount -o loop "$W/state.img" "$STATE" 2>/dev/null; then
+    STATE_ON="a journaled ext4 image (loop-mounted)"
+else
+    rm -f "$W/state.img"
+    STATE_ON="$(findmnt -n -o FSTYPE --target "$W" 2>/dev/null || echo unknown) under $W"
+    log "no journaled image for the leases and the result cache: they stay under $W"
+fi
+export CNI_CACHE_DIR=$STATE/cache
+if [ -n "${BENCH_CNITOOL:-}" ]; then
+    STATE_ON="$STATE_ON (leases; the result cache where $BENCH_CNITOOL keeps it)"
+fi
+log "leases and result cache on $STATE_ON; /run/cni on $RUN_CNI"
 
 mapfile -t APPLETS < <("$BIN" --list)
 for a in "${APPLETS[@]}"; do ln -s "$BIN" "$W/cnibox-bin/$a"; done
@@ -730,7 +750,7 @@ a_label=cnibox
     printf '  "quick": %s,\n  "reference_on_both_sides": %s,\n' "$([ "$QUICK" = 1 ] && echo true || echo false)" \
         "$([ "$REF_BOTH" = 1 ] && echo true || echo false)"
     printf '  "pod_ipv6": %s,\n' "$([ "$POD_IPV6" = on ] && echo true || echo false)"
-    printf '  "state_on": %s,\n' "$(json_str "$STATE_ON")"
+    printf '  "state_on": %s,\n  "run_cni_on": %s,\n' "$(json_str "$STATE_ON")" "$(json_str "$RUN_CNI")"
     printf '  "applets": [%s],\n' "$(for a in "${APPLETS[@]}"; do printf '"%s",' "$a"; done | sed 's/,$//')"
     printf '  "common_with_reference": [%s],\n' "$(for a in "${COMMON[@]}"; do printf '"%s",' "$a"; done | sed 's/,$//')"
     printf '  "metrics": [\n'
