@@ -64,19 +64,28 @@ impl Pending {
     /// entry as it would without.
     pub fn begin(dir: &Path) -> Option<Pending> {
         let results = dir.join("results");
-        make_dir(&results).ok()?;
-        let file = ufs::open(&results, OFlag::O_TMPFILE | OFlag::O_WRONLY, 0o600).ok()?;
-        Some(Pending { file, state: Fill::Empty })
+        // The directory is made only when it is not there yet (on every ADD but the first, a
+        // mkdir that finds it and a stat that checks it are two system calls for nothing).
+        let open = || ufs::open(&results, OFlag::O_TMPFILE | OFlag::O_WRONLY, 0o600);
+        let file = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                make_dir(&results).ok()?;
+                open()
+            }
+            opened => opened,
+        };
+        Some(Pending { file: file.ok()?, state: Fill::Empty })
     }
 
-    /// Write `entry` in the file, still unnamed. Once only: after a failed write the file is
-    /// spoiled (it may hold part of the entry), and `store` writes a file of its own.
-    pub fn fill(&mut self, entry: &Entry) {
-        if self.state != Fill::Empty {
-            return;
+    /// Write `entry` in the file, still unnamed; whether the file holds it. Once only: after a
+    /// failed write the file is spoiled (it may hold part of the entry), and `store` writes a
+    /// file of its own.
+    pub fn fill(&mut self, entry: &Entry) -> bool {
+        if self.state == Fill::Empty {
+            let written = serde_json::to_vec(entry).is_ok_and(|bytes| self.file.write_all(&bytes).is_ok());
+            self.state = if written { Fill::Filled } else { Fill::Spoiled };
         }
-        let written = serde_json::to_vec(entry).is_ok_and(|bytes| self.file.write_all(&bytes).is_ok());
-        self.state = if written { Fill::Filled } else { Fill::Spoiled };
+        self.state == Fill::Filled
     }
 
     /// Give the written file the name `to`: AT_EMPTY_PATH can be refused to a process without
@@ -115,10 +124,7 @@ pub fn store(dir: &Path, entry: &Entry, pending: Option<Pending>) -> Result<(), 
         })
     };
     if let Some(mut p) = pending
-        && {
-            p.fill(entry);
-            p.state == Fill::Filled
-        }
+        && p.fill(entry)
     {
         match p.link(&file) {
             Ok(()) => return Ok(()),
@@ -205,7 +211,7 @@ mod tests {
         // is stored, then one without a begun file: each readable, nothing else left.
         let mut filled = Pending::begin(&dir);
         if let Some(p) = filled.as_mut() {
-            p.fill(&entry("third"));
+            assert!(p.fill(&entry("third")));
             assert_eq!(p.state, Fill::Filled);
             assert!(names(&dir).is_empty(), "filled, still unnamed");
         }
