@@ -69,7 +69,7 @@ impl Pending {
         let open = || ufs::open(&results, OFlag::O_TMPFILE | OFlag::O_WRONLY, 0o600);
         let file = match open() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                make_dir(&results).ok()?;
+                ufs::make_dir(&results, 0o700).ok()?;
                 open()
             }
             opened => opened,
@@ -103,11 +103,6 @@ impl Pending {
     }
 }
 
-fn make_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
 /// Write atomically: a crash of the process never leaves a half-written entry. Not synced, as
 /// libcni does not sync it either: the attachments it describes do not outlive the node, and an
 /// entry a power loss emptied is ignored by DEL (`unusable cached result`). With a `pending`
@@ -137,7 +132,7 @@ pub fn store(dir: &Path, entry: &Entry, pending: Option<Pending>) -> Result<(), 
             Err(_) => {}
         }
     }
-    make_dir(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    ufs::make_dir(parent, 0o700).map_err(|e| format!("creating {}: {e}", parent.display()))?;
     let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
     let write = || -> std::io::Result<()> {
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;

@@ -57,7 +57,6 @@ use std::cell::RefCell;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
@@ -285,11 +284,7 @@ impl Store {
         let dir_fd = match open_dir() {
             Ok(f) => f,
             Err(_) => {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(&dir)
-                    .map_err(|e| IpamError::store("mkdir", &dir, e))?;
+                ufs::make_dir(&dir, 0o755).map_err(|e| IpamError::store("mkdir", &dir, e))?;
                 open_dir().map_err(|e| IpamError::store("open", &dir, e))?
             }
         };

@@ -317,13 +317,9 @@ fn save_backup(conf: &Conf, link: &Link, file: &Path, owner: Owner) -> Result<Ba
         allmulti: conf.allmulti.map(|_| link.allmulti),
         txqlen: conf.txqlen.map(|_| link.txqlen),
     };
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = file.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| bad(format!("failed to create backup directory: {e}")))?;
+        crate::util::fs::make_dir(dir, 0o700).map_err(|e| bad(format!("failed to create backup directory: {e}")))?;
     }
     let data = backup_json(&b)?;
     std::fs::OpenOptions::new()

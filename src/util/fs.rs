@@ -22,6 +22,13 @@ pub fn open_in(dir: impl AsFd, path: &Path, flags: OFlag, mode: u32) -> io::Resu
     Ok(File::from(fd))
 }
 
+/// Make the directory `dir`, and its missing parents, with `mode` (as `mkdir -p -m`: a
+/// directory already there is left as it is).
+pub fn make_dir(dir: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
+}
+
 /// The whole content of `path` (files of configs, caches and the kernel's parameters: small).
 /// Read until end of file into a buffer that doubles as it fills: std's `read_to_end` on a
 /// `File` first asks its size and position (fstat and lseek), two system calls more a file
